@@ -1,0 +1,216 @@
+"""Load a call's rules (rules/*.toml) into a typed, validated Call."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
+
+from mailbot.errors import MailbotError
+
+DEFAULT_RULES = Path("rules/anso2021.toml")
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)?\s*$", re.IGNORECASE)
+_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+
+
+class RulesError(MailbotError):
+    """A rules file that cannot be read or does not describe a call."""
+
+
+def parse_size(value: Any) -> int:
+    """Read a size such as 50MB or 1024 into bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 50MB")
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"expected a size such as 50MB, got {value!r}")
+    return int(float(match.group(1)) * _UNITS[(match.group(2) or "B").upper()])
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CallSection(_Section):
+    id: str
+    reference_prefix: str
+    name_zh: str
+    name_en: str
+    mailbox: str
+    timezone: str
+    timezone_label_zh: str = ""
+    timezone_label_en: str = ""
+    deadline: str
+
+    @field_validator("mailbox")
+    @classmethod
+    def _mailbox(cls, value: str) -> str:
+        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+            raise ValueError(f"expected an e-mail address, got {value!r}")
+        return value.lower()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline(cls, value: str) -> str:
+        _local_deadline(value)
+        return value
+
+
+class SubjectSection(_Section):
+    prefix: str
+    reply_prefixes: list[str] = []
+
+
+class NamingSection(_Section):
+    stem: str
+    institution_placeholder: str = "项目牵头单位名称"
+    pi_placeholder: str = "项目负责人姓名"
+
+    @field_validator("stem")
+    @classmethod
+    def _stem(cls, value: str) -> str:
+        for name in ("{institution}", "{pi}"):
+            if name not in value:
+                raise ValueError(f"the stem must contain {name}")
+        return value
+
+
+class AttachmentSection(_Section):
+    word_extensions: list[str]
+    pdf_extensions: list[str]
+    max_file_size: Size
+    max_total_size: Size
+
+    @field_validator("word_extensions", "pdf_extensions")
+    @classmethod
+    def _extensions(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one extension is needed")
+        for ext in value:
+            if not re.fullmatch(r"\.[A-Za-z0-9]+", ext):
+                raise ValueError(f"extensions look like .pdf, got {ext!r}")
+        return [ext.lower() for ext in value]
+
+
+class Call(_Section):
+    """One call for proposals: who writes where, by when, and how to name things."""
+
+    call: CallSection
+    subject: SubjectSection
+    naming: NamingSection
+    attachments: AttachmentSection
+    source: str = ""
+
+    @property
+    def id(self) -> str:
+        return self.call.id
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.call.timezone)
+
+    @property
+    def deadline(self) -> datetime:
+        """The last instant at which mail is still on time (aware)."""
+        return _local_deadline(self.call.deadline).replace(tzinfo=self.tz)
+
+    def stem(self, institution: str, pi: str) -> str:
+        """The file name stem both proposal files must carry."""
+        return self.naming.stem.format(institution=institution, pi=pi)
+
+    def expected_subject(self, institution: str, pi: str) -> str:
+        return f"{self.subject.prefix}：{self.stem(institution, pi)}"
+
+    def placeholder_subject(self) -> str:
+        return self.expected_subject(
+            self.naming.institution_placeholder, self.naming.pi_placeholder
+        )
+
+    def local(self, moment: datetime) -> datetime:
+        """A moment in the call's own time zone (Beijing time for ANSO)."""
+        return moment.astimezone(self.tz)
+
+    def local_text(self, moment: datetime) -> tuple[str, str]:
+        """A moment as the call's applicants read it: (Chinese, English)."""
+        stamp = self.local(moment).strftime("%Y-%m-%d %H:%M:%S")
+        zh = self.call.timezone_label_zh or self.call.timezone
+        en = self.call.timezone_label_en or self.call.timezone
+        return f"{stamp}（{zh}）", f"{stamp} ({en})"
+
+    def deadline_text(self) -> tuple[str, str]:
+        """The deadline as the call wrote it: (Chinese, English)."""
+        zh = self.call.timezone_label_zh or self.call.timezone
+        en = self.call.timezone_label_en or self.call.timezone
+        return f"{zh} {self.call.deadline}", f"{self.call.deadline} {en}"
+
+
+def _local_deadline(text: str) -> datetime:
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})[ T](\d{1,2}):(\d{2})", text.strip())
+    if not match:
+        raise ValueError(f"expected 'YYYY-MM-DD HH:MM', got {text!r}")
+    day = datetime.strptime(match.group(1), "%Y-%m-%d")
+    hour, minute = int(match.group(2)), int(match.group(3))
+    if hour == 24 and minute == 0:  # "24:00" is how Chinese calls write end of day
+        return day + timedelta(days=1)
+    if hour > 23 or minute > 59:
+        raise ValueError(f"no such time of day in {text!r}")
+    return day.replace(hour=hour, minute=minute)
+
+
+def normalise_name(text: str) -> str:
+    """How names are compared: NFKC, no white space, case folded."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(ch for ch in folded if not ch.isspace())
+
+
+def load_call(path: str | Path = DEFAULT_RULES) -> Call:
+    """Read and validate a rules file, or raise RulesError naming the file and key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RulesError(f"{path}: no such rules file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(f"{path}: cannot read rules file: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return Call.model_validate({**data, "source": str(path)})
+    except ValidationError as exc:
+        raise RulesError(f"{path}: {_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        loc = [str(item) for item in error["loc"]]
+        key = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else f"[{loc[0]}]"
+        if error["type"] == "missing":
+            parts.append(f"{key}: missing")
+        elif error["type"] == "extra_forbidden":
+            parts.append(f"{key}: unknown key")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            parts.append(f"{key}: {message}")
+    return "; ".join(parts)

@@ -1,0 +1,14 @@
+"""The root of mailbot's errors.
+
+Outcomes for a mail (accepted, needs correction, late, ignored) are verdicts,
+not exceptions. Exceptions are for the operator's mistakes and broken
+surroundings, and each one carries what the operator needs to fix it::
+
+    MailbotError
+     ├── RulesError      (mailbot.calls)   a rules file that cannot be used
+     └── ConfigError     (mailbot.config)  a settings file that cannot be used
+"""
+
+
+class MailbotError(Exception):
+    """Anything mailbot reports to its operator as a one-line error."""

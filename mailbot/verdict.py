@@ -1,0 +1,88 @@
+"""Problem and Verdict: what the checks say about one mail, as plain data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # the applicant must correct it
+    WARNING = "warning"  # accepted, but the secretariat should look
+    INFO = "info"  # recorded only
+
+
+class Status(StrEnum):
+    ACCEPTED = "accepted"
+    NEEDS_CORRECTION = "needs_correction"
+    LATE = "late"
+    IGNORED = "ignored"
+
+
+class Role(StrEnum):
+    WORD = "word"
+    PDF = "pdf"
+    SUPPORTING = "supporting"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding, in words for the applicant: Chinese first, then English."""
+
+    code: str
+    severity: Severity
+    zh: str
+    en: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.zh} {self.en}"
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "code": self.code,
+            "severity": str(self.severity),
+            "message": self.message,
+            "message_zh": self.zh,
+            "message_en": self.en,
+        }
+
+
+@dataclass(frozen=True)
+class AttachmentRole:
+    filename: str
+    role: Role
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: Status
+    received_at: datetime
+    institution: str | None
+    pi: str | None
+    problems: tuple[Problem, ...] = ()
+    attachments: tuple[AttachmentRole, ...] = field(default=())
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.ERROR)
+
+    def codes(self) -> list[str]:
+        return [p.code for p in self.problems]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": str(self.status),
+            "institution": self.institution,
+            "pi": self.pi,
+            "received_at": self.received_at.isoformat(),
+            "problems": [p.as_json() for p in self.problems],
+            "attachments": [
+                {"filename": a.filename, "role": str(a.role), "size": a.size, "sha256": a.sha256}
+                for a in self.attachments
+            ],
+        }

@@ -1,0 +1,54 @@
+"""Shared fixtures: the call's rules, and running `mailbot check` as a user does."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from mailbot.calls import Call, load_call
+from mailbot.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "rules" / "anso2021.toml"
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def call() -> Call:
+    return load_call(RULES)
+
+
+CheckRunner = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def check(tmp_path: Path) -> CheckRunner:
+    """Run `mailbot check FILE --json` on raw bytes; return the parsed JSON object."""
+
+    def run(raw: bytes, received_at: datetime | str | None = None) -> dict[str, Any]:
+        path = tmp_path / "mail.eml"
+        path.write_bytes(raw)
+        args = ["check", str(path), "--json", "--rules", str(RULES)]
+        if received_at is not None:
+            stamp = received_at if isinstance(received_at, str) else received_at.isoformat()
+            args += ["--received-at", stamp]
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        data: dict[str, Any] = json.loads(result.stdout)
+        return data
+
+    return run
+
+
+def codes(verdict: dict[str, Any]) -> list[str]:
+    return [p["code"] for p in verdict["problems"]]
+
+
+def roles(verdict: dict[str, Any]) -> dict[str, str]:
+    return {a["filename"]: a["role"] for a in verdict["attachments"]}
