@@ -1,0 +1,171 @@
+"""Settings: one documented schema, defaults in code, TOML on disk.
+
+Every key is documented in config.example.toml. Relative paths are read
+against the folder of the config file (or the working directory when no
+file is given). Secrets never live here: the config names the environment
+variable that holds each password.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from mailbot.errors import MailbotError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(MailbotError):
+    """A settings file that cannot be read or holds a wrong value."""
+
+
+def parse_duration(value: Any) -> float:
+    """Read a duration such as "10m", "30s" or 5 (seconds) into seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s or 10m")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"expected a duration such as 30s or 10m, got {value!r}")
+    return float(match.group(1)) * _SECONDS[match.group(2) or "s"]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Outcomes(_Section):
+    """Where processed mail goes in the mailbox, one folder per status."""
+
+    accepted: str = "mailbot/accepted"
+    needs_correction: str = "mailbot/needs-correction"
+    late: str = "mailbot/late"
+    ignored: str = "mailbot/ignored"
+
+    def folder(self, status: str) -> str:
+        return str(getattr(self, status))
+
+
+class ImapSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 993
+    security: Literal["ssl", "starttls", "plain"] = "ssl"
+    username: str = ""
+    password_env: str = "MAILBOT_IMAP_PASSWORD"
+    folders: list[str] = ["INBOX"]
+    batch_size: int = Field(default=25, ge=1)
+    idle: bool = True
+    idle_renew: Duration = 25 * 60.0
+    timeout: Duration = 60.0
+
+
+class MaildirSettings(_Section):
+    path: str = "var/Maildir"
+
+
+class SourceSettings(_Section):
+    kind: Literal["maildir", "imap"] = "maildir"
+    poll_interval: Duration = 30.0
+    after: Literal["move", "flag"] = "move"
+    flag: str = "$MailbotDone"
+    folders: Outcomes = Outcomes()
+    imap: ImapSettings = ImapSettings()
+    maildir: MaildirSettings = MaildirSettings()
+
+
+class SmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 587
+    security: Literal["ssl", "starttls", "plain"] = "starttls"
+    username: str = ""
+    password_env: str = "MAILBOT_SMTP_PASSWORD"
+    timeout: Duration = 30.0
+
+
+class ReplySettings(_Section):
+    transport: Literal["smtp", "outbox_dir"] = "outbox_dir"
+    outbox_dir: str = "var/outbox"
+    from_name: str = "ANSO Secretariat"
+    from_address: str = ""  # empty: the call's mailbox
+    per_sender_hourly_limit: int = Field(default=5, ge=0)
+    send_interval: Duration = 5.0
+    max_attempts: int = Field(default=20, ge=1)
+    backoff_initial: Duration = 30.0
+    backoff_max: Duration = 3600.0
+    smtp: SmtpSettings = SmtpSettings()
+
+
+class DigestSettings(_Section):
+    to: list[str] = []
+    at: str = "08:00"
+
+
+class Settings(_Section):
+    rules: str = "rules/anso2021.toml"
+    database_url: str = "sqlite:///var/mailbot.sqlite3"
+    store_dir: str = "var/store"
+    templates_dir: str = "templates"
+    source: SourceSettings = SourceSettings()
+    replies: ReplySettings = ReplySettings()
+    digest: DigestSettings = DigestSettings()
+    base_dir: str = "."
+
+    def path(self, value: str) -> Path:
+        """A path from the settings, read against the config file's folder."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else Path(self.base_dir) / path
+
+    def database(self) -> str:
+        """The database URL, with a relative SQLite path read like any other path."""
+        prefix = "sqlite:///"
+        url = self.database_url
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(self.path(rest))
+        return url
+
+
+def secret(env_name: str) -> str:
+    """A password from the environment variable the config names."""
+    value = os.environ.get(env_name)
+    if not value:
+        raise ConfigError(f"the environment variable {env_name} (a password) is not set")
+    return value
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from a TOML file (None: all defaults, paths from here)."""
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        base = path.resolve().parent
+    data.setdefault("base_dir", str(base))
+    data.update(overrides)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        where = path or "settings"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from None

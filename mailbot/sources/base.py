@@ -1,0 +1,76 @@
+"""The Mailbox protocol every source implements, and what a fetch yields."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from mailbot.errors import MailbotError
+
+
+class SourceError(MailbotError):
+    """The mailbox cannot be reached or refused an operation (worth a retry)."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far a folder has been processed: its UIDVALIDITY and the highest UID done."""
+
+    uidvalidity: int | None = None
+    last_uid: int = 0
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One mail as it sits in the mailbox, with its raw bytes and receipt time."""
+
+    folder: str
+    location: str  # unique in the source: "UIDVALIDITY:UID" (IMAP) or the file key (Maildir)
+    raw: bytes = field(repr=False)
+    received_at: datetime  # aware: IMAP INTERNALDATE, the Maildir file's time
+    uid: int | None = None
+    uidvalidity: int | None = None
+
+
+class Mailbox(Protocol):
+    """A source of mail. It fetches and files mail; it never judges it.
+
+    The caller keeps the cursor (in the database, in the same transaction as
+    the mails it covers) and passes it back; a source keeps no state of its
+    own beyond its connection.
+    """
+
+    name: str  # stored with each mail, e.g. "imap://user@host:993" or "maildir:/srv/mail"
+
+    def folders(self) -> list[str]:
+        """The folders to watch."""
+        ...
+
+    def uidvalidity(self, folder: str) -> int | None:
+        """The folder's UIDVALIDITY now (None where the source has none)."""
+        ...
+
+    def fetch_new(self, folder: str, cursor: Cursor) -> Iterator[list[Fetched]]:
+        """Mail newer than the cursor, oldest first, in batches; nothing is marked read.
+
+        When the folder's UIDVALIDITY differs from the cursor's, every mail in
+        the folder is yielded (the caller recognises what it already has).
+        """
+        ...
+
+    def settle(self, folder: str, items: list[tuple[str, str]]) -> None:
+        """File processed mail, given as (location, target folder) pairs: move each
+        to its target (created if missing), or, where the target is "", only flag
+        it as processed. A location whose UIDVALIDITY is no longer the folder's is
+        skipped: that mail comes back in the resynchronisation."""
+        ...
+
+    def wait(self, stop: threading.Event, timeout: float) -> bool:
+        """Block until new mail may have arrived (IMAP IDLE), ``timeout`` passes or
+        ``stop`` is set; True when the server announced news."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy models, transactions, and the content-addressed blob store."""

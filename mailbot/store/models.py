@@ -1,0 +1,199 @@
+"""The database: every mail, every submission and its versions, every reply."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: mailbot stores aware times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Mail(Base):
+    """Every mail that reached the mailbox, ignored ones too."""
+
+    __tablename__ = "mails"
+    __table_args__ = (UniqueConstraint("source", "location", name="uq_mails_source_location"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(255))
+    folder: Mapped[str] = mapped_column(String(255))
+    # Where the mail sat when fetched: "UIDVALIDITY:UID" for IMAP, the file key for Maildir.
+    location: Mapped[str] = mapped_column(String(512))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    raw_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    raw_size: Mapped[int] = mapped_column(Integer)
+    sender: Mapped[str | None] = mapped_column(String(320))
+    sender_name: Mapped[str] = mapped_column(Text, default="")
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    problems: Mapped[list[Any]] = mapped_column(default=list)
+    institution: Mapped[str | None] = mapped_column(Text)
+    pi: Mapped[str | None] = mapped_column(Text)
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), index=True)
+    settled: Mapped[bool] = mapped_column(Boolean, default=False)
+    settled_folder: Mapped[str | None] = mapped_column(String(255))
+
+    attachments: Mapped[list[Attachment]] = relationship(
+        back_populates="mail", order_by="Attachment.id", cascade="all, delete-orphan"
+    )
+    submission: Mapped[Submission | None] = relationship(back_populates="mails")
+    replies: Mapped[list[Reply]] = relationship(back_populates="mail", order_by="Reply.id")
+
+
+class Attachment(Base):
+    """A file as it came with a mail; its bytes live in the blob store under sha256."""
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mail_id: Mapped[int] = mapped_column(ForeignKey("mails.id"), index=True)
+    filename: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+    mail: Mapped[Mail] = relationship(back_populates="attachments")
+
+
+class Submission(Base):
+    """One proposal, keyed by (call, institution, PI), with a stable reference."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (
+        UniqueConstraint("call_id", "institution_key", "pi_key", name="uq_submissions_key"),
+        UniqueConstraint("call_id", "seq", name="uq_submissions_seq"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    institution: Mapped[str] = mapped_column(Text)
+    pi: Mapped[str] = mapped_column(Text)
+    institution_key: Mapped[str] = mapped_column(String(512))
+    pi_key: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    current_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    versions: Mapped[list[Version]] = relationship(
+        back_populates="submission", order_by="Version.number"
+    )
+    mails: Mapped[list[Mail]] = relationship(back_populates="submission", order_by="Mail.id")
+
+
+class Version(Base):
+    """What a submission was after one mail: new, a resubmission, or a completion."""
+
+    __tablename__ = "versions"
+    __table_args__ = (UniqueConstraint("submission_id", "number", name="uq_versions_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    mail_id: Mapped[int] = mapped_column(ForeignKey("mails.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # new, resubmission, completion
+    status: Mapped[str] = mapped_column(String(32))
+    problems: Mapped[list[Any]] = mapped_column(default=list)
+    files: Mapped[list[Any]] = mapped_column(default=list)  # [{filename, role, size, sha256}]
+    received_at: Mapped[datetime]
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    submission: Mapped[Submission] = relationship(back_populates="versions")
+    mail: Mapped[Mail] = relationship()
+
+
+class Reply(Base):
+    """A reply in the outbox: written with the verdict, sent by a separate job."""
+
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mail_id: Mapped[int | None] = mapped_column(ForeignKey("mails.id"), index=True)
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), index=True)
+    to_address: Mapped[str] = mapped_column(String(320), index=True)
+    template: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    subject: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column()  # the whole reply, built once when queued
+    # pending, sending, sent, uncertain (killed mid-send: not resent), suppressed, failed
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    mail: Mapped[Mail | None] = relationship(back_populates="replies")
+
+
+class FolderState(Base):
+    """Per mailbox folder: the UIDVALIDITY seen and the highest UID processed."""
+
+    __tablename__ = "folder_states"
+    __table_args__ = (UniqueConstraint("source", "folder", name="uq_folder_states_folder"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(255))
+    folder: Mapped[str] = mapped_column(String(255))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
