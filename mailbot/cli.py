@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -13,10 +14,16 @@ from typing import Any, TypeVar
 import click
 
 from mailbot import __version__
+from mailbot.app import App
 from mailbot.calls import DEFAULT_RULES, Call, load_call
 from mailbot.checks import judge
+from mailbot.config import load_settings
+from mailbot.daemon import Daemon
+from mailbot.demo import run_demo
 from mailbot.errors import MailbotError
 from mailbot.parsing import parse_message
+from mailbot.report import export, format_log, intake_log, show, unmatched_mails
+from mailbot.reprocess import reprocess
 from mailbot.verdict import Verdict
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,8 +64,130 @@ class IsoTime(click.ParamType):  # type: ignore[type-arg]
 
 @click.group()
 @click.version_option(__version__, prog_name="mailbot")
-def main() -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="MAILBOT_CONFIG",
+    help="Settings file (see config.example.toml); default: built-in defaults. "
+    "Also read from $MAILBOT_CONFIG.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log debugging detail.")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
     """mailbot: email intake for calls for proposals."""
+    ctx.obj = config_path
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # mail-parser logs every odd part it meets; its findings reach us as defects.
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
+    for noisy in ("apscheduler", "alembic", "imapclient"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _app(ctx: click.Context, **overrides: Any) -> App:
+    return App.build(load_settings(ctx.obj, **overrides))
+
+
+@main.command()
+@click.pass_context
+@one_line_errors
+def init(ctx: click.Context) -> None:
+    """Create the database schema, or upgrade it to this version of mailbot."""
+    app = _app(ctx)
+    revision = app.db.upgrade()
+    click.echo(f"database ready at revision {revision}")
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="One fetch and one send, then exit.")
+@click.pass_context
+@one_line_errors
+def run(ctx: click.Context, once: bool) -> None:
+    """Watch the mailbox, judge and record every mail, answer every applicant."""
+    daemon = Daemon(_app(ctx))
+    if once:
+        polled, sent = daemon.once()
+        click.echo(f"fetched: {polled.summary()}; replies: {sent}")
+    else:
+        daemon.run()
+
+
+@main.command("log")
+@click.pass_context
+@one_line_errors
+def log_command(ctx: click.Context) -> None:
+    """Print the intake log: one row per submission, then mail tied to none."""
+    app = _app(ctx)
+    app.db.check_schema()
+    with app.db.transaction() as session:
+        click.echo(
+            format_log(intake_log(session, app.call), unmatched_mails(session, app.call), app.call)
+        )
+
+
+@main.command("show")
+@click.argument("reference")
+@click.pass_context
+@one_line_errors
+def show_command(ctx: click.Context, reference: str) -> None:
+    """Print one submission with all its versions, mails and replies."""
+    app = _app(ctx)
+    app.db.check_schema()
+    with app.db.transaction() as session:
+        click.echo(show(session, app.call, reference))
+
+
+@main.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+@one_line_errors
+def export_command(ctx: click.Context, file: Path) -> None:
+    """Write the intake log to FILE.xlsx or FILE.csv, one row per submission."""
+    app = _app(ctx)
+    app.db.check_schema()
+    with app.db.transaction() as session:
+        rows = intake_log(session, app.call)
+    export(rows, file)
+    click.echo(f"{len(rows)} submissions written to {file}")
+
+
+@main.command("reprocess")
+@click.option("--reply", is_flag=True, help="Queue a reply for each mail whose verdict changed.")
+@click.pass_context
+@one_line_errors
+def reprocess_command(ctx: click.Context, reply: bool) -> None:
+    """Judge every stored mail again under the current rules (after a rules fix)."""
+    app = _app(ctx)
+    app.db.check_schema()
+    changed = reprocess(app, reply=reply)
+    click.echo(
+        f"{changed.total} mails judged again, {len(changed.changed)} verdicts changed"
+        + (f", {changed.replies} replies queued" if reply else "")
+    )
+    for line in changed.changed:
+        click.echo(f"  {line}")
+
+
+@main.command("demo")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo"),
+    show_default=True,
+    help="Where the demo writes its Maildir, database, store and outbox.",
+)
+@one_line_errors
+def demo_command(directory: Path) -> None:
+    """Run the whole pipeline on a sample Maildir of applicant mails; no server needed."""
+    root = logging.getLogger()
+    if not root.isEnabledFor(logging.DEBUG):  # the intake log below says it all; -v shows more
+        root.setLevel(logging.WARNING)
+    click.echo(run_demo(directory))
 
 
 @main.command()

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from email.message import Message as EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
 
-import mailparser  # type: ignore[import-untyped]
+import mailparser
 
 from mailbot.charsets import (
     decode_bytes,

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from mailbot.calls import Call, load_call
 from mailbot.cli import main
+from tests.servers import Dovecot, Postgres, SmtpSink
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules" / "anso2021.toml"
@@ -52,3 +54,38 @@ def codes(verdict: dict[str, Any]) -> list[str]:
 
 def roles(verdict: dict[str, Any]) -> dict[str, str]:
     return {a["filename"]: a["role"] for a in verdict["attachments"]}
+
+
+# Real servers on 127.0.0.1, started once per test session where they are slow to start.
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    with Dovecot() as server:
+        yield server
+
+
+@pytest.fixture
+def mailbox(dovecot: Dovecot) -> Dovecot:
+    # The server is shared by the session, so every test starts from an empty mailbox.
+    dovecot.clear()
+    return dovecot
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with Postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def database_url(postgres: Postgres) -> Iterator[str]:
+    url = postgres.create_database()
+    yield url
+    postgres.drop_database(sa.make_url(url).database or "")
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    with SmtpSink() as sink:
+        yield sink

@@ -553,7 +553,8 @@ service anvil {{
             names = [name for _flags, _sep, name in client.list_folders()]
             # Children before parents, or Dovecot refuses to delete the parent.
             for name in sorted(names, key=len, reverse=True):
-                if name.upper() != "INBOX":
+                # Dovecot removes a \Noselect parent together with its last child.
+                if name.upper() != "INBOX" and client.folder_exists(name):
                     client.delete_folder(name)
             client.select_folder("INBOX")
             uids = client.search("ALL")

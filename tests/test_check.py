@@ -389,3 +389,16 @@ def test_receipt_time_defaults_to_the_date_header(client: str, check: CheckRunne
         date=datetime(2021, 7, 28, 16, 30, tzinfo=BEIJING),
     )
     assert check(raw)["received_at"] == "2021-07-28T16:30:00+08:00"
+
+
+def test_several_signs_of_one_reason_make_one_problem(check: CheckRunner) -> None:
+    raw = build_mail(
+        "raw_utf8",
+        subject="Undelivered Mail Returned to Sender",
+        sender=("Mail Delivery System", "MAILER-DAEMON@mx.example.org"),
+        headers=[("Return-Path", "<>")],
+    )
+    verdict = check(raw, ON_TIME)
+    assert codes(verdict) == ["bounce"]
+    assert "MAILER-DAEMON" in verdict["problems"][0]["message"]
+    assert "Return-Path" in verdict["problems"][0]["message"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import smtplib
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -17,41 +16,6 @@ from imapclient.exceptions import (  # type: ignore[import-untyped]
 
 from tests import servers
 from tests.servers import Dovecot, MissingDependencyError, Postgres, SmtpSink
-
-# Example fixtures; they are meant to move to conftest.py.
-
-
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
-    with Dovecot() as server:
-        yield server
-
-
-@pytest.fixture
-def mailbox(dovecot: Dovecot) -> Dovecot:
-    # The server is shared by the session, so every test starts from an empty mailbox.
-    dovecot.clear()
-    return dovecot
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    with Postgres() as server:
-        yield server
-
-
-@pytest.fixture
-def database_url(postgres: Postgres) -> Iterator[str]:
-    url = postgres.create_database()
-    yield url
-    postgres.drop_database(sa.make_url(url).database or "")
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as sink:
-        yield sink
-
 
 CEST = timezone(timedelta(hours=2))
 

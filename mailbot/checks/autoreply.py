@@ -12,33 +12,42 @@ _DAEMONS = re.compile(r"^(mailer-daemon|postmaster)$", re.IGNORECASE)
 
 
 def check_autoreply(case: Case) -> Iterator[Problem]:
+    """One problem per reason, each naming every header that shows it."""
+    evidence: dict[str, list[str]] = {}
+    for code, why in _signs(case):
+        evidence.setdefault(code, []).append(why)
+    for code, whys in evidence.items():
+        yield _info(code, "; ".join(whys))
+
+
+def _signs(case: Case) -> Iterator[tuple[str, str]]:
     message = case.message
     auto_submitted = (message.header("auto-submitted") or "").split(";")[0].strip().lower()
     if auto_submitted and auto_submitted != "no":
-        yield _info("auto_reply", f"Auto-Submitted: {auto_submitted}")
+        yield ("auto_reply", f"Auto-Submitted: {auto_submitted}")
     for name in ("x-autoreply", "x-autorespond"):
         if message.header(name) is not None:
-            yield _info("auto_reply", f"{name}: {message.header(name)}")
+            yield ("auto_reply", f"{name}: {message.header(name)}")
 
     report_type = _report_type(case)
     if report_type == "delivery-status":
-        yield _info("bounce", "multipart/report; report-type=delivery-status")
+        yield ("bounce", "multipart/report; report-type=delivery-status")
     elif report_type is not None:
-        yield _info("auto_reply", f"multipart/report; report-type={report_type}")
+        yield ("auto_reply", f"multipart/report; report-type={report_type}")
     if message.sender and _DAEMONS.match(message.sender.rpartition("@")[0]):
-        yield _info("bounce", f"From: {message.sender}")
+        yield ("bounce", f"From: {message.sender}")
     return_path = message.header("return-path")
     if return_path is not None and re.fullmatch(r"<\s*>", return_path.strip()):
-        yield _info("bounce", "Return-Path: <>")
+        yield ("bounce", "Return-Path: <>")
 
     precedence = (message.header("precedence") or "").strip().lower()
     if precedence in ("bulk", "junk", "list"):
-        yield _info("bulk", f"Precedence: {precedence}")
+        yield ("bulk", f"Precedence: {precedence}")
     if message.header("list-id") is not None:
-        yield _info("bulk", f"List-Id: {message.header('list-id')}")
+        yield ("bulk", f"List-Id: {message.header('list-id')}")
 
     if message.sender is None:
-        yield _info("no_sender", f"From: {message.header('from') or '(none)'}")
+        yield ("no_sender", f"From: {message.header('from') or '(none)'}")
 
 
 def _report_type(case: Case) -> str | None:

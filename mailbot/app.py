@@ -1,0 +1,61 @@
+"""App: the one object built in main() and passed down (settings, call, database, store)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailbot.calls import Call, load_call
+from mailbot.config import Settings, secret
+from mailbot.replies.render import Renderer
+from mailbot.replies.sender import OutboxDirTransport, SmtpTransport, Transport
+from mailbot.sources.base import Mailbox
+from mailbot.store.blobs import BlobStore
+from mailbot.store.db import Database
+
+
+@dataclass
+class App:
+    settings: Settings
+    call: Call
+    db: Database
+    blobs: BlobStore
+    renderer: Renderer
+
+    @classmethod
+    def build(cls, settings: Settings) -> App:
+        return cls(
+            settings=settings,
+            call=load_call(settings.path(settings.rules)),
+            db=Database(settings.database()),
+            blobs=BlobStore(settings.path(settings.store_dir)),
+            renderer=Renderer(settings.path(settings.templates_dir)),
+        )
+
+    def open_mailbox(self) -> Mailbox:
+        source = self.settings.source
+        if source.kind == "imap":
+            from mailbot.sources.imap import ImapMailbox
+
+            password = secret(source.imap.password_env)
+            return ImapMailbox(source.imap, password, flag=source.flag)
+        from mailbot.sources.maildir import MaildirMailbox
+
+        return MaildirMailbox(self.settings.path(source.maildir.path), flag=source.flag)
+
+    def transport(self) -> Transport:
+        replies = self.settings.replies
+        if replies.transport == "smtp":
+            smtp = replies.smtp
+            password = secret(smtp.password_env) if smtp.username else None
+            return SmtpTransport(smtp, password)
+        return OutboxDirTransport(self.settings.path(replies.outbox_dir))
+
+    def target_folder(self, status: str) -> str:
+        """Where a mail of this status is filed; "" means flag it where it is."""
+        source = self.settings.source
+        return source.folders.folder(status) if source.after == "move" else ""
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.settings.path(self.settings.replies.outbox_dir)

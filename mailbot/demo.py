@@ -1,0 +1,266 @@
+"""`mailbot demo`: the whole pipeline on a sample Maildir, with SQLite and an outbox folder.
+
+The sample is a small slice of a real call's last week (July 2021): good
+proposals, misnamed files, a missing PDF later sent on its own, a corrected
+resubmission, a late one, an out-of-office reply and a bounce. Receipt times
+are the Maildir files' times, so the verdicts are the ones the call saw.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from mailbot.app import App
+from mailbot.config import load_settings
+from mailbot.daemon import Daemon
+from mailbot.errors import MailbotError
+from mailbot.report import format_log, intake_log, unmatched_mails
+from mailbot.sources.maildir import deliver
+
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+MAILBOX = "anso2021program@anso.org.cn"
+MARKER = ".mailbot-demo"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Sample:
+    when: datetime
+    sender: tuple[str, str]
+    subject: str
+    files: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    body: str = "尊敬的ANSO秘书处：\n\n附件是我们的合作专项建议书及合作协议，请查收。\n"
+    content_type: str = ""
+
+
+def _pdf(text: str) -> bytes:
+    """A small but well-formed one-page PDF."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = io.BytesIO(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(
+        b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    )
+    return out.getvalue()
+
+
+def _docx(lines: list[str]) -> bytes:
+    """A minimal Word document holding the given paragraphs."""
+    paragraphs = "".join(f"<w:p><w:r><w:t>{line}</w:t></w:r></w:p>" for line in lines)
+    main = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as docx:
+        docx.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/'
+            'package/2006/content-types"><Default Extension="rels" ContentType="application/'
+            'vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" '
+            'ContentType="application/xml"/><Override PartName="/word/document.xml" '
+            f'ContentType="{main}"/></Types>',
+        )
+        docx.writestr(
+            "_rels/.rels",
+            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.'
+            'org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.'
+            'openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+            'Target="word/document.xml"/></Relationships>',
+        )
+        docx.writestr(
+            "word/document.xml",
+            '<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.'
+            f'org/wordprocessingml/2006/main"><w:body>{paragraphs}</w:body></w:document>',
+        )
+    return buffer.getvalue()
+
+
+def _proposal(institution: str, pi: str, title: str) -> bytes:
+    return _docx([f"项目名称：{title}", f"牵头单位：{institution}", f"项目负责人：{pi}"])
+
+
+def samples() -> list[Sample]:
+    """The demo's mails, in the order the mailbox received them."""
+
+    def at(day: int, hour: int, minute: int) -> datetime:
+        return datetime(2021, 7, day, hour, minute, tzinfo=BEIJING)
+
+    ibcas, zhang = "中国科学院植物研究所", "张喆"
+    im, li = "中国科学院微生物研究所", "李娜"
+    iap, wang = "中国科学院大气物理研究所", "王堃"
+    sinh, chen = "中国科学院上海营养与健康研究所", "陈镕"
+    kiz, zhao = "中国科学院昆明动物研究所", "赵磊"
+    agreement = ("合作协议（签字版）.pdf", _pdf("cooperation agreement"))
+    return [
+        Sample(
+            at(19, 9, 12),
+            (zhang, "zhangzhe@ibcas.ac.cn"),
+            f"合作专项建议书：{ibcas}+{zhang}",
+            (
+                (f"{ibcas}+{zhang}.docx", _proposal(ibcas, zhang, "青藏高原作物耐旱基因资源挖掘")),
+                (f"{ibcas}+{zhang}.pdf", _pdf("signed and stamped")),
+                agreement,
+            ),
+        ),
+        Sample(
+            at(21, 15, 40),
+            (li, "lina@im.ac.cn"),
+            f"合作专项建议书：{im}+{li}",
+            (
+                ("建议书final.docx", _proposal(im, li, "土壤微生物与粮食安全")),
+                ("扫描件.pdf", _pdf("scan")),
+                agreement,
+            ),
+        ),
+        Sample(
+            at(23, 10, 5),
+            (wang, "wangkun@mail.iap.ac.cn"),
+            f"Re: 合作专项建议书：{iap}+{wang}",
+            (
+                (f"{iap}+{wang}.docx", _proposal(iap, wang, "亚洲季风区碳中和路径")),
+                ("Letter of commitment - University of Nairobi.pdf", _pdf("letter")),
+            ),
+        ),
+        Sample(
+            at(23, 17, 30),
+            (wang, "wangkun@mail.iap.ac.cn"),
+            f"合作专项建议书：{iap}+{wang}",
+            ((f"{iap}+{wang}（盖章版）.pdf", _pdf("signed and stamped")),),
+            body="秘书处老师好：\n\n补发签字盖章的 PDF 扫描件，请查收。\n",
+        ),
+        Sample(
+            at(24, 8, 55),
+            (li, "lina@im.ac.cn"),
+            f"回复：合作专项建议书：{im}+{li}",
+            (
+                (f"{im}+{li}.docx", _proposal(im, li, "土壤微生物与粮食安全")),
+                (f"{im}+{li}.pdf", _pdf("signed and stamped")),
+                agreement,
+            ),
+        ),
+        Sample(
+            at(26, 11, 20),
+            (zhao, "zhaolei@mail.kiz.ac.cn"),
+            f"建议书-{kiz}-{zhao}",
+            (
+                (f"{kiz}+{zhao}.docx", _proposal(kiz, zhao, "跨境野生动物疫病监测")),
+                (f"{kiz}+{zhao}.pdf", _pdf("signed and stamped")),
+                agreement,
+            ),
+        ),
+        Sample(
+            at(27, 9, 0),
+            ("Ahmed Khan", "ahmed.khan@example.edu.pk"),
+            f"Automatic reply: 合作专项建议书：{ibcas}+{zhang}",
+            headers=(("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All")),
+            body="I am out of the office until 2 August with limited access to e-mail.\n",
+        ),
+        Sample(
+            at(28, 14, 2),
+            ("Mail Delivery System", "MAILER-DAEMON@mx.example.org"),
+            "Undelivered Mail Returned to Sender",
+            headers=(("Return-Path", "<>"),),
+            body="This is the mail system at host mx.example.org.\n\nI'm sorry to have to "
+            "inform you that your message could not be delivered.\n",
+        ),
+        Sample(
+            at(31, 8, 12),
+            (chen, "chenrong@sinh.ac.cn"),
+            f"合作专项建议书：{sinh}+{chen}",
+            (
+                (f"{sinh}+{chen}.docx", _proposal(sinh, chen, "膳食干预与慢病防控")),
+                (f"{sinh}+{chen}.pdf", _pdf("signed and stamped")),
+                agreement,
+            ),
+        ),
+    ]
+
+
+def build(sample: Sample) -> bytes:
+    message = EmailMessage()
+    name, address = sample.sender
+    message["From"] = f"{name} <{address}>"
+    message["To"] = MAILBOX
+    message["Subject"] = sample.subject
+    message["Date"] = format_datetime(sample.when)
+    message["Message-ID"] = make_msgid(domain=address.rpartition("@")[2])
+    for key, value in sample.headers:
+        message[key] = value
+    message.set_content(sample.body)
+    for filename, data in sample.files:
+        kind = (
+            ("application", "pdf")
+            if filename.endswith(".pdf")
+            else ("application", "vnd.openxmlformats-officedocument.wordprocessingml.document")
+        )
+        message.add_attachment(data, maintype=kind[0], subtype=kind[1], filename=filename)
+    return message.as_bytes()
+
+
+def run_demo(directory: Path) -> str:
+    """Write the sample Maildir, run the pipeline once, and return the intake log."""
+    if directory.exists():
+        if not (directory / MARKER).exists():
+            raise MailbotError(
+                f"{directory} exists and is not a mailbot demo: choose another --dir"
+            )
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    (directory / MARKER).write_text("written by mailbot demo; removed by the next demo run\n")
+    for sample in samples():
+        deliver(directory / "Maildir", build(sample), sample.when)
+    here = Path.cwd()
+    root = here if (here / "rules").is_dir() else PACKAGE_ROOT
+    config = directory / "mailbot.toml"
+    config.write_text(
+        "# Settings of the demo; paths are read against this file's folder.\n"
+        f'rules = "{(root / "rules" / "anso2021.toml").as_posix()}"\n'
+        f'templates_dir = "{(root / "templates").as_posix()}"\n'
+        'database_url = "sqlite:///mailbot.sqlite3"\n'
+        'store_dir = "store"\n\n'
+        '[source]\nkind = "maildir"\n\n[source.maildir]\npath = "Maildir"\n\n'
+        '[replies]\ntransport = "outbox_dir"\noutbox_dir = "outbox"\n',
+        encoding="utf-8",
+    )
+    app = App.build(load_settings(config))
+    app.db.upgrade()
+    polled, sent = Daemon(app).once()
+    with app.db.transaction() as session:
+        log = format_log(
+            intake_log(session, app.call), unmatched_mails(session, app.call), app.call
+        )
+    outbox = sorted(app.outbox_dir.glob("*.eml"))
+    return "\n".join(
+        [
+            f"demo: {len(samples())} applicant mails delivered to {directory / 'Maildir'}",
+            f"fetched: {polled.summary()}",
+            f"replies: {sent}; {len(outbox)} written to {directory / 'outbox'}",
+            "",
+            log,
+            "",
+            "Look closer:",
+            f"  mailbot --config {config} show ANSO2021-0002",
+            f"  mailbot --config {config} export {directory / 'intake.xlsx'}",
+        ]
+    )

@@ -1,0 +1,299 @@
+"""The intake: fetch, parse, judge, store, queue the reply, file the mail.
+
+One transaction per mail records the mail, its verdict, its submission
+version, its reply in the outbox and the folder's cursor together, after the
+raw bytes and attachments are safely in the blob store. Only then is the
+mail moved or flagged in the mailbox, so a crash at any point loses nothing
+and a rerun finds nothing to do twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.app import App
+from mailbot.checks import judge
+from mailbot.parsing import Message, parse_message
+from mailbot.replies.context import reply_context
+from mailbot.replies.outbox import queue_reply
+from mailbot.sources.base import Cursor, Fetched, Mailbox
+from mailbot.store.models import Attachment, FolderState, Mail, utcnow
+from mailbot.submissions import Outcome, problems_json, record
+from mailbot.verdict import Problem, Severity, Status, Verdict
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 50
+
+
+@dataclass
+class PollReport:
+    """What one poll did, for the log and for `run --once`."""
+
+    new: int = 0
+    known: int = 0
+    failed: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
+        return (
+            f"{self.new} new ({parts or 'none'}), {self.known} already recorded, "
+            f"{self.failed} failed"
+        )
+
+
+def poll(
+    app: App,
+    mailbox: Mailbox,
+    stop: threading.Event | None = None,
+    on_mail: Callable[[Mail], None] | None = None,
+) -> PollReport:
+    """Process every new mail in every watched folder; return what was done."""
+    report = PollReport()
+    for folder in mailbox.folders():
+        settle_pending(app, mailbox, folder)
+        cursor = load_cursor(app, mailbox.name, folder)
+        now_validity = mailbox.uidvalidity(folder)
+        if cursor.uidvalidity is not None and now_validity != cursor.uidvalidity:
+            log.warning(
+                "%s %s: UIDVALIDITY changed from %s to %s; resynchronising by Message-ID and hash",
+                mailbox.name,
+                folder,
+                cursor.uidvalidity,
+                now_validity,
+            )
+        for batch in mailbox.fetch_new(folder, cursor):
+            done: list[tuple[str, str]] = []
+            halted = False
+            for item in batch:
+                if stop is not None and stop.is_set():
+                    halted = True
+                    break
+                status = process(app, mailbox.name, item, report, on_mail)
+                if status is None:  # not stored: leave it in the mailbox for the next poll
+                    halted = True
+                    break
+                done.append((item.location, app.target_folder(status)))
+                if report.new and report.new % PROGRESS_EVERY == 0 and status:
+                    log.info("backlog: %s so far", report.summary())
+            if done:
+                mailbox.settle(folder, done)
+                mark_settled(app, mailbox.name, done)
+            if halted:
+                return report
+    return report
+
+
+def process(
+    app: App,
+    source: str,
+    item: Fetched,
+    report: PollReport | None = None,
+    on_mail: Callable[[Mail], None] | None = None,
+) -> str | None:
+    """Record one fetched mail; return its status, or None when it could not be stored."""
+    report = report if report is not None else PollReport()
+    with app.db.transaction() as session:
+        known = session.scalar(
+            select(Mail.status).where(Mail.source == source, Mail.location == item.location)
+        )
+    if known is not None:
+        report.known += 1
+        return known
+    raw_sha256 = hashlib.sha256(item.raw).hexdigest()
+    try:
+        message = parse_message(item.raw)
+        verdict = judge(message, app.call, item.received_at)
+    except Exception:  # the per-mail boundary: keep the mail, let a person read it
+        log.exception("%s %s: cannot judge this mail; recorded for a person", source, item.location)
+        message = parse_message(b"")
+        verdict = _unjudged(app, item)
+    try:
+        app.blobs.put(item.raw, raw_sha256)
+        for attachment in message.attachments:
+            app.blobs.put(attachment.data, attachment.sha256)
+        with app.db.transaction() as session:
+            mail, fresh = _store(app, session, source, item, raw_sha256, message, verdict)
+            status = mail.status
+        if on_mail is not None and fresh:
+            on_mail(mail)
+    except Exception as exc:  # disk or database trouble: the mail stays in the mailbox
+        log.error(
+            "%s %s: not stored (%s: %s); it stays in the mailbox and is retried",
+            source,
+            item.location,
+            type(exc).__name__,
+            exc,
+        )
+        report.failed += 1
+        return None
+    if not fresh:
+        report.known += 1
+        return status
+    report.new += 1
+    report.statuses[status] += 1
+    return status
+
+
+def _unjudged(app: App, item: Fetched) -> Verdict:
+    problem = Problem(
+        "unjudged",
+        Severity.INFO,
+        "mailbot 无法判断这封邮件，需由工作人员阅读。",
+        "mailbot could not judge this mail; a person must read it.",
+    )
+    return Verdict(Status.IGNORED, app.call.local(item.received_at), None, None, (problem,))
+
+
+def _store(
+    app: App,
+    session: Session,
+    source: str,
+    item: Fetched,
+    raw_sha256: str,
+    message: Message,
+    verdict: Verdict,
+) -> tuple[Mail, bool]:
+    """Record the mail unless it is already recorded; True when it is new."""
+    _advance_cursor(session, source, item)
+    # The same mail seen again under a new UIDVALIDITY (or delivered twice):
+    # recognised by Message-ID and the hash of its bytes, never processed twice.
+    twin = session.scalar(
+        select(Mail).where(
+            Mail.source == source,
+            Mail.raw_sha256 == raw_sha256,
+            Mail.message_id == message.message_id,
+        )
+    )
+    if twin is not None and message.message_id is not None:
+        log.info("%s %s: already recorded as mail %s", source, item.location, twin.id)
+        twin.location, twin.uid, twin.uidvalidity = item.location, item.uid, item.uidvalidity
+        twin.folder, twin.settled = item.folder, False
+        return twin, False
+    mail = Mail(
+        call_id=app.call.id,
+        source=source,
+        folder=item.folder,
+        location=item.location,
+        uid=item.uid,
+        uidvalidity=item.uidvalidity,
+        message_id=message.message_id,
+        raw_sha256=raw_sha256,
+        raw_size=len(item.raw),
+        sender=message.sender,
+        sender_name=message.sender_name,
+        reply_to=message.reply_to,
+        subject=message.subject,
+        received_at=item.received_at,
+        status=str(verdict.status),
+        problems=problems_json(verdict),
+        institution=verdict.institution,
+        pi=verdict.pi,
+        attachments=[
+            Attachment(
+                filename=a.filename,
+                content_type=a.content_type,
+                size=a.size,
+                sha256=a.sha256,
+                role=str(role.role),
+            )
+            for a, role in zip(message.attachments, verdict.attachments, strict=True)
+        ],
+    )
+    session.add(mail)
+    session.flush()
+    outcome = record(session, app.call, app.blobs, mail, message, verdict)
+    queue_answer(app, session, mail, message, outcome)
+    log.info(
+        "%s %s from %s %r: %s%s",
+        item.folder,
+        item.location,
+        message.sender or "?",
+        message.subject[:80],
+        outcome.verdict.status,
+        f" {outcome.submission.reference}" if outcome.submission else "",
+    )
+    return mail, True
+
+
+def queue_answer(
+    app: App, session: Session, mail: Mail, message: Message, outcome: Outcome
+) -> None:
+    status = outcome.verdict.status
+    recipient = message.reply_to or message.sender
+    if status is Status.IGNORED or recipient is None:
+        return
+    context = reply_context(app.call, message, outcome)
+    subject, body = app.renderer.render(str(status), context)
+    queue_reply(
+        session,
+        settings=app.settings.replies,
+        call=app.call,
+        to_address=recipient,
+        template=str(status),
+        subject=subject,
+        body=body,
+        in_reply_to=message.message_id,
+        references=message.references,
+        mail_id=mail.id,
+        submission_id=outcome.submission.id if outcome.submission else None,
+        now=utcnow(),
+    )
+
+
+def _advance_cursor(session: Session, source: str, item: Fetched) -> None:
+    if item.uid is None:
+        return
+    state = session.scalar(
+        select(FolderState).where(FolderState.source == source, FolderState.folder == item.folder)
+    )
+    if state is None:
+        state = FolderState(source=source, folder=item.folder, uidvalidity=None, last_uid=0)
+        session.add(state)
+    if state.uidvalidity != item.uidvalidity:
+        state.uidvalidity, state.last_uid = item.uidvalidity, item.uid
+    else:
+        state.last_uid = max(state.last_uid, item.uid)
+
+
+def load_cursor(app: App, source: str, folder: str) -> Cursor:
+    with app.db.transaction() as session:
+        state = session.scalar(
+            select(FolderState).where(FolderState.source == source, FolderState.folder == folder)
+        )
+        return Cursor(state.uidvalidity, state.last_uid) if state else Cursor()
+
+
+def mark_settled(app: App, source: str, done: list[tuple[str, str]]) -> None:
+    with app.db.transaction() as session:
+        for location, target in done:
+            mail = session.scalar(
+                select(Mail).where(Mail.source == source, Mail.location == location)
+            )
+            if mail is not None:
+                mail.settled, mail.settled_folder = True, target or None
+
+
+def settle_pending(app: App, mailbox: Mailbox, folder: str) -> None:
+    """File mail that was recorded but not yet moved (the process stopped in between)."""
+    with app.db.transaction() as session:
+        rows = session.execute(
+            select(Mail.location, Mail.status).where(
+                Mail.source == mailbox.name, Mail.folder == folder, Mail.settled.is_(False)
+            )
+        ).all()
+    if not rows:
+        return
+    done = [(location, app.target_folder(status)) for location, status in rows]
+    log.info("%s %s: filing %d mails recorded before a stop", mailbox.name, folder, len(done))
+    mailbox.settle(folder, done)
+    mark_settled(app, mailbox.name, done)

@@ -1,0 +1,35 @@
+"""What a reply template is told about one judged mail and its submission."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mailbot.calls import Call
+from mailbot.parsing import Message
+from mailbot.replies.render import verdict_context
+from mailbot.submissions import Outcome
+
+
+def reply_context(call: Call, message: Message, outcome: Outcome) -> dict[str, Any]:
+    """The template variables (templates/README.md) for the reply to ``message``."""
+    context = verdict_context(call, outcome.verdict)
+    # `files` lists what this mail brought; a completion's verdict covers more.
+    roles = {a.sha256: str(a.role) for a in outcome.verdict.attachments}
+    context["files"] = [
+        {
+            "filename": a.filename,
+            "role": roles.get(a.sha256, "supporting"),
+            "size": a.size,
+            "sha256": a.sha256,
+        }
+        for a in message.attachments
+    ]
+    submission, version = outcome.submission, outcome.version
+    context.update(
+        reference=submission.reference if submission is not None else None,
+        version=version.number if version is not None else None,
+        kind=outcome.kind,
+        replaces_version=outcome.replaces,
+        files_on_record=version.files if version is not None else [],
+    )
+    return context

@@ -1,0 +1,355 @@
+"""The IMAP source: a mailbox on a server, read with imapclient, filed with MOVE or flags."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from typing import Any
+
+from imapclient import DELETED, IMAPClient  # type: ignore[import-untyped]
+from imapclient.exceptions import (  # type: ignore[import-untyped]
+    IMAPClientAbortError,
+    IMAPClientError,
+)
+
+from mailbot.config import ImapSettings
+from mailbot.sources.base import Cursor, Fetched, SourceError
+
+log = logging.getLogger(__name__)
+
+# How often a wait in IDLE looks at `stop`: a stop request is honoured within this.
+IDLE_STEP = 0.5
+
+_FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE"]
+
+
+def server_folder(name: str, delimiter: str | None, prefix: str = "") -> str:
+    """The server's name for a folder written with "/" between levels.
+
+    A level that itself holds the server's delimiter becomes two levels there.
+    """
+    if name.upper() == "INBOX":
+        return "INBOX"
+    server = name.replace("/", delimiter) if delimiter else name
+    # Servers such as Courier keep every folder under "INBOX."; CREATE elsewhere fails.
+    if prefix and not server.upper().startswith(prefix.upper()):
+        server = prefix + server
+    return server
+
+
+def parse_location(location: str) -> tuple[int, int]:
+    """UIDVALIDITY and UID from a location written by fetch_new."""
+    validity, sep, uid = location.partition(":")
+    if not sep or not validity.isdigit() or not uid.isdigit():
+        raise ValueError(f"not an IMAP location (UIDVALIDITY:UID): {location!r}")
+    return int(validity), int(uid)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _aware_utc(value: datetime) -> datetime:
+    # With normalise_times off imapclient keeps the server's zone; a naive value
+    # would only come from a changed default and then means local time.
+    return value.astimezone(UTC)
+
+
+class ImapMailbox:
+    """An IMAP account: one connection, opened when first needed and reopened after a drop."""
+
+    def __init__(self, settings: ImapSettings, password: str, *, flag: str = "$MailbotDone"):
+        self.settings = settings
+        self.flag = flag
+        self.name = f"imap://{settings.username}@{settings.host}:{settings.port}"
+        self._password = password
+        self._client: Any = None
+        self._selected: tuple[str, int] | None = None  # (folder, UIDVALIDITY)
+        self._layout: tuple[str | None, str] | None = None  # (delimiter, personal prefix)
+        self._existing: set[str] = set()
+        # Per folder, the UIDVALIDITY and UIDNEXT the last fetch_new covered: mail
+        # arriving before the IDLE starts raises no EXISTS, but shows in UIDNEXT.
+        self._covered: dict[str, tuple[int, int]] = {}
+
+    # -- the Mailbox protocol -------------------------------------------------
+
+    def folders(self) -> list[str]:
+        return list(self.settings.folders) or ["INBOX"]
+
+    def uidvalidity(self, folder: str) -> int | None:
+        with self._talking(f"opening {folder}"):
+            return self._select(self._connect(), folder, readonly=True)
+
+    def fetch_new(self, folder: str, cursor: Cursor) -> Iterator[list[Fetched]]:
+        with self._talking(f"searching {folder}"):
+            client = self._connect()
+            validity, uidnext = self._select_status(client, folder, readonly=True)
+            if cursor.uidvalidity == validity:
+                # "UID n:*" always matches the newest mail, even when its UID is below n.
+                found = client.search(["UID", f"{cursor.last_uid + 1}:*"])
+                uids = sorted(int(uid) for uid in found if int(uid) > cursor.last_uid)
+            else:
+                uids = sorted(int(uid) for uid in client.search("ALL"))
+            self._covered[folder] = (validity, max(uidnext, uids[-1] + 1 if uids else 0))
+        size = self.settings.batch_size
+        for start in range(0, len(uids), size):
+            chunk = uids[start : start + size]
+            with self._talking(f"fetching from {folder}"):
+                client = self._connect()
+                # The caller may have used the connection between batches (settle,
+                # another folder, a reconnect); the UIDs only mean something here.
+                moved_on = self._selected != (folder, validity)
+                if moved_on and self._select(client, folder, readonly=True) != validity:
+                    log.info("%s %s: UIDVALIDITY changed during a fetch", self.name, folder)
+                    return
+                batch = self._fetch(client, folder, validity, chunk)
+            if batch:
+                yield batch
+
+    def settle(self, folder: str, items: list[tuple[str, str]]) -> None:
+        if not items:
+            return
+        wanted = [(*parse_location(location), target) for location, target in items]
+        with self._talking(f"filing mail in {folder}"):
+            client = self._connect()
+            validity = self._select(client, folder, readonly=False)
+            by_target: dict[str, list[int]] = {}
+            for item_validity, uid, target in wanted:
+                if item_validity == validity:
+                    by_target.setdefault(target, []).append(uid)
+                else:
+                    log.info(
+                        "%s %s: UID %s is from UIDVALIDITY %s, now %s; left in place",
+                        self.name,
+                        folder,
+                        uid,
+                        item_validity,
+                        validity,
+                    )
+            source = self._server_folder(client, folder)
+            for target, uids in by_target.items():
+                # A move into the folder itself would give the mail a new UID, and it
+                # would come back as new: flag it instead.
+                if not target or self._server_folder(client, target) == source:
+                    client.add_flags(uids, [self.flag], silent=True)
+                else:
+                    self._move(client, uids, target)
+
+    def wait(self, stop: threading.Event, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        if stop.is_set():
+            return False
+        if self.settings.idle:
+            folder = self.folders()[0]
+            with self._talking(f"waiting for mail in {folder}"):
+                client = self._connect()
+                if client.has_capability("IDLE"):
+                    now = self._select_status(client, folder, readonly=True)
+                    covered = self._covered.get(folder)
+                    if covered is not None and (now[0] != covered[0] or now[1] > covered[1]):
+                        return True
+                    return self._idle(client, stop, deadline)
+        stop.wait(max(0.0, deadline - time.monotonic()))
+        return False
+
+    def close(self) -> None:
+        client = self._client
+        self._forget()
+        if client is None:
+            return
+        try:
+            client.logout()
+        except (OSError, IMAPClientError) as exc:
+            log.debug("%s: logout failed (%s); closing the socket", self.name, _one_line(exc))
+            with suppress(OSError):
+                client.shutdown()
+
+    # -- the connection -------------------------------------------------------
+
+    @contextmanager
+    def _talking(self, doing: str) -> Iterator[None]:
+        """Turn a failed exchange into SourceError and drop the connection it broke."""
+        try:
+            yield
+        except (OSError, IMAPClientError) as exc:
+            self._drop()
+            raise SourceError(f"{self.name}: {doing}: {_one_line(exc)}") from exc
+        except BaseException:
+            # Whatever else happened, the connection may be mid-command or in IDLE.
+            self._drop()
+            raise
+
+    def _connect(self) -> Any:
+        if self._client is not None:
+            return self._client
+        s = self.settings
+        context = ssl.create_default_context() if s.security != "plain" else None
+        client = IMAPClient(
+            s.host, port=s.port, ssl=s.security == "ssl", ssl_context=context, timeout=s.timeout
+        )
+        try:
+            if s.security == "starttls":
+                client.starttls(context)
+            client.login(s.username, self._password)
+        except BaseException:
+            with suppress(OSError):
+                client.shutdown()
+            raise
+        # Keep INTERNALDATE's zone instead of a naive local time.
+        client.normalise_times = False
+        self._client = client
+        return client
+
+    def _forget(self) -> None:
+        self._client = None
+        self._selected = None
+        self._layout = None
+        self._existing = set()
+
+    def _drop(self) -> None:
+        client = self._client
+        self._forget()
+        if client is not None:
+            # The connection is already broken; closing it can only fail the same way.
+            with suppress(OSError, IMAPClientError):
+                client.shutdown()
+
+    # -- folders --------------------------------------------------------------
+
+    def _server_folder(self, client: Any, folder: str) -> str:
+        if self._layout is None:
+            delimiter: str | None = None
+            prefix = ""
+            if client.has_capability("NAMESPACE"):
+                personal = client.namespace().personal
+                if personal:
+                    prefix, delimiter = personal[0]
+            else:
+                # LIST "" "" answers with the hierarchy delimiter alone.
+                for _flags, sep, _name in client.list_folders("", ""):
+                    delimiter = sep.decode() if isinstance(sep, bytes) else sep
+            self._layout = (delimiter, prefix or "")
+        return server_folder(folder, *self._layout)
+
+    def _select(self, client: Any, folder: str, *, readonly: bool) -> int:
+        return self._select_status(client, folder, readonly=readonly)[0]
+
+    def _select_status(self, client: Any, folder: str, *, readonly: bool) -> tuple[int, int]:
+        """Select a folder; return its UIDVALIDITY and UIDNEXT (0 where not told)."""
+        self._selected = None
+        response = client.select_folder(self._server_folder(client, folder), readonly=readonly)
+        validity = int(response[b"UIDVALIDITY"])
+        self._selected = (folder, validity)
+        return validity, int(response.get(b"UIDNEXT", 0))
+
+    def _ensure_folder(self, client: Any, folder: str) -> str:
+        name = self._server_folder(client, folder)
+        if name in self._existing or client.folder_exists(name):
+            self._existing.add(name)
+            return name
+        try:
+            client.create_folder(name)
+        except IMAPClientAbortError:
+            raise
+        except IMAPClientError:
+            # Another client may have created it meanwhile; only a real refusal counts.
+            if not client.folder_exists(name):
+                raise
+        else:
+            client.subscribe_folder(name)
+        self._existing.add(name)
+        return name
+
+    def _move(self, client: Any, uids: list[int], folder: str) -> None:
+        name = self._ensure_folder(client, folder)
+        if client.has_capability("MOVE"):
+            client.move(uids, name)
+            return
+        client.copy(uids, name)
+        client.add_flags(uids, [DELETED], silent=True)
+        if client.has_capability("UIDPLUS"):
+            client.uid_expunge(uids)
+        else:
+            # Without UIDPLUS, EXPUNGE also removes mail someone else marked \Deleted.
+            client.expunge()
+
+    # -- fetching -------------------------------------------------------------
+
+    def _fetch(self, client: Any, folder: str, validity: int, uids: list[int]) -> list[Fetched]:
+        response = client.fetch(uids, _FETCH_ITEMS)
+        batch: list[Fetched] = []
+        for uid in uids:
+            data = response.get(uid, {})
+            # BODY.PEEK[] is answered as BODY[]; a mail expunged since the search is absent.
+            raw = data.get(b"BODY[]")
+            received = data.get(b"INTERNALDATE")
+            if not isinstance(raw, bytes) or not isinstance(received, datetime):
+                log.info("%s %s: UID %s vanished before it was fetched", self.name, folder, uid)
+                continue
+            batch.append(
+                Fetched(
+                    folder=folder,
+                    location=f"{validity}:{uid}",
+                    raw=raw,
+                    received_at=_aware_utc(received),
+                    uid=uid,
+                    uidvalidity=validity,
+                )
+            )
+        return batch
+
+    # -- waiting --------------------------------------------------------------
+
+    def _idle(self, client: Any, stop: threading.Event, deadline: float) -> bool:
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= deadline:
+                return False
+            # Servers may end an IDLE after 30 minutes; renew well before.
+            renew_at = min(deadline, now + self.settings.idle_renew)
+            client.idle()
+            news = self._idle_until(client, stop, renew_at)
+            _text, responses = client.idle_done()
+            if news or _announces_news(responses):
+                return True
+        return False
+
+    def _idle_until(self, client: Any, stop: threading.Event, until: float) -> bool:
+        """Watch one IDLE; False when it should end without news (time, stop, or a check)."""
+        while not stop.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            step = min(left, IDLE_STEP)
+            started = time.monotonic()
+            responses = client.idle_check(timeout=step)
+            if _announces_news(responses):
+                return True
+            if not responses and time.monotonic() - started < step / 2:
+                # idle_check swallows an EOF and returns nothing at once; ending
+                # the IDLE makes a dead connection raise instead of spinning.
+                return False
+        return False
+
+
+def _announces_news(responses: list[Any]) -> bool:
+    for response in responses:
+        if not isinstance(response, tuple) or len(response) < 2:
+            continue
+        count, kind = response[0], response[1]
+        if count == b"BYE":
+            said = " ".join(_text(part) for part in response[1:])
+            raise IMAPClientAbortError(f"the server closed the connection: {said}")
+        if kind == b"EXISTS" or (kind == b"RECENT" and isinstance(count, int) and count > 0):
+            return True
+    return False
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
