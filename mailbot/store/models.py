@@ -91,6 +91,9 @@ class Mail(Base):
     institution: Mapped[str | None] = mapped_column(Text)
     pi: Mapped[str | None] = mapped_column(Text)
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), index=True)
+    # What the Word form says (see `mailbot check --json`'s "form"), and the PDF's page count.
+    form: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    pdf_pages: Mapped[int | None] = mapped_column(Integer)
     settled: Mapped[bool] = mapped_column(Boolean, default=False)
     settled_folder: Mapped[str | None] = mapped_column(String(255))
 
@@ -161,6 +164,8 @@ class Version(Base):
     files: Mapped[list[Any]] = mapped_column(default=list)  # [{filename, role, size, sha256}]
     received_at: Mapped[datetime]
     superseded: Mapped[bool] = mapped_column(Boolean, default=False)
+    form: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    pdf_pages: Mapped[int | None] = mapped_column(Integer)
 
     submission: Mapped[Submission] = relationship(back_populates="versions")
     mail: Mapped[Mail] = relationship()

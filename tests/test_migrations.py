@@ -1,0 +1,36 @@
+"""The Alembic migrations build exactly the schema the models describe, and go back down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from mailbot.store.db import Database
+from mailbot.store.models import Base
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    value: str = request.getfixturevalue("database_url")
+    return value
+
+
+def test_upgrade_matches_the_models_and_downgrade_empties(url: str) -> None:
+    db = Database(url)
+    try:
+        db.upgrade()
+        with db.engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        assert differences == []
+        command.downgrade(db.alembic_config(), "base")
+        assert db.revision() is None
+        db.upgrade()  # and up again from nothing
+        db.check_schema()
+    finally:
+        db.dispose()
