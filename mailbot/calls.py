@@ -113,6 +113,74 @@ class AttachmentSection(_Section):
         return [ext.lower() for ext in value]
 
 
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+class FocusArea(_Section):
+    code: str
+    zh: str
+    en: str
+    aliases: list[str] = []
+
+
+class FormLimits(_Section):
+    budget_min_wan: float
+    budget_max_wan: float
+    period_start: str
+    period_end: str
+    max_months: int
+    min_partners: int
+    min_foreign_partners: int
+
+    @field_validator("period_start", "period_end")
+    @classmethod
+    def _month(cls, value: str) -> str:
+        if not _MONTH.match(value):
+            raise ValueError(f"expected a month such as 2022-01, got {value!r}")
+        return value
+
+
+class FormSection(_Section):
+    """The proposal form's field labels, and what the call funds."""
+
+    title: list[str]
+    institution: list[str]
+    pi: list[str]
+    budget: list[str]
+    period: list[str]
+    focus_area: list[str]
+    partner_name: list[str]
+    partner_country: list[str]
+    domestic: list[str]
+    limits: FormLimits
+    focus_areas: list[FocusArea]
+
+    def labels(self) -> dict[str, list[str]]:
+        """Each field's label aliases, by field key."""
+        keys = ("title", "institution", "pi", "budget", "period", "focus_area")
+        return {key: list(getattr(self, key)) for key in keys}
+
+
+class ListsSection(_Section):
+    cas_institutes: str
+    anso_members: str
+
+
+class DocumentsSection(_Section):
+    max_docx_members: int = 500
+    max_docx_uncompressed: Size = 60 * 1024 * 1024
+    max_docx_member: Size = 30 * 1024 * 1024
+    max_docx_ratio: float = 120.0
+    max_pdf_pages: int = 1000
+
+
+class InstitutionLists(_Section):
+    """The lists named in [lists], read from their files when the rules load."""
+
+    cas_institutes: list[str] = []
+    anso_members: list[str] = []
+
+
 class Call(_Section):
     """One call for proposals: who writes where, by when, and how to name things."""
 
@@ -120,6 +188,10 @@ class Call(_Section):
     subject: SubjectSection
     naming: NamingSection
     attachments: AttachmentSection
+    form: FormSection | None = None  # None: the call has no form to read
+    lists: ListsSection | None = None
+    documents: DocumentsSection = DocumentsSection()
+    institution_lists: InstitutionLists = InstitutionLists()
     source: str = ""
 
     @property
@@ -195,10 +267,32 @@ def load_call(path: str | Path = DEFAULT_RULES) -> Call:
         raise RulesError(f"{path}: cannot read rules file: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(f"{path}: not valid TOML: {exc}") from None
+    lists = data.get("lists")
+    if isinstance(lists, dict):
+        data["institution_lists"] = {
+            key: _read_list(path, key, value)
+            for key, value in lists.items()
+            if isinstance(value, str)
+        }
     try:
         return Call.model_validate({**data, "source": str(path)})
     except ValidationError as exc:
         raise RulesError(f"{path}: {_describe(exc)}") from None
+
+
+def _read_list(rules: Path, key: str, name: str) -> list[str]:
+    """One name a line (comments after #); "a | b" gives both names."""
+    path = rules.parent / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesError(f"{rules}: [lists] {key}: cannot read {path}: {exc.strerror}") from None
+    names: list[str] = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.extend(part.strip() for part in line.split("|") if part.strip())
+    return names
 
 
 def _describe(exc: ValidationError) -> str:

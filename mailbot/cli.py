@@ -20,9 +20,10 @@ from mailbot.checks import judge
 from mailbot.config import load_settings
 from mailbot.daemon import Daemon
 from mailbot.demo import run_demo
+from mailbot.documents.template import write_form
 from mailbot.errors import MailbotError
 from mailbot.parsing import parse_message
-from mailbot.report import export, format_log, intake_log, show, unmatched_mails
+from mailbot.report import describe_form, export, format_log, intake_log, show, unmatched_mails
 from mailbot.reprocess import reprocess
 from mailbot.verdict import Verdict
 
@@ -172,6 +173,22 @@ def reprocess_command(ctx: click.Context, reply: bool) -> None:
         click.echo(f"  {line}")
 
 
+@main.command("form-template")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--rules",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_RULES,
+    show_default=True,
+    help="The call's rules file (its [form] gives the labels).",
+)
+@one_line_errors
+def form_template_command(file: Path, rules: Path) -> None:
+    """Write the call's blank bilingual proposal form to FILE.docx."""
+    write_form(load_call(rules), file)
+    click.echo(f"form written to {file}")
+
+
 @main.command("demo")
 @click.option(
     "--dir",
@@ -241,6 +258,11 @@ def describe(verdict: Verdict, call: Call) -> str:
         for problem in verdict.problems:
             lines.append(f"  [{problem.severity}] {problem.code}: {problem.zh}")
             lines.append(f"  {' ' * (len(str(problem.severity)) + 2)} {problem.en}")
+    if verdict.form is not None:
+        lines.append("建议书 Form:")
+        lines.extend(f"  {line}" for line in describe_form(call, verdict.form))
+    if verdict.pdf_pages is not None:
+        lines.append(f"PDF 页数 PDF pages: {verdict.pdf_pages}")
     if verdict.attachments:
         lines.append("附件 Attachments:")
         for item in verdict.attachments:
@@ -248,3 +270,4 @@ def describe(verdict: Verdict, call: Call) -> str:
                 f"  {item.role:<10} {item.filename}  {item.size:,} B  sha256 {item.sha256[:16]}…"
             )
     return "\n".join(lines)
+

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
@@ -18,8 +17,10 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from mailbot.app import App
+from mailbot.calls import Call, load_call
 from mailbot.config import load_settings
 from mailbot.daemon import Daemon
+from mailbot.documents.template import fill_form, focus_choices
 from mailbot.errors import MailbotError
 from mailbot.report import format_log, intake_log, unmatched_mails
 from mailbot.sources.maildir import deliver
@@ -52,7 +53,8 @@ def _pdf(text: str) -> bytes:
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    out = io.BytesIO(b"%PDF-1.4\n")
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, 1):
         offsets.append(out.tell())
@@ -67,40 +69,30 @@ def _pdf(text: str) -> bytes:
     return out.getvalue()
 
 
-def _docx(lines: list[str]) -> bytes:
-    """A minimal Word document holding the given paragraphs."""
-    paragraphs = "".join(f"<w:p><w:r><w:t>{line}</w:t></w:r></w:p>" for line in lines)
-    main = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as docx:
-        docx.writestr(
-            "[Content_Types].xml",
-            '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/'
-            'package/2006/content-types"><Default Extension="rels" ContentType="application/'
-            'vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" '
-            'ContentType="application/xml"/><Override PartName="/word/document.xml" '
-            f'ContentType="{main}"/></Types>',
-        )
-        docx.writestr(
-            "_rels/.rels",
-            '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.'
-            'org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.'
-            'openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
-            'Target="word/document.xml"/></Relationships>',
-        )
-        docx.writestr(
-            "word/document.xml",
-            '<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w="http://schemas.openxmlformats.'
-            f'org/wordprocessingml/2006/main"><w:body>{paragraphs}</w:body></w:document>',
-        )
-    return buffer.getvalue()
+def _proposal(call: Call, institution: str, pi: str, title: str, focus: str) -> bytes:
+    """The call's own form, filled in as a careful applicant would."""
+    form = call.form
+    focus_text = focus_choices(form, focus) if form is not None else focus
+    return fill_form(
+        call,
+        {
+            "title": title,
+            "institution": institution,
+            "pi": pi,
+            "budget": "120万元",
+            "period": "2022年1月-2024年12月",
+            "focus_area": focus_text,
+        },
+        [
+            (institution, "中国"),
+            ("University of Nairobi", "Kenya"),
+            ("Kasetsart University", "Thailand"),
+            ("Mongolian Academy of Sciences", "Mongolia"),
+        ],
+    )
 
 
-def _proposal(institution: str, pi: str, title: str) -> bytes:
-    return _docx([f"项目名称：{title}", f"牵头单位：{institution}", f"项目负责人：{pi}"])
-
-
-def samples() -> list[Sample]:
+def samples(call: Call) -> list[Sample]:
     """The demo's mails, in the order the mailbox received them."""
 
     def at(day: int, hour: int, minute: int) -> datetime:
@@ -118,7 +110,10 @@ def samples() -> list[Sample]:
             (zhang, "zhangzhe@ibcas.ac.cn"),
             f"合作专项建议书：{ibcas}+{zhang}",
             (
-                (f"{ibcas}+{zhang}.docx", _proposal(ibcas, zhang, "青藏高原作物耐旱基因资源挖掘")),
+                (
+                    f"{ibcas}+{zhang}.docx",
+                    _proposal(call, ibcas, zhang, "青藏高原作物耐旱基因资源挖掘", "food_security"),
+                ),
                 (f"{ibcas}+{zhang}.pdf", _pdf("signed and stamped")),
                 agreement,
             ),
@@ -128,7 +123,10 @@ def samples() -> list[Sample]:
             (li, "lina@im.ac.cn"),
             f"合作专项建议书：{im}+{li}",
             (
-                ("建议书final.docx", _proposal(im, li, "土壤微生物与粮食安全")),
+                (
+                    "建议书final.docx",
+                    _proposal(call, im, li, "土壤微生物与粮食安全", "food_security"),
+                ),
                 ("扫描件.pdf", _pdf("scan")),
                 agreement,
             ),
@@ -138,7 +136,10 @@ def samples() -> list[Sample]:
             (wang, "wangkun@mail.iap.ac.cn"),
             f"Re: 合作专项建议书：{iap}+{wang}",
             (
-                (f"{iap}+{wang}.docx", _proposal(iap, wang, "亚洲季风区碳中和路径")),
+                (
+                    f"{iap}+{wang}.docx",
+                    _proposal(call, iap, wang, "亚洲季风区碳中和路径", "low_carbon"),
+                ),
                 ("Letter of commitment - University of Nairobi.pdf", _pdf("letter")),
             ),
         ),
@@ -154,7 +155,10 @@ def samples() -> list[Sample]:
             (li, "lina@im.ac.cn"),
             f"回复：合作专项建议书：{im}+{li}",
             (
-                (f"{im}+{li}.docx", _proposal(im, li, "土壤微生物与粮食安全")),
+                (
+                    f"{im}+{li}.docx",
+                    _proposal(call, im, li, "土壤微生物与粮食安全", "food_security"),
+                ),
                 (f"{im}+{li}.pdf", _pdf("signed and stamped")),
                 agreement,
             ),
@@ -164,7 +168,10 @@ def samples() -> list[Sample]:
             (zhao, "zhaolei@mail.kiz.ac.cn"),
             f"建议书-{kiz}-{zhao}",
             (
-                (f"{kiz}+{zhao}.docx", _proposal(kiz, zhao, "跨境野生动物疫病监测")),
+                (
+                    f"{kiz}+{zhao}.docx",
+                    _proposal(call, kiz, zhao, "跨境野生动物疫病监测", "life_health"),
+                ),
                 (f"{kiz}+{zhao}.pdf", _pdf("signed and stamped")),
                 agreement,
             ),
@@ -189,7 +196,10 @@ def samples() -> list[Sample]:
             (chen, "chenrong@sinh.ac.cn"),
             f"合作专项建议书：{sinh}+{chen}",
             (
-                (f"{sinh}+{chen}.docx", _proposal(sinh, chen, "膳食干预与慢病防控")),
+                (
+                    f"{sinh}+{chen}.docx",
+                    _proposal(call, sinh, chen, "膳食干预与慢病防控", "life_health"),
+                ),
                 (f"{sinh}+{chen}.pdf", _pdf("signed and stamped")),
                 agreement,
             ),
@@ -228,10 +238,12 @@ def run_demo(directory: Path) -> str:
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     (directory / MARKER).write_text("written by mailbot demo; removed by the next demo run\n")
-    for sample in samples():
-        deliver(directory / "Maildir", build(sample), sample.when)
     here = Path.cwd()
     root = here if (here / "rules").is_dir() else PACKAGE_ROOT
+    call = load_call(root / "rules" / "anso2021.toml")
+    mails = samples(call)
+    for sample in mails:
+        deliver(directory / "Maildir", build(sample), sample.when)
     config = directory / "mailbot.toml"
     config.write_text(
         "# Settings of the demo; paths are read against this file's folder.\n"
@@ -253,7 +265,7 @@ def run_demo(directory: Path) -> str:
     outbox = sorted(app.outbox_dir.glob("*.eml"))
     return "\n".join(
         [
-            f"demo: {len(samples())} applicant mails delivered to {directory / 'Maildir'}",
+            f"demo: {len(mails)} applicant mails delivered to {directory / 'Maildir'}",
             f"fetched: {polled.summary()}",
             f"replies: {sent}; {len(outbox)} written to {directory / 'outbox'}",
             "",

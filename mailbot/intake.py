@@ -198,6 +198,8 @@ def _store(
         problems=problems_json(verdict),
         institution=verdict.institution,
         pi=verdict.pi,
+        form=verdict.form,
+        pdf_pages=verdict.pdf_pages,
         attachments=[
             Attachment(
                 filename=a.filename,

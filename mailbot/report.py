@@ -26,6 +26,17 @@ LOG_COLUMNS = (
     ("sender", "发件人 Sender"),
     ("problems", "问题 Problems"),
 )
+# The export carries what the form says too (the terminal log stays narrow).
+EXPORT_COLUMNS = (
+    *LOG_COLUMNS[:3],
+    ("title", "项目名称 Title"),
+    ("focus_area", "资助领域 Focus area"),
+    ("budget_wan", "申请经费（万元）Funding (10k CNY)"),
+    ("period", "执行期限 Period"),
+    ("partners", "合作单位 总/境外/ANSO Partners total/foreign/ANSO"),
+    ("pdf_pages", "PDF 页数 PDF pages"),
+    *LOG_COLUMNS[3:],
+)
 
 
 @dataclass(frozen=True)
@@ -38,9 +49,15 @@ class LogRow:
     version: int
     sender: str
     problems: str
+    title: str = ""
+    focus_area: str = ""
+    budget_wan: float | None = None
+    period: str = ""
+    partners: str = ""  # "total/foreign/ANSO members"
+    pdf_pages: int | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name, _ in LOG_COLUMNS}
+    def as_dict(self, columns: tuple[tuple[str, str], ...] = LOG_COLUMNS) -> dict[str, Any]:
+        return {name: getattr(self, name) for name, _ in columns}
 
 
 def intake_log(session: Session, call: Call) -> list[LogRow]:
@@ -60,6 +77,9 @@ def intake_log(session: Session, call: Call) -> list[LogRow]:
             else (submission.mails[-1] if submission.mails else None)
         )
         problems = version.problems if version is not None else (mail.problems if mail else [])
+        form = (version.form if version is not None else mail.form if mail else None) or {}
+        partners = form.get("partners") or []
+        period = form.get("period") or {}
         rows.append(
             LogRow(
                 reference=submission.reference,
@@ -70,6 +90,21 @@ def intake_log(session: Session, call: Call) -> list[LogRow]:
                 version=submission.current_version,
                 sender=mail.sender or "" if mail else "",
                 problems=", ".join(p["code"] for p in problems if p["severity"] != "info"),
+                title=form.get("title") or "",
+                focus_area=_focus_name(call, form.get("focus_area")),
+                budget_wan=form.get("budget_wan"),
+                period=f"{period['start']}–{period['end']}" if period else "",
+                partners=(
+                    f"{len(partners)}/{sum(1 for p in partners if p['foreign'])}/"
+                    f"{sum(1 for p in partners if p['anso_member'])}"
+                    if form
+                    else ""
+                ),
+                pdf_pages=version.pdf_pages
+                if version is not None
+                else mail.pdf_pages
+                if mail
+                else None,
             )
         )
     return rows
@@ -84,6 +119,11 @@ def unmatched_mails(session: Session, call: Call) -> list[Mail]:
             .order_by(Mail.received_at, Mail.id)
         )
     )
+
+
+def _focus_name(call: Call, code: str | None) -> str:
+    areas = {a.code: f"{a.zh} {a.en}" for a in call.form.focus_areas} if call.form else {}
+    return areas.get(code or "", code or "")
 
 
 def _local(call: Call, moment: Any) -> str:
@@ -155,6 +195,12 @@ def show(session: Session, call: Call, reference: str) -> str:
         lines.append(f"  主题 Subject:  {mail.subject}")
         lines.append(f"  Message-ID:    {mail.message_id}")
         problems = version.problems if version is not None else mail.problems
+        form = version.form if version is not None else mail.form
+        if form:
+            lines.extend(f"  {line}" for line in describe_form(call, form))
+        pdf_pages = version.pdf_pages if version is not None else mail.pdf_pages
+        if pdf_pages is not None:
+            lines.append(f"  PDF 页数 PDF pages: {pdf_pages}")
         for problem in problems:
             lines.append(
                 f"  [{problem['severity']}] {problem['code']}: {problem.get('message_zh', '')}"
@@ -175,6 +221,27 @@ def show(session: Session, call: Call, reference: str) -> str:
             lines.append(_reply_line(call, reply))
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def describe_form(call: Call, form: dict[str, Any]) -> list[str]:
+    """What the Word form says, for a person."""
+    period = form.get("period") or {}
+    partners = form.get("partners") or []
+    budget = form.get("budget_wan")
+    lines = [
+        f"项目名称 Title:      {form.get('title') or '-'}",
+        f"资助领域 Focus area: {_focus_name(call, form.get('focus_area')) or '-'}",
+        f"申请经费 Funding:    {f'{budget:g} 万元 (10k CNY)' if budget is not None else '-'}",
+        f"执行期限 Period:     {period.get('start', '-')} – {period.get('end', '-')}",
+        f"合作单位 Partners:   {len(partners)}, "
+        f"境外 abroad {sum(1 for p in partners if p['foreign'])}, "
+        f"ANSO {sum(1 for p in partners if p['anso_member'])}",
+    ]
+    lines += [
+        f"  - {p['name']} ({p['country'] or '?'}){' ANSO' if p['anso_member'] else ''}"
+        for p in partners
+    ]
+    return lines
 
 
 def _reply_line(call: Call, reply: Reply) -> str:
@@ -198,8 +265,10 @@ def export(rows: list[LogRow], path: Path) -> None:
         if suffix == ".csv":
             with open(temporary, "w", encoding="utf-8-sig", newline="") as out:
                 writer = csv.writer(out)
-                writer.writerow([title for _, title in LOG_COLUMNS])
-                writer.writerows([[_cell(v) for v in r.as_dict().values()] for r in rows])
+                writer.writerow([title for _, title in EXPORT_COLUMNS])
+                writer.writerows(
+                    [[_cell(v) for v in r.as_dict(EXPORT_COLUMNS).values()] for r in rows]
+                )
         else:
             _xlsx(rows, Path(temporary))
         os.replace(temporary, path)
@@ -218,17 +287,19 @@ def _cell(value: Any) -> Any:
 def _xlsx(rows: list[LogRow], path: Path) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = "Intake log"
-    sheet.append([title for _, title in LOG_COLUMNS])
+    sheet.append([title for _, title in EXPORT_COLUMNS])
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for row in rows:
-        sheet.append([_cell(v) for v in row.as_dict().values()])
-    for column, width in zip("ABCDEFGH", (16, 34, 12, 22, 18, 8, 30, 40), strict=True):
-        sheet.column_dimensions[column].width = width
+        sheet.append([_cell(v) for v in row.as_dict(EXPORT_COLUMNS).values()])
+    widths = (16, 34, 12, 36, 24, 12, 18, 14, 8, 22, 18, 8, 30, 40)
+    for index, width in enumerate(widths, 1):
+        sheet.column_dimensions[get_column_letter(index)].width = width
     sheet.freeze_panes = "A2"
     book.save(path)

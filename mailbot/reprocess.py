@@ -51,6 +51,7 @@ def reprocess(app: App, *, reply: bool = False) -> ReprocessReport:
             mail.status = str(verdict.status)
             mail.problems = problems_json(verdict)
             mail.institution, mail.pi = verdict.institution, verdict.pi
+            mail.form, mail.pdf_pages = verdict.form, verdict.pdf_pages
             for stored, role in zip(mail.attachments, verdict.attachments, strict=False):
                 stored.role = str(role.role)
             outcome = record(session, app.call, app.blobs, mail, message, verdict)

@@ -120,6 +120,8 @@ def record(
         problems=problems_json(effective),
         files=files_json(effective),
         received_at=mail.received_at,
+        form=effective.form,
+        pdf_pages=effective.pdf_pages,
     )
     session.add(version)
     if current is not None:

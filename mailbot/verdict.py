@@ -66,6 +66,8 @@ class Verdict:
     pi: str | None
     problems: tuple[Problem, ...] = ()
     attachments: tuple[AttachmentRole, ...] = field(default=())
+    form: dict[str, Any] | None = None  # what the Word form says (`mailbot check --json`)
+    pdf_pages: int | None = None
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -85,4 +87,6 @@ class Verdict:
                 {"filename": a.filename, "role": str(a.role), "size": a.size, "sha256": a.sha256}
                 for a in self.attachments
             ],
+            "form": self.form,
+            "pdf_pages": self.pdf_pages,
         }

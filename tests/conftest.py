@@ -21,6 +21,15 @@ RULES = ROOT / "rules" / "anso2021.toml"
 SHARED = ROOT.parent / "shared"
 
 
+def write_rules(folder: Path, text: str, name: str = "rules.toml") -> Path:
+    """A rules file beside copies of the lists it names, as a new call's folder holds them."""
+    for listed in RULES.parent.glob("*.txt"):
+        (folder / listed.name).write_text(listed.read_text(encoding="utf-8"), encoding="utf-8")
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
 def call() -> Call:
     return load_call(RULES)

@@ -18,7 +18,8 @@ from typing import Any
 from mailbot.app import App
 from mailbot.config import load_settings
 from tests.conftest import ROOT, RULES
-from tests.mailfactory import Att, build_mail, docx_bytes, pdf_bytes
+from tests.docfactory import Form, form_docx
+from tests.mailfactory import Att, build_mail, pdf_bytes
 from tests.servers import Dovecot, SmtpSink
 
 BEIJING = timezone(timedelta(hours=8))
@@ -136,16 +137,19 @@ def proposal(
     stem = f"{inst}+{pi}"
     choice = {
         "good": [
-            Att(f"{stem}.docx", docx_bytes()),
+            Att(f"{stem}.docx", form_docx(Form(institution=inst, pi=pi))),
             Att(f"{stem}.pdf", pdf_bytes(2)),
             Att("合作协议.pdf", pdf_bytes(1)),
         ],
         "misnamed": [
-            Att("proposal.docx", docx_bytes()),
+            Att("proposal.docx", form_docx(Form(institution=inst, pi=pi))),
             Att("scan.pdf", pdf_bytes()),
             Att("合作协议.pdf", pdf_bytes(1)),
         ],
-        "no_pdf": [Att(f"{stem}.docx", docx_bytes()), Att("合作协议.pdf", pdf_bytes(1))],
+        "no_pdf": [
+            Att(f"{stem}.docx", form_docx(Form(institution=inst, pi=pi))),
+            Att("合作协议.pdf", pdf_bytes(1)),
+        ],
         "pdf_only": [Att(f"{stem}（盖章版）.pdf", pdf_bytes(2))],
         "none": [],
     }[files]

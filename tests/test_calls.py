@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mailbot.calls import Call, RulesError, load_call, normalise_name, parse_size
-from tests.conftest import RULES
+from tests.conftest import RULES, write_rules
 
 
 def test_deadline_is_end_of_july_30_beijing(call: Call) -> None:
@@ -47,9 +47,7 @@ def test_names_compare_after_nfkc_without_white_space() -> None:
 def _rules_with(tmp_path: Path, old: str, new: str) -> Path:
     text = RULES.read_text(encoding="utf-8")
     assert old in text
-    path = tmp_path / "broken.toml"
-    path.write_text(text.replace(old, new), encoding="utf-8")
-    return path
+    return write_rules(tmp_path, text.replace(old, new), "broken.toml")
 
 
 @pytest.mark.parametrize(
@@ -94,10 +92,22 @@ def test_a_new_call_is_a_new_file(tmp_path: Path) -> None:
         .replace('"2021-07-30 24:00"', '"2022-06-15 17:30"')
         .replace('prefix = "合作专项建议书"', 'prefix = "2022合作专项申请"')
     )
-    path = tmp_path / "anso2022.toml"
-    path.write_text(text, encoding="utf-8")
-    call = load_call(path)
+    call = load_call(write_rules(tmp_path, text, "anso2022.toml"))
     assert call.id == "anso2022"
     assert call.deadline == datetime(2022, 6, 15, 17, 30, tzinfo=ZoneInfo("Asia/Shanghai"))
     assert call.deadline - timedelta(days=1) < call.deadline
     assert call.expected_subject("甲所", "乙") == "2022合作专项申请：甲所+乙"
+
+
+def test_a_missing_list_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(RULES.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(RulesError, match=r"\[lists\] cas_institutes: cannot read"):
+        load_call(path)
+
+
+def test_the_lists_are_read(call: Call) -> None:
+    assert "中国科学院植物研究所" in call.institution_lists.cas_institutes
+    assert "Institute of Botany" in call.institution_lists.cas_institutes
+    assert "Kasetsart University" in call.institution_lists.anso_members
+    assert all(not name.startswith("#") for name in call.institution_lists.cas_institutes)

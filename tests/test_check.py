@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from tests.conftest import CheckRunner, codes, roles
-from tests.mailfactory import CLIENTS, Att, build_mail, docx_bytes, pdf_bytes
+from tests.docfactory import form_docx
+from tests.mailfactory import CLIENTS, Att, build_mail, pdf_bytes
 
 BEIJING = timezone(timedelta(hours=8))
 ON_TIME = datetime(2021, 7, 20, 10, 0, tzinfo=BEIJING)
@@ -18,7 +19,7 @@ SUBJECT = f"合作专项建议书：{STEM}"
 
 def good_files(stem: str = STEM) -> list[Att]:
     return [
-        Att(f"{stem}.docx", docx_bytes(["项目名称：示例"])),
+        Att(f"{stem}.docx", form_docx()),
         Att(f"{stem}.pdf", pdf_bytes(2)),
         Att("合作协议.pdf", pdf_bytes(1, "agreement")),
     ]
@@ -86,7 +87,7 @@ def test_subject_format_spells_out_the_expected_subject(subject: str, check: Che
 
 
 def test_subject_format_without_any_names_shows_the_pattern(check: CheckRunner) -> None:
-    files = [Att("proposal.docx", docx_bytes()), Att("scan.pdf", pdf_bytes())]
+    files = [Att("proposal.docx", form_docx()), Att("scan.pdf", pdf_bytes())]
     verdict = check(build_mail("gmail", subject="application", attachments=files), ON_TIME)
     assert verdict["institution"] is None and verdict["pi"] is None
     messages = " ".join(p["message"] for p in verdict["problems"])
@@ -97,7 +98,7 @@ def test_subject_format_without_any_names_shows_the_pattern(check: CheckRunner) 
 
 def test_misnamed_attachments(check: CheckRunner) -> None:
     files = [
-        Att("建议书.docx", docx_bytes()),
+        Att("建议书.docx", form_docx()),
         Att("扫描件.PDF", pdf_bytes()),
         Att("协议.pdf", pdf_bytes()),
     ]
@@ -114,7 +115,7 @@ def test_names_compare_after_nfkc_and_without_spaces_and_any_extension_case(
     check: CheckRunner,
 ) -> None:
     files = [
-        Att("中国科学院 植物研究所＋张喆.DOCX", docx_bytes()),
+        Att("中国科学院 植物研究所＋张喆.DOCX", form_docx()),
         Att(f"{STEM}.Pdf", pdf_bytes()),
         Att("letter.pdf", pdf_bytes()),
     ]
@@ -127,7 +128,7 @@ def test_names_compare_after_nfkc_and_without_spaces_and_any_extension_case(
 )
 def test_a_bracketed_suffix_is_tolerated_with_a_warning(suffix: str, check: CheckRunner) -> None:
     files = [
-        Att(f"{STEM}.docx", docx_bytes()),
+        Att(f"{STEM}.docx", form_docx()),
         Att(f"{STEM}{suffix}.pdf", pdf_bytes()),
         Att("a.pdf", pdf_bytes()),
     ]
@@ -140,7 +141,7 @@ def test_a_bracketed_suffix_is_tolerated_with_a_warning(suffix: str, check: Chec
 
 def test_a_suffix_that_is_not_bracketed_is_a_misname(check: CheckRunner) -> None:
     files = [
-        Att(f"{STEM}.docx", docx_bytes()),
+        Att(f"{STEM}.docx", form_docx()),
         Att(f"{STEM}盖章版.pdf", pdf_bytes()),
         Att("a.pdf", pdf_bytes()),
     ]
@@ -163,7 +164,7 @@ def test_missing_word_names_the_wps_file_that_does_not_count(check: CheckRunner)
 
 
 def test_missing_pdf_and_an_image_does_not_count(check: CheckRunner) -> None:
-    files = [Att(f"{STEM}.docx", docx_bytes()), Att(f"{STEM}.jpg", b"\xff\xd8" * 50)]
+    files = [Att(f"{STEM}.docx", form_docx()), Att(f"{STEM}.jpg", b"\xff\xd8" * 50)]
     verdict = check(build_mail("outlook", subject=SUBJECT, attachments=files), ON_TIME)
     assert codes(verdict) == ["missing_pdf"]
     assert f"{STEM}.pdf" in verdict["problems"][0]["message"]
@@ -176,7 +177,7 @@ def test_no_attachments_at_all(check: CheckRunner) -> None:
 
 
 def test_supporting_material_missing_is_only_a_warning(check: CheckRunner) -> None:
-    files = [Att(f"{STEM}.docx", docx_bytes()), Att(f"{STEM}.pdf", pdf_bytes())]
+    files = [Att(f"{STEM}.docx", form_docx()), Att(f"{STEM}.pdf", pdf_bytes())]
     verdict = check(build_mail("outlook", subject=SUBJECT, attachments=files), ON_TIME)
     assert verdict["status"] == "accepted"
     assert codes(verdict) == ["supporting_material_missing"]
@@ -196,7 +197,7 @@ def test_the_legacy_doc_format_is_a_word_file(check: CheckRunner) -> None:
 
 def test_inline_signature_images_are_not_supporting_material(check: CheckRunner) -> None:
     files = [
-        Att(f"{STEM}.docx", docx_bytes()),
+        Att(f"{STEM}.docx", form_docx()),
         Att(f"{STEM}.pdf", pdf_bytes()),
         Att(None, b"\x89PNG" * 10, "image/png", inline_cid="sig@x"),
     ]
@@ -212,14 +213,14 @@ def test_names_come_from_the_files_when_the_subject_has_none(check: CheckRunner)
 
 
 def test_an_empty_file(check: CheckRunner) -> None:
-    files = [Att(f"{STEM}.docx", docx_bytes()), Att(f"{STEM}.pdf", b""), Att("a.pdf", pdf_bytes())]
+    files = [Att(f"{STEM}.docx", form_docx()), Att(f"{STEM}.pdf", b""), Att("a.pdf", pdf_bytes())]
     verdict = check(build_mail("gmail", subject=SUBJECT, attachments=files), ON_TIME)
     assert codes(verdict) == ["attachment_empty"]
 
 
 def test_an_attachment_over_the_size_limit(check: CheckRunner) -> None:
     big = pdf_bytes() + b"0" * (51 * 1024 * 1024)
-    files = [Att(f"{STEM}.docx", docx_bytes()), Att(f"{STEM}.pdf", big), Att("a.pdf", pdf_bytes())]
+    files = [Att(f"{STEM}.docx", form_docx()), Att(f"{STEM}.pdf", big), Att("a.pdf", pdf_bytes())]
     verdict = check(build_mail("gmail", subject=SUBJECT, attachments=files), ON_TIME)
     assert verdict["status"] == "needs_correction"
     assert codes(verdict) == ["attachment_too_large"]

@@ -11,14 +11,14 @@ import pytest
 from click.testing import CliRunner
 
 from mailbot.cli import main
-from tests.conftest import RULES, SHARED, CheckRunner, codes
+from tests.conftest import RULES, SHARED, CheckRunner, codes, write_rules
+from tests.docfactory import form_docx
 from tests.mailfactory import (
     Att,
     broken_bad_base64,
     broken_no_boundary,
     broken_unknown_charset,
     build_mail,
-    docx_bytes,
     pdf_bytes,
 )
 
@@ -70,10 +70,8 @@ def test_an_unreadable_file_is_one_line_on_stderr_and_exit_2(tmp_path: Path) -> 
 
 
 def test_a_broken_rules_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    rules = tmp_path / "r.toml"
-    rules.write_text(
-        RULES.read_text(encoding="utf-8").replace("Asia/Shanghai", "Mars/Base"), encoding="utf-8"
-    )
+    text = RULES.read_text(encoding="utf-8").replace("Asia/Shanghai", "Mars/Base")
+    rules = write_rules(tmp_path, text, "r.toml")
     result = CliRunner().invoke(
         main, ["check", "tests/data/coremail-accepted.eml", "--rules", str(rules)]
     )
@@ -172,7 +170,7 @@ def test_a_good_mail_from_the_factory_via_the_real_command(tmp_path: Path) -> No
     raw = build_mail(
         "outlook",
         subject=f"合作专项建议书：{STEM}",
-        attachments=[Att(f"{STEM}.docx", docx_bytes()), Att(f"{STEM}.pdf", pdf_bytes())],
+        attachments=[Att(f"{STEM}.docx", form_docx()), Att(f"{STEM}.pdf", pdf_bytes())],
     )
     path = tmp_path / "o.eml"
     path.write_bytes(raw)

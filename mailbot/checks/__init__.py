@@ -18,6 +18,7 @@ from mailbot.checks.attachments import check_attachments
 from mailbot.checks.autoreply import check_autoreply
 from mailbot.checks.case import Case
 from mailbot.checks.deadline import check_deadline
+from mailbot.checks.form import check_documents
 from mailbot.checks.subject import check_subject
 from mailbot.parsing import Message
 from mailbot.verdict import Problem, Severity, Status, Verdict
@@ -35,7 +36,7 @@ class Check(Protocol):
 
 IGNORE_CHECKS: tuple[Check, ...] = (check_autoreply,)
 DEADLINE_CHECKS: tuple[Check, ...] = (check_deadline,)
-CONTENT_CHECKS: tuple[Check, ...] = (check_subject, check_attachments)
+CONTENT_CHECKS: tuple[Check, ...] = (check_subject, check_attachments, check_documents)
 
 
 def judge(message: Message, call: Call, received_at: datetime | None = None) -> Verdict:
@@ -64,8 +65,8 @@ def judge(message: Message, call: Call, received_at: datetime | None = None) -> 
     case = Case(message=message, call=call, received_at=received_at)
 
     ignored = _run(IGNORE_CHECKS, case)
-    if ignored:
-        return _verdict(case, Status.IGNORED, ignored + notes)
+    if ignored:  # never answered: its documents are not worth reading
+        return _verdict(case, Status.IGNORED, ignored + notes, read_documents=False)
     late = _run(DEADLINE_CHECKS, case)
     problems = late + _run(CONTENT_CHECKS, case) + notes
     if late:
@@ -81,8 +82,11 @@ def _run(checks: Iterable[Check], case: Case) -> list[Problem]:
     return [problem for check in checks for problem in check(case)]
 
 
-def _verdict(case: Case, status: Status, problems: list[Problem]) -> Verdict:
+def _verdict(
+    case: Case, status: Status, problems: list[Problem], *, read_documents: bool = True
+) -> Verdict:
     institution, pi = case.identity
+    documents = case.documents if read_documents else None
     return Verdict(
         status=status,
         received_at=case.received_at,
@@ -90,4 +94,6 @@ def _verdict(case: Case, status: Status, problems: list[Problem]) -> Verdict:
         pi=pi,
         problems=tuple(problems),
         attachments=case.files.roles,
+        form=documents.form.as_json() if documents and documents.form else None,
+        pdf_pages=documents.pdf_pages if documents else None,
     )

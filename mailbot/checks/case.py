@@ -12,6 +12,7 @@ from mailbot.parsing import Message
 
 if TYPE_CHECKING:
     from mailbot.checks.attachments import FileReading
+    from mailbot.checks.form import DocumentReading
     from mailbot.checks.subject import SubjectReading
 
 
@@ -48,3 +49,10 @@ class Case:
         from mailbot.checks.attachments import read_files
 
         return read_files(self)
+
+    @cached_property
+    def documents(self) -> DocumentReading:
+        """What the chosen Word and PDF files say, read once for every check."""
+        from mailbot.checks.form import read_documents
+
+        return read_documents(self)
