@@ -6,12 +6,14 @@ import email
 import email.message
 import email.policy
 import logging
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select
 
 from mailbot.calls import Call
@@ -27,6 +29,7 @@ from mailbot.replies.sender import (
     recover_interrupted,
     send_pending,
 )
+from mailbot.replies.transports import smtp_data
 from mailbot.store.db import Database
 from mailbot.store.models import Mail, Reply, Submission, Version
 from mailbot.verdict import AttachmentRole, Problem, Role, Severity, Status, Verdict
@@ -558,7 +561,13 @@ class FussyTransport:
         self.sent: list[str] = []
 
     def send(
-        self, raw: bytes, sender: str, recipients: list[str], *, reply_id: int | None = None
+        self,
+        raw: bytes,
+        sender: str,
+        recipients: list[str],
+        *,
+        reply_id: int | None = None,
+        handover: Callable[[], None] | None = None,
     ) -> None:
         self.calls += 1
         if self.down:
@@ -567,6 +576,8 @@ class FussyTransport:
             raise TransportError("550 5.1.1 no such user")
         if recipients == ["bug@example.org"]:
             raise RuntimeError("a bug")
+        if handover is not None:
+            handover()
         self.sent.extend(recipients)
 
     def close(self) -> None:
@@ -606,7 +617,7 @@ def test_an_unreachable_server_is_asked_once_per_run(db: Database, call: Call) -
     }
 
 
-def test_replies_interrupted_mid_send_become_uncertain_and_are_never_sent(
+def test_a_reply_killed_before_its_handover_is_sent_again_and_arrives_once(
     db: Database, call: Call, sink: SmtpSink
 ) -> None:
     settings = reply_settings(sink)
@@ -615,14 +626,182 @@ def test_replies_interrupted_mid_send_become_uncertain_and_are_never_sent(
     with db.transaction() as session:
         session.get_one(Reply, interrupted.id).state = "sending"
 
+    # "sending" means the final dot never left: the server has nothing, so no uncertainty.
+    assert recover_interrupted(db) == 0
+    assert [r.state for r in replies(db)] == ["pending", "pending"]
+    assert send_pending(db, smtp_transport(sink), settings, Clock()) == SendReport(sent=2)
+    received = sink.wait_for(2)
+    assert sorted(m.rcpt_tos for m in received) == [("interrupted@example.org",), (APPLICANT,)]
+    assert [r.state for r in replies(db)] == ["sent", "sent"]
+    assert send_pending(db, smtp_transport(sink), settings, Clock(T0 + timedelta(days=1))) == (
+        SendReport()
+    )
+    assert len(sink.messages) == 2
+
+
+def test_a_reply_killed_after_its_handover_becomes_uncertain_and_is_never_sent(
+    db: Database, call: Call, sink: SmtpSink
+) -> None:
+    settings = reply_settings(sink)
+    interrupted = queue(db, call, settings, to="interrupted@example.org")
+    queue(db, call, settings)
+    with db.transaction() as session:
+        session.get_one(Reply, interrupted.id).state = "handed"
+
     assert recover_interrupted(db) == 1
     assert recover_interrupted(db) == 0
     assert send_pending(db, smtp_transport(sink), settings, Clock()) == SendReport(sent=1)
     assert [m.rcpt_tos for m in sink.wait_for(1)] == [(APPLICANT,)]
     first, second = replies(db)
-    assert (first.state, first.attempts) == ("uncertain", 0)
-    assert first.last_error is not None and "may not have arrived" in first.last_error
+    assert (first.state, first.attempts, first.next_attempt_at) == ("uncertain", 0, None)
+    assert first.last_error is not None and "almost surely arrived" in first.last_error
     assert second.state == "sent"
+
+
+def test_a_handover_that_raises_leaves_the_server_without_the_message(
+    db: Database, call: Call, sink: SmtpSink
+) -> None:
+    settings = reply_settings(sink)
+    first = queue(db, call, settings, to="first@example.org")
+    second = queue(db, call, settings, to="second@example.org")
+    transport = smtp_transport(sink)
+
+    def refuse() -> None:
+        raise LookupError("not now")
+
+    # The whole message is on the wire, only the final dot is missing.
+    with pytest.raises(LookupError, match="not now"):
+        transport.send(
+            first.raw, "anso2021program@anso.org.cn", [first.to_address], handover=refuse
+        )
+    transport.send(second.raw, "anso2021program@anso.org.cn", [second.to_address])
+    transport.close()
+    assert [m.rcpt_tos for m in sink.wait_for(1)] == [("second@example.org",)]
+    assert len(sink.messages) == 1
+
+
+def test_a_failed_handover_record_sends_nothing_and_the_reply_is_retried(
+    db: Database, call: Call, sink: SmtpSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = reply_settings(sink, backoff_initial=30)
+    queue(db, call, settings)
+    locked = []
+
+    def lock_once(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        if not locked and "handed" in repr(parameters):
+            locked.append(statement)
+            raise sqlite3.OperationalError("database is locked")
+
+    sa.event.listen(db.engine, "before_cursor_execute", lock_once)
+    clock = Clock()
+    with caplog.at_level(logging.CRITICAL, logger=SENDER_LOG):
+        assert send_pending(db, smtp_transport(sink), settings, clock) == SendReport(deferred=1)
+    assert locked
+    (reply,) = replies(db)
+    assert (reply.state, reply.attempts) == ("pending", 1)
+    assert reply.last_error is not None and "database is locked" in reply.last_error
+    assert sink.messages == []
+
+    clock.advance(30)
+    assert send_pending(db, smtp_transport(sink), settings, clock) == SendReport(sent=1)
+    assert len(sink.wait_for(1)) == 1
+    assert [r.state for r in replies(db)] == ["sent"]
+
+
+class Interloper:
+    """Our SMTP transport, and a second mailbot starting up just before the handover."""
+
+    def __init__(self, db: Database, transport: SmtpTransport) -> None:
+        self.db = db
+        self.transport = transport
+
+    def send(
+        self,
+        raw: bytes,
+        sender: str,
+        recipients: list[str],
+        *,
+        reply_id: int | None = None,
+        handover: Callable[[], None] | None = None,
+    ) -> None:
+        def recover_then_hand_over() -> None:
+            recover_interrupted(self.db)
+            assert handover is not None
+            handover()
+
+        self.transport.send(raw, sender, recipients, handover=recover_then_hand_over)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def test_a_reply_requeued_by_another_mailbot_mid_send_goes_out_once(
+    db: Database, call: Call, sink: SmtpSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = reply_settings(sink)
+    queue(db, call, settings)
+    # The newcomer puts the reply back to pending, so the first sender must not deliver it.
+    with caplog.at_level(logging.WARNING, logger=SENDER_LOG):
+        assert send_pending(db, Interloper(db, smtp_transport(sink)), settings, Clock()) == (
+            SendReport()
+        )
+    assert "no longer ours to send" in caplog.text
+    assert [r.state for r in replies(db)] == ["pending"]
+    assert sink.messages == []
+
+    assert send_pending(db, smtp_transport(sink), settings, Clock()) == SendReport(sent=1)
+    assert len(sink.wait_for(1)) == 1
+
+
+def test_a_server_gone_between_the_final_dot_and_its_answer_leaves_the_reply_uncertain(
+    db: Database, call: Call, sink: SmtpSink
+) -> None:
+    settings = reply_settings(sink)
+    queue(db, call, settings)
+
+    class Vanishing(SmtpTransport):
+        def send(
+            self,
+            raw: bytes,
+            sender: str,
+            recipients: list[str],
+            *,
+            reply_id: int | None = None,
+            handover: Callable[[], None] | None = None,
+        ) -> None:
+            def hand_over_then_vanish() -> None:
+                assert handover is not None
+                handover()
+                sink.stop()
+
+            super().send(raw, sender, recipients, handover=hand_over_then_vanish)
+
+    transport = Vanishing(settings.smtp, sink.password, local_hostname="localhost")
+    assert send_pending(db, transport, settings, Clock()) == SendReport(uncertain=1)
+    (reply,) = replies(db)
+    assert (reply.state, reply.next_attempt_at) == ("uncertain", None)
+    assert reply.last_error is not None and "may have been delivered" in reply.last_error
+
+    sink.start()
+    assert send_pending(db, smtp_transport(sink), settings, Clock(T0 + timedelta(days=1))) == (
+        SendReport()
+    )
+    assert sink.messages == []
+
+
+def test_dot_stuffing_and_line_ends_reach_the_server_as_written(sink: SmtpSink) -> None:
+    raw = (
+        b"From: anso2021program@anso.org.cn\nTo: zhangsan@ucas.ac.cn\nSubject: dots\n\n"
+        b".starts with a dot\n.\n..two dots\r\nlast line without an end"
+    )
+    assert smtp_data(raw).endswith(b"\r\n...two dots\r\nlast line without an end\r\n")
+    transport = smtp_transport(sink)
+    transport.send(raw, "anso2021program@anso.org.cn", [APPLICANT])
+    transport.close()
+    (received,) = sink.wait_for(1)
+    assert received.data.replace(b"\r\n", b"\n").rstrip(b"\n") == raw.replace(b"\r\n", b"\n")
 
 
 def test_outbox_dir_transport_writes_parseable_eml_files(
@@ -643,6 +822,31 @@ def test_outbox_dir_transport_writes_parseable_eml_files(
     assert message["Subject"] == subject
     assert message["In-Reply-To"] == THEIR_ID
     assert "受理编号：ANSO2021-0007" in message.get_content()
+
+
+def test_outbox_dir_resend_replaces_the_same_file(db: Database, call: Call, tmp_path: Path) -> None:
+    settings = reply_settings()
+    reply = queue(db, call, settings)
+    outbox = tmp_path / "outbox"
+    transport = OutboxDirTransport(outbox)
+    name = f"{reply.id:06d}-{APPLICANT}.eml"
+
+    def refuse() -> None:
+        raise LookupError("not now")
+
+    # A handover that raises leaves neither the .eml file nor a half-written one.
+    with pytest.raises(LookupError):
+        transport.send(reply.raw, "x@example.org", [APPLICANT], reply_id=reply.id, handover=refuse)
+    assert list(outbox.iterdir()) == []
+
+    assert send_pending(db, transport, settings, Clock()) == SendReport(sent=1)
+    # Killed before the handover was recorded: sent again, into the same file.
+    with db.transaction() as session:
+        session.get_one(Reply, reply.id).state = "sending"
+    assert recover_interrupted(db) == 0
+    assert send_pending(db, transport, settings, Clock()) == SendReport(sent=1)
+    assert [p.name for p in outbox.iterdir()] == [name]
+    assert (outbox / name).read_bytes() == reply.raw
 
 
 def test_a_chinese_address_goes_out_with_smtputf8(db: Database, call: Call, sink: SmtpSink) -> None:

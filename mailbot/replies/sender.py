@@ -1,57 +1,80 @@
-"""Sending the outbox over SMTP or into a folder, each reply at most once."""
+"""Sending the outbox over SMTP or into a folder: each reply once, even across a kill.
+
+A reply goes pending -> sending -> handed -> sent, each step committed on
+its own:
+
+- "sending" before the transport starts. Until the final dot of SMTP's DATA
+  (for the outbox folder: the rename that shows the .eml file) nothing is
+  delivered, so a process killed now leaves a reply that
+  :func:`recover_interrupted` puts back to "pending" and that goes out again.
+- "handed" just before that dot, from the transport's ``handover`` callback.
+  A process killed from here on may have delivered the reply: at the next
+  start it becomes "uncertain" and is never resent; the digest shows it.
+- "sent" once the server answered 250.
+
+So no reply reaches the server twice, and every reply reaches it once
+unless mailbot dies between committing "handed" and committing "sent". In
+that window the dot is almost always already out (it follows the commit
+by one write on the socket), so an "uncertain" reply has arrived in all
+likelihood. The server's explicit refusal after the dot delivered nothing and
+is retried like any other; a connection lost while waiting for its answer
+makes the reply "uncertain" at once.
+"""
 
 from __future__ import annotations
 
 import email.parser
 import email.policy
 import logging
-import os
-import re
-import smtplib
-import ssl
-import tempfile
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from sqlalchemy import CursorResult, func, select, update
 
-from mailbot.config import ConfigError, ReplySettings, SmtpSettings
+from mailbot.config import ReplySettings
 from mailbot.errors import MailbotError
 from mailbot.replies.outbox import FAILED, PENDING, SENDING, SENT, UNCERTAIN
 from mailbot.replies.render import one_line
+from mailbot.replies.transports import (
+    DeliveryUncertain,
+    OutboxDirTransport,
+    SmtpTransport,
+    Transport,
+    TransportError,
+    TransportUnavailable,
+)
 from mailbot.store.db import Database
 from mailbot.store.models import Reply
 
+# The transports lived here; callers still import them from this module.
+__all__ = [
+    "HANDED",
+    "DeliveryUncertain",
+    "OutboxDirTransport",
+    "SendReport",
+    "SmtpTransport",
+    "Transport",
+    "TransportError",
+    "TransportUnavailable",
+    "backoff",
+    "envelope_sender",
+    "recover_interrupted",
+    "send_pending",
+]
+
 log = logging.getLogger(__name__)
+
+# Reply.state, set and read by the sender alone (the other states are in outbox.py):
+# the final dot is about to leave, so from here on the reply may have been delivered.
+HANDED = "handed"
 
 MAX_ERROR = 500  # characters of last_error: one readable line, not a transcript
 
 
-class TransportError(MailbotError):
-    """One reply could not be handed over; a later attempt may succeed."""
-
-
-class TransportUnavailable(TransportError):
-    """No reply can be handed over now: the server is unreachable or refuses us."""
-
-
-class Transport(Protocol):
-    """Where replies go. ``send`` returns once the reply is handed over, or raises.
-
-    ``reply_id`` only names things (the outbox folder's file names); an SMTP
-    server never sees it. ``close`` ends a batch: a transport may keep one
-    connection open between sends until then.
-    """
-
-    def send(
-        self, raw: bytes, sender: str, recipients: list[str], *, reply_id: int | None = None
-    ) -> None: ...
-
-    def close(self) -> None: ...
+class ClaimLost(MailbotError):
+    """The reply being sent is no longer "sending": another sender reset or took it."""
 
 
 @dataclass(frozen=True)
@@ -59,200 +82,49 @@ class SendReport:
     """What one run over the outbox did.
 
     ``deferred`` counts replies that were due and are still pending
-    afterwards, with a retry scheduled.
+    afterwards, with a retry scheduled; ``uncertain`` those whose server
+    took the whole message and never answered.
     """
 
     sent: int = 0
     failed: int = 0
     deferred: int = 0
+    uncertain: int = 0
 
     def __str__(self) -> str:
-        return f"{self.sent} sent, {self.deferred} waiting for a retry, {self.failed} failed"
+        text = f"{self.sent} sent, {self.deferred} waiting for a retry, {self.failed} failed"
+        return text + (f", {self.uncertain} uncertain" if self.uncertain else "")
 
 
-# --------------------------------------------------------------------------- transports
+class _Handover:
+    """The ``handover`` given to the transport: commits "handed" before the point of no return.
 
+    Only a reply still "sending" is marked, so of two senders that both got
+    hold of a reply (one ran :func:`recover_interrupted` while the other was
+    sending) at most one delivers it: the other's handover raises
+    :class:`ClaimLost` and its transport drops the reply.
+    """
 
-class SmtpTransport:
-    """An SMTP submission server; one connection serves a batch, ``close`` ends it."""
+    def __init__(self, db: Database, reply_id: int) -> None:
+        self.db = db
+        self.reply_id = reply_id
+        self.called = False  # the transport reached the point of no return
+        self.done = False  # and "handed" is committed: the reply may be delivered
 
-    def __init__(
-        self,
-        settings: SmtpSettings,
-        password: str | None,
-        *,
-        local_hostname: str | None = None,
-    ) -> None:
-        if settings.username and not password:
-            raise ConfigError(
-                f"replies.smtp.username is {settings.username!r} but no password was given: "
-                f"set the environment variable {settings.password_env}"
+    def __call__(self) -> None:
+        self.called = True
+        with self.db.transaction() as session:
+            result = cast(
+                CursorResult[Any],
+                session.execute(
+                    update(Reply)
+                    .where(Reply.id == self.reply_id, Reply.state == SENDING)
+                    .values(state=HANDED)
+                ),
             )
-        self.settings = settings
-        self._password = password
-        # None lets smtplib say socket.getfqdn() in EHLO, which may ask DNS.
-        self._local_hostname = local_hostname
-        self._smtp: smtplib.SMTP | None = None
-
-    @property
-    def server(self) -> str:
-        return f"SMTP server {self.settings.host}:{self.settings.port}"
-
-    def send(
-        self, raw: bytes, sender: str, recipients: list[str], *, reply_id: int | None = None
-    ) -> None:
-        smtp = self._smtp or self._open()
-        # 张三@example.cn cannot be said in plain SMTP; the server must offer SMTPUTF8.
-        options = [] if all(a.isascii() for a in (sender, *recipients)) else ["SMTPUTF8"]
-        # smtplib's errors are OSErrors too, so the socket's own come last.
-        try:
-            refused = smtp.sendmail(sender, recipients, raw, mail_options=options)
-        except smtplib.SMTPServerDisconnected as exc:
-            self._drop()
-            raise TransportUnavailable(
-                f"the {self.server} broke off: {self._describe(exc)}"
-            ) from None
-        except smtplib.SMTPSenderRefused as exc:
-            # Refusing our own From refuses every reply: settings, not this reply.
-            raise TransportUnavailable(
-                f"the {self.server} refused the sender {sender}: {self._describe(exc)}"
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:  # the server is shutting down or overloaded
-                self._drop()
-                raise TransportUnavailable(f"the {self.server}: {self._describe(exc)}") from None
-            raise TransportError(self._describe(exc)) from None
-        except smtplib.SMTPException as exc:
-            raise TransportError(self._describe(exc)) from None
-        except OSError as exc:
-            self._drop()
-            raise TransportUnavailable(
-                f"the {self.server} broke off: {self._describe(exc)}"
-            ) from None
-        if refused:
-            log.warning("the %s refused some recipients: %s", self.server, refused)
-
-    def close(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is None:
-            return
-        try:
-            smtp.quit()
-        except (smtplib.SMTPException, OSError):
-            smtp.close()
-
-    def _drop(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is not None:
-            smtp.close()
-
-    def _open(self) -> smtplib.SMTP:
-        settings = self.settings
-        context = ssl.create_default_context()
-        smtp: smtplib.SMTP
-        try:
-            if settings.security == "ssl":
-                smtp = smtplib.SMTP_SSL(
-                    settings.host,
-                    settings.port,
-                    local_hostname=self._local_hostname,
-                    timeout=settings.timeout,
-                    context=context,
-                )
-            else:
-                smtp = smtplib.SMTP(
-                    settings.host,
-                    settings.port,
-                    local_hostname=self._local_hostname,
-                    timeout=settings.timeout,
-                )
-        except (smtplib.SMTPException, OSError) as exc:
-            raise TransportUnavailable(
-                f"cannot reach the {self.server}: {self._describe(exc)}"
-            ) from None
-        try:
-            smtp.ehlo()
-            if settings.security == "starttls":
-                if not smtp.has_extn("starttls"):
-                    raise TransportUnavailable(
-                        f"the {self.server} does not offer STARTTLS (replies.smtp.security)"
-                    )
-                smtp.starttls(context=context)
-                smtp.ehlo()
-            if settings.username and self._password:
-                smtp.login(settings.username, self._password)
-        except TransportUnavailable:
-            smtp.close()
-            raise
-        except smtplib.SMTPAuthenticationError as exc:
-            smtp.close()
-            raise TransportUnavailable(
-                f"the {self.server} refused the login of {settings.username!r}: "
-                f"{self._describe(exc)}"
-            ) from None
-        except (smtplib.SMTPException, OSError) as exc:
-            smtp.close()
-            raise TransportUnavailable(f"the {self.server}: {self._describe(exc)}") from None
-        self._smtp = smtp
-        return smtp
-
-    def _describe(self, exc: BaseException) -> str:
-        if isinstance(exc, smtplib.SMTPRecipientsRefused):
-            text = "recipient refused: " + "; ".join(
-                f"{address}: {code} {_text(message)}"
-                for address, (code, message) in exc.recipients.items()
-            )
-        elif isinstance(exc, smtplib.SMTPResponseException):
-            text = f"{exc.smtp_code} {_text(exc.smtp_error)}"
-        else:
-            text = f"{type(exc).__name__}: {exc}"
-        if self._password:
-            # A server that echoes what it was sent must not put the password in the log.
-            text = text.replace(self._password, "***")
-        return text
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-class OutboxDirTransport:
-    """Replies written as .eml files into a folder: the default when there is no server."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def file_name(self, recipients: list[str], reply_id: int | None) -> str:
-        to = re.sub(r"[^A-Za-z0-9._@+-]", "_", ",".join(recipients))[:100]
-        prefix = f"{reply_id:06d}" if reply_id is not None else f"x{uuid.uuid4().hex[:12]}"
-        return f"{prefix}-{to}.eml"
-
-    def send(
-        self, raw: bytes, sender: str, recipients: list[str], *, reply_id: int | None = None
-    ) -> None:
-        target = self.path / self.file_name(recipients, reply_id)
-        temporary: str | None = None
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            # A reader of the folder sees a whole .eml file or none, never half of one.
-            handle, temporary = tempfile.mkstemp(dir=self.path, prefix=".writing-")
-            with os.fdopen(handle, "wb") as out:
-                out.write(raw)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, target)
-        except OSError as exc:
-            if temporary is not None:
-                Path(temporary).unlink(missing_ok=True)
-            raise TransportUnavailable(
-                f"cannot write to the outbox folder {self.path}: {exc}"
-            ) from None
-
-    def close(self) -> None:
-        pass
-
-
-# --------------------------------------------------------------------------- sending
+            if result.rowcount != 1:
+                raise ClaimLost(f"reply {self.reply_id} is no longer ours to send")
+        self.done = True
 
 
 def backoff(settings: ReplySettings, attempts: int) -> float:
@@ -269,11 +141,14 @@ def send_pending(
     *,
     limit: int | None = None,
 ) -> SendReport:
-    """Send the replies that are due, oldest first, each at most once.
+    """Send the replies that are due, oldest first, each exactly once.
 
-    Each reply is marked "sending" and committed before the transport sees
-    it, so a process killed mid-send leaves it "sending" for
-    :func:`recover_interrupted`, never sends it twice. An unreachable server
+    Each reply is committed "sending" before the transport sees it and
+    "handed" from the transport's ``handover``, just before the server can
+    deliver it (see the module's documentation), so a process killed
+    mid-send leaves it to :func:`recover_interrupted` to send again or to
+    call uncertain. A failure before the handover, or the server's refusal
+    after it, counts one failed attempt and backs off. An unreachable server
     ends the batch at once: the replies still due count one failed attempt
     each and back off, and one line in the log says why.
     """
@@ -286,19 +161,35 @@ def send_pending(
                 .limit(limit)
             )
         )
-    sent = failed = deferred = 0
+    sent = failed = deferred = uncertain = 0
     try:
         for index, reply_id in enumerate(due):
             claimed = _claim(db, reply_id, now())
             if claimed is None:  # another sender took it meanwhile
                 continue
             raw, to_address = claimed
+            handover = _Handover(db, reply_id)
             try:
-                transport.send(raw, envelope_sender(raw), [to_address], reply_id=reply_id)
+                transport.send(
+                    raw, envelope_sender(raw), [to_address], reply_id=reply_id, handover=handover
+                )
+            except ClaimLost as exc:
+                # Whoever reset or took it sends it; ours was dropped undelivered.
+                log.warning("%s: left to the sender that has it", exc)
+            except DeliveryUncertain as exc:
+                _finish(db, reply_id, UNCERTAIN, str(exc))
+                uncertain += 1
+                log.warning(
+                    "reply %d to %s may or may not have arrived; not resent: %s",
+                    reply_id,
+                    to_address,
+                    one_line(str(exc)),
+                )
             except TransportUnavailable as exc:
                 # The server is not asked again for each remaining reply: every
                 # reply due in this run shares the failed attempt and its backoff.
-                states = [_record_failure(db, reply_id, str(exc), settings, now(), SENDING)[0]]
+                mine = HANDED if handover.done else SENDING
+                states = [_record_failure(db, reply_id, str(exc), settings, now(), mine)[0]]
                 states += [
                     _record_failure(db, later, str(exc), settings, now(), PENDING)[0]
                     for later in due[index + 1 :]
@@ -312,7 +203,8 @@ def send_pending(
                 )
                 break
             except TransportError as exc:
-                state, attempts = _record_failure(db, reply_id, str(exc), settings, now(), SENDING)
+                mine = HANDED if handover.done else SENDING
+                state, attempts = _record_failure(db, reply_id, str(exc), settings, now(), mine)
                 failed += state == FAILED
                 deferred += state == PENDING
                 log.warning(
@@ -324,44 +216,85 @@ def send_pending(
                     one_line(str(exc)),
                 )
             except Exception as exc:
-                # A fault of ours, not the server's: retrying repeats it, and the
-                # reply may or may not have left, so a person looks at it.
+                if handover.called and not handover.done:
+                    # Recording "handed" failed (a locked database, say), so the
+                    # transport dropped the reply undelivered: try again later.
+                    log.exception(
+                        "reply %d to %s: cannot record its handover", reply_id, to_address
+                    )
+                    error = f"cannot record the handover: {type(exc).__name__}: {exc}"
+                    state, _ = _record_failure(db, reply_id, error, settings, now(), SENDING)
+                    failed += state == FAILED
+                    deferred += state == PENDING
+                    continue
+                # A fault of ours, not the server's: retrying repeats it, and after
+                # the handover the reply may have left, so a person looks at it.
                 log.exception(
                     "reply %d to %s: unexpected error while sending", reply_id, to_address
                 )
-                _finish(db, reply_id, FAILED, f"unexpected error: {type(exc).__name__}: {exc}")
-                failed += 1
+                error = f"unexpected error: {type(exc).__name__}: {exc}"
+                if handover.done:
+                    _finish(db, reply_id, UNCERTAIN, error)
+                    uncertain += 1
+                else:
+                    _finish(db, reply_id, FAILED, error)
+                    failed += 1
             else:
                 _finish(db, reply_id, SENT, None, sent_at=now())
                 sent += 1
                 log.info("reply %d sent to %s", reply_id, to_address)
     finally:
         transport.close()
-    return SendReport(sent=sent, failed=failed, deferred=deferred)
+    return SendReport(sent=sent, failed=failed, deferred=deferred, uncertain=uncertain)
 
 
 def recover_interrupted(db: Database) -> int:
-    """At start: replies left "sending" by a killed process become "uncertain"; return how many.
+    """At start, settle the replies a killed process was sending; return how many became uncertain.
 
-    They may or may not have reached the server, and a reply goes out at
-    most once, so they are not resent; the digest shows them to the secretariat.
-    The caller logs the count.
+    A reply left "sending" never had its final dot sent, so the server
+    discarded it: it goes back to "pending", due at once, and is sent again
+    (logged here). A reply left "handed" was killed after its handover and
+    before the server's 250 was recorded: the server almost surely has it,
+    and a reply is never sent twice, so it becomes "uncertain", is not
+    resent, and the digest shows it to the secretariat; the caller logs
+    that count. Should another sender still be at work, its handover finds
+    the reply no longer "sending" and drops it, so nothing goes out twice.
     """
     with db.transaction() as session:
-        result = cast(
+        requeued = cast(
             CursorResult[Any],
             session.execute(
                 update(Reply)
                 .where(Reply.state == SENDING)
+                # Due again at once: it was due when it was taken.
+                .values(
+                    state=PENDING,
+                    next_attempt_at=func.coalesce(Reply.next_attempt_at, Reply.queued_at),
+                )
+            ),
+        ).rowcount
+        uncertain = cast(
+            CursorResult[Any],
+            session.execute(
+                update(Reply)
+                .where(Reply.state == HANDED)
                 .values(
                     state=UNCERTAIN,
                     next_attempt_at=None,
-                    last_error="mailbot stopped while sending this reply: it may not have arrived",
+                    last_error=(
+                        "mailbot stopped after handing this reply to the server and before "
+                        "its answer: it has almost surely arrived, and is not sent again"
+                    ),
                 )
             ),
+        ).rowcount
+    if requeued:
+        log.info(
+            "%d replies were being sent when mailbot stopped, before the server could "
+            "deliver them: queued again",
+            requeued,
         )
-        count = result.rowcount
-    return count
+    return uncertain
 
 
 def envelope_sender(raw: bytes) -> str:
