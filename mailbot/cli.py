@@ -271,3 +271,7 @@ def describe(verdict: Verdict, call: Call) -> str:
             )
     return "\n".join(lines)
 
+
+from mailbot.web.cli import register  # noqa: E402  (last: the desk's commands use the helpers above)
+
+register(main)

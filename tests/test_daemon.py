@@ -156,12 +156,10 @@ def test_run_once_against_dovecot(
 
 
 def test_flag_mode_leaves_mail_and_a_second_run_does_nothing(
-    imap_env: Dovecot, smtp_sink: SmtpSink, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path
 ) -> None:
     _fill(imap_env)
-    values = settings_values(
-        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", imap=imap_env, smtp=smtp_sink
-    )
+    values = settings_values(tmp_path, db_url, imap=imap_env, smtp=smtp_sink)
     values["source"]["after"] = "flag"
     app = make_app(values)
     first, _ = Daemon(app).once()
@@ -176,11 +174,9 @@ def test_flag_mode_leaves_mail_and_a_second_run_does_nothing(
 
 
 def test_uidvalidity_change_processes_nothing_twice(
-    imap_env: Dovecot, smtp_sink: SmtpSink, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path
 ) -> None:
-    values = settings_values(
-        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", imap=imap_env, smtp=smtp_sink
-    )
+    values = settings_values(tmp_path, db_url, imap=imap_env, smtp=smtp_sink)
     values["source"]["after"] = "flag"
     app = make_app(values)
     raws = [proposal("outlook"), proposal("gmail", "中国科学院微生物研究所", "李娜")]
@@ -260,17 +256,11 @@ def test_resubmission_and_completion_keep_one_reference(tmp_path: Path, db_url: 
 
 
 def test_run_once_cli_and_the_secretariat_commands(
-    imap_env: Dovecot, smtp_sink: SmtpSink, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path
 ) -> None:
     _fill(imap_env)
     config = tmp_path / "mailbot.toml"
-    config.write_text(
-        toml(
-            settings_values(
-                tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", imap=imap_env, smtp=smtp_sink
-            )
-        )
-    )
+    config.write_text(toml(settings_values(tmp_path, db_url, imap=imap_env, smtp=smtp_sink)))
     env = {**os.environ, PASSWORD_ENV: imap_env.password}
 
     def mailbot(*args: str) -> subprocess.CompletedProcess[str]:
@@ -323,7 +313,7 @@ def test_run_once_cli_and_the_secretariat_commands(
 
 
 def test_sigkill_mid_batch_loses_nothing_and_sends_nothing_twice(
-    imap_env: Dovecot, smtp_sink: SmtpSink, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path
 ) -> None:
     total = 200
     message_ids = []
@@ -336,7 +326,7 @@ def test_sigkill_mid_batch_loses_nothing_and_sends_nothing_twice(
         )
         imap_env.append("INBOX", raw, july(10 + n % 20, n % 24))
         message_ids.append(email.message_from_bytes(raw)["Message-ID"].strip())
-    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    database = db_url
     values = settings_values(tmp_path, database, imap=imap_env, smtp=smtp_sink)
     app = make_app(values)
     config = tmp_path / "mailbot.toml"
@@ -396,11 +386,9 @@ def test_sigkill_mid_batch_loses_nothing_and_sends_nothing_twice(
 
 
 def test_dovecot_restart_during_idle(
-    imap_env: Dovecot, smtp_sink: SmtpSink, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path
 ) -> None:
-    values = settings_values(
-        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", imap=imap_env, smtp=smtp_sink
-    )
+    values = settings_values(tmp_path, db_url, imap=imap_env, smtp=smtp_sink)
     values["source"]["poll_interval"] = (
         "60s"  # only IDLE or a reconnect can make it see mail in time
     )

@@ -184,7 +184,8 @@ class Reply(Base):
     message_id: Mapped[str] = mapped_column(String(255), unique=True)
     subject: Mapped[str] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column()  # the whole reply, built once when queued
-    # pending, sending, sent, uncertain (killed mid-send: not resent), suppressed, failed
+    # pending, sending, handed (committed before the final dot), sent, uncertain (killed
+    # after the dot: not resent), suppressed, failed (see replies/sender.py)
     state: Mapped[str] = mapped_column(String(16), index=True)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
@@ -206,3 +207,67 @@ class FolderState(Base):
     folder: Mapped[str] = mapped_column(String(255))
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# --------------------------------------------------------------------------- the intake desk
+
+
+class User(Base):
+    """A member of the secretariat who may use the intake desk (`mailbot user add NAME`)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))  # Argon2id, never the password
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A signed-in browser; the cookie holds a token whose sha256 alone is stored here."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+    user: Mapped[User] = relationship()
+
+
+class LoginAttempt(Base):
+    """One try at signing in, kept so failed tries can be counted and limited."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    remote_addr: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    succeeded: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class AuditEvent(Base):
+    """What a person did at the desk, when and why: a decision, a withdrawal, a note, a letter."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The name as it was, so the trail reads the same if the account is later removed.
+    actor: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(32))
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"), index=True)
+    mail_id: Mapped[int | None] = mapped_column(ForeignKey("mails.id"), index=True)
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    previous_status: Mapped[str | None] = mapped_column(String(32))
+    new_status: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

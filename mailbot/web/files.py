@@ -1,0 +1,160 @@
+"""Files out of the desk: stored blobs by sha256, and the log as .xlsx or .csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from urllib.parse import quote
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.calls import Call
+from mailbot.report import _cell as spreadsheet_safe  # one guard against formula injection
+from mailbot.store.models import Attachment, Mail, Version
+from mailbot.web.desk import Row
+from mailbot.web.labels import STATUSES
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+# Served under their own type only when the browser cannot be led to run them.
+_TYPES = {
+    ".pdf": "application/pdf",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".doc": "application/msword",
+    ".eml": "message/rfc822",
+}
+
+
+def safe_filename(name: str, fallback: str = "file") -> str:
+    """A name fit for a download: no control, format (bidi) or path characters."""
+    cleaned = "".join(
+        "_" if ch in '/\\"' else ch
+        for ch in unicodedata.normalize("NFC", name)
+        # Cc: CR, LF, NUL...; Cf: the right-to-left override and other invisible marks.
+        if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp")
+    )
+    cleaned = " ".join(cleaned.split()).strip(" .")
+    return cleaned[:200] or fallback
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII filename and the full name as RFC 5987 UTF-8."""
+    safe = safe_filename(name)
+    stem, dot, extension = safe.rpartition(".")
+    if not dot or not re.fullmatch(r"[A-Za-z0-9]{1,8}", extension):
+        stem, extension = safe, ""
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    ascii_stem = re.sub(r"[^A-Za-z0-9._ +-]", "_", ascii_stem).strip(" ._")
+    if not re.search(r"[A-Za-z0-9]", ascii_stem):
+        ascii_stem = "file"  # a Chinese name: its ASCII shadow would be bare punctuation
+    ascii_name = f"{ascii_stem}.{extension}" if extension else ascii_stem
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(safe, safe='')}"
+
+
+def content_type(name: str) -> str:
+    extension = "." + name.rpartition(".")[2].lower() if "." in name else ""
+    return _TYPES.get(extension, "application/octet-stream")
+
+
+def blob_name(
+    session: Session, sha256: str, *, version_id: int | None = None, mail_id: int | None = None
+) -> str | None:
+    """The name a blob goes by: an attachment's file name or a mail's .eml; None if unknown.
+
+    The same bytes may come under several names (one stamped PDF sent by two
+    applicants); the version or mail the link came from picks the name.
+    """
+    if not SHA256.fullmatch(sha256):
+        return None
+    if version_id is not None:
+        version = session.get(Version, version_id)
+        for item in version.files if version is not None else []:
+            if item.get("sha256") == sha256 and item.get("filename"):
+                return str(item["filename"])
+    attachments = select(Attachment.filename).where(Attachment.sha256 == sha256)
+    if mail_id is not None:
+        filename = session.scalar(attachments.where(Attachment.mail_id == mail_id))
+        if filename is not None:
+            return filename
+    filename = session.scalar(attachments.order_by(Attachment.id))
+    if filename is not None:
+        return filename
+    mail = session.scalar(select(Mail).where(Mail.raw_sha256 == sha256).order_by(Mail.id))
+    if mail is not None:
+        who = mail.submission.reference if mail.submission else "mail"
+        return f"{who}-{mail.id}.eml"
+    return None
+
+
+# --------------------------------------------------------------------------- the log for Excel
+
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("编号", "Reference"),
+    ("牵头单位", "Institution"),
+    ("负责人", "PI"),
+    ("项目名称", "Title"),
+    ("资助领域", "Focus area"),
+    ("申请经费（万元）", "Funding (10k CNY)"),
+    ("合作单位", "Partners"),
+    ("其中外方", "Foreign partners"),
+    ("收到时间（北京时间）", "Received (Beijing time)"),
+    ("状态", "Status"),
+    ("版本", "Version"),
+    ("发件人", "Sender"),
+)
+
+
+def _values(row: Row, call: Call, area_name: Callable[[str | None], str]) -> list[object]:
+    facts = row.facts
+    received = call.local(row.received_at).strftime("%Y-%m-%d %H:%M:%S") if row.received_at else ""
+    return [
+        row.reference,
+        row.institution,
+        row.pi,
+        facts.title or "",
+        area_name(facts.focus_area),
+        facts.budget_wan if facts.budget_wan is not None else "",
+        facts.partners if facts.partners is not None else "",
+        facts.foreign_partners if facts.foreign_partners is not None else "",
+        received,
+        f"{STATUSES.get(row.status, (row.status,))[0]} {row.status}",
+        row.version,
+        row.sender,
+    ]
+
+
+def export_log(
+    rows: Sequence[Row], call: Call, area_name: Callable[[str | None], str], suffix: str
+) -> bytes:
+    """The log as an .xlsx workbook or a .csv file (UTF-8 with BOM, which Excel reads)."""
+    header = [f"{zh} {en}" for zh, en in COLUMNS]
+    table = [[spreadsheet_safe(v) for v in _values(row, call, area_name)] for row in rows]
+    if suffix == "csv":
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(header)
+        writer.writerows(table)
+        return text.getvalue().encode("utf-8-sig")
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = "Intake log"
+    sheet.append(header)
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for values in table:
+        sheet.append(values)
+    widths = (16, 34, 12, 36, 18, 12, 10, 10, 22, 26, 8, 30)
+    for index, width in enumerate(widths):
+        sheet.column_dimensions[chr(ord("A") + index)].width = width
+    sheet.freeze_panes = "A2"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -1,0 +1,173 @@
+"""The desk's door: every page needs a session, every form a CSRF token, sign-ins are limited.
+
+A session cookie is HttpOnly and SameSite=Lax (and Secure, with the __Host-
+prefix, behind HTTPS). Each session has its own CSRF token, checked with the
+Origin header on every POST. The sign-in form, which comes before any
+session, carries a token that must match a short-lived cookie of its own.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import secrets
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, abort, g, redirect, render_template, request, url_for
+from werkzeug.wrappers.response import Response as BaseResponse
+
+from mailbot.web.app import Desk
+from mailbot.web.auth import (
+    FAILURE_WINDOW,
+    SESSION_LIFETIME,
+    Actor,
+    authenticate,
+    close_session,
+    find_session,
+    open_session,
+    too_many_failures,
+)
+
+PUBLIC = frozenset({"login"})
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+LOGIN_COOKIE_AGE = 3600
+
+
+class Guard:
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+
+    @property
+    def session_cookie(self) -> str:
+        # __Host-: only over HTTPS, for this host and path "/", never set by a subdomain.
+        return "__Host-mailbot_session" if self.desk.secure_cookies else "mailbot_session"
+
+    @property
+    def login_cookie(self) -> str:
+        return "__Host-mailbot_login" if self.desk.secure_cookies else "mailbot_login"
+
+    def register(self, flask: Flask) -> None:
+        flask.before_request(self.check)
+        flask.after_request(self.set_login_cookie)
+        flask.add_url_rule("/login", "login", self.login, methods=["GET", "POST"])
+        flask.add_url_rule("/logout", "logout", self.logout, methods=["POST"])
+        flask.context_processor(lambda: {"actor": g.get("actor"), "csrf_token": g.get("csrf")})
+
+    # -- every request ----------------------------------------------------------
+
+    def check(self) -> BaseResponse | None:
+        """Let a request through only with a live session and, for a POST, its CSRF token."""
+        g.actor = None
+        g.csrf = None
+        token = request.cookies.get(self.session_cookie, "")
+        if token:
+            with self.desk.app.db.transaction() as session:
+                web_session = find_session(session, token, self.desk.now())
+                if web_session is not None:
+                    g.actor = Actor(web_session.user_id, web_session.user.name)
+                    g.csrf = web_session.csrf_token
+        if request.endpoint in PUBLIC:
+            return None
+        if g.actor is None:
+            wanted = request.full_path if request.method == "GET" else "/"
+            return redirect(url_for("login", next=wanted.rstrip("?")), 303)
+        if request.method not in ("GET", "HEAD"):
+            self.require_token(g.csrf)
+        return None
+
+    def require_token(self, expected: str | None) -> None:
+        sent = request.form.get("csrf_token", "")
+        if not expected or not sent or not hmac.compare_digest(sent, expected):
+            abort(403, "CSRF token missing or wrong")
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != request.host_url.rstrip("/"):
+            abort(403, "form sent from another site")
+
+    # -- signing in and out -----------------------------------------------------
+
+    def login(self) -> BaseResponse | tuple[str, int, dict[str, str]] | str:
+        wanted = _local_path(request.values.get("next", "/"))
+        if request.method == "GET":
+            if g.actor is not None:
+                return redirect(wanted, 303)
+            return self._form(wanted)
+        self.require_token(request.cookies.get(self.login_cookie))
+        name = request.form.get("name", "").strip()
+        password = request.form.get("password", "")
+        remote = request.remote_addr or "?"
+        now = self.desk.now()
+        with self.desk.app.db.transaction() as session:
+            if too_many_failures(session, name, remote, now):
+                retry = str(int(FAILURE_WINDOW.total_seconds()))
+                return (
+                    self._form(wanted, error="too_many"),
+                    429,
+                    {"Retry-After": retry},
+                )
+            user = authenticate(session, name, password, remote, now)
+            if user is None:
+                return self._form(wanted, error="wrong"), 401, {}
+            # A session from before this sign-in is not carried over (no fixation).
+            close_session(session, request.cookies.get(self.session_cookie, ""))
+            token, _ = open_session(session, user, now)
+        response = redirect(wanted, 303)
+        response.set_cookie(
+            self.session_cookie,
+            token,
+            max_age=int(SESSION_LIFETIME.total_seconds()),
+            path="/",
+            secure=self.desk.secure_cookies,
+            httponly=True,
+            samesite="Lax",
+        )
+        response.delete_cookie(
+            self.login_cookie, path="/", secure=self.desk.secure_cookies, httponly=True
+        )
+        return response
+
+    def _form(self, wanted: str, error: str = "") -> str:
+        """The sign-in page, with the token of its cookie (a new one if there is none)."""
+        # Kept, not renewed: the browser's own requests (a favicon) must not void an open form.
+        token = request.cookies.get(self.login_cookie, "")
+        if not _TOKEN.fullmatch(token):
+            token = secrets.token_urlsafe(32)
+        g.login_cookie = token
+        return render_template("login.html", next=wanted, login_token=token, error=error)
+
+    def logout(self) -> BaseResponse:
+        with self.desk.app.db.transaction() as session:
+            close_session(session, request.cookies.get(self.session_cookie, ""))
+        response = redirect(url_for("login"), 303)
+        response.delete_cookie(
+            self.session_cookie, path="/", secure=self.desk.secure_cookies, httponly=True
+        )
+        return response
+
+    def set_login_cookie(self, response: Response) -> Response:
+        token = g.get("login_cookie")
+        if token:
+            response.set_cookie(
+                self.login_cookie,
+                token,
+                max_age=LOGIN_COOKIE_AGE,
+                path="/",
+                secure=self.desk.secure_cookies,
+                httponly=True,
+                samesite="Strict",
+            )
+        return response
+
+
+def _local_path(target: str) -> str:
+    """Where to go after signing in: a path on this site, never another site."""
+    parts = urlsplit(target)
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(ch) < 32 for ch in target)
+    ):
+        return "/"
+    return target
