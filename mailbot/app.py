@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailbot.calls import Call, load_call
+from mailbot.checks.policy import IntakePolicy
 from mailbot.config import Settings, secret
 from mailbot.replies.render import Renderer
 from mailbot.replies.sender import OutboxDirTransport, SmtpTransport, Transport
@@ -55,6 +56,22 @@ class App:
         """Where a mail of this status is filed; "" means flag it where it is."""
         source = self.settings.source
         return source.folders.folder(status) if source.after == "move" else ""
+
+    @property
+    def policy(self) -> IntakePolicy:
+        """The operator's [intake] settings as the checks read them."""
+        intake = self.settings.intake
+        return IntakePolicy(
+            own_addresses=frozenset([self.settings.replies.from_address, *intake.own_addresses]),
+            deny=tuple(intake.deny),
+            authserv_id=intake.authserv_id,
+            max_mail_size=intake.max_mail_size,
+            max_depth=intake.max_depth,
+            max_parts=intake.max_parts,
+            isolate=intake.isolate,
+            judge_timeout=intake.judge_timeout,
+            judge_memory=intake.judge_memory,
+        )
 
     @property
     def outbox_dir(self) -> Path:

@@ -172,6 +172,48 @@ class DocumentsSection(_Section):
     max_docx_member: Size = 30 * 1024 * 1024
     max_docx_ratio: float = 120.0
     max_pdf_pages: int = 1000
+    # Archives (.zip) and Outlook's winmail.dat are opened in memory within these.
+    max_archive_entries: int = 100
+    max_archive_uncompressed: Size = 100 * 1024 * 1024  # for all the mail's containers together
+    max_archive_member: Size = 50 * 1024 * 1024
+    max_archive_ratio: float = 120.0
+
+
+_ESCAPES = re.compile(r"\\.")
+_CLASSES = re.compile(r"\[\^?\]?[^\]]*\]")
+_UNBOUNDED = re.compile(r"[+*]|\{\d*,\}")
+
+
+class LinkService(_Section):
+    """A download service whose links stand in for attachments (QQ Mail 超大附件 ...)."""
+
+    zh: str
+    en: str
+    patterns: list[str]  # regular expressions, matched case-insensitively in the body
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one pattern is needed")
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {pattern!r} ({exc})") from None
+            # Backtracking over an unbounded repeat costs minutes on a hostile body.
+            bare = _CLASSES.sub("", _ESCAPES.sub("", pattern))
+            if _UNBOUNDED.search(bare):
+                raise ValueError(
+                    f"{pattern!r} repeats without bound (+, *, {{n,}}): write {{0,40}} instead"
+                )
+        return value
+
+
+class LinksSection(_Section):
+    """Large-attachment links in a mail body, which the applicant must replace by files."""
+
+    services: list[LinkService] = []
 
 
 class InstitutionLists(_Section):
@@ -191,6 +233,7 @@ class Call(_Section):
     form: FormSection | None = None  # None: the call has no form to read
     lists: ListsSection | None = None
     documents: DocumentsSection = DocumentsSection()
+    links: LinksSection = LinksSection()
     institution_lists: InstitutionLists = InstitutionLists()
     source: str = ""
 

@@ -15,14 +15,15 @@ import click
 
 from mailbot import __version__
 from mailbot.app import App
+from mailbot.bounded import parse_and_judge
 from mailbot.calls import DEFAULT_RULES, Call, load_call
-from mailbot.checks import judge
+from mailbot.checks.policy import IntakePolicy
 from mailbot.config import load_settings
 from mailbot.daemon import Daemon
 from mailbot.demo import run_demo
 from mailbot.documents.template import write_form
 from mailbot.errors import MailbotError
-from mailbot.parsing import parse_message
+from mailbot.names import shown
 from mailbot.report import describe_form, export, format_log, intake_log, show, unmatched_mails
 from mailbot.reprocess import reprocess
 from mailbot.verdict import Verdict
@@ -228,7 +229,8 @@ def check(file: Path, as_json: bool, received_at: datetime | None, rules: Path) 
     """Judge one mail (an .eml file, or - for standard input); store and send nothing."""
     call = load_call(rules)
     raw = _read(file)
-    verdict = judge(parse_message(raw), call, received_at)
+    # The daemon's own judge, with its size and structure limits (no child process here).
+    _message, verdict = parse_and_judge(raw, call, received_at, IntakePolicy())
     if as_json:
         click.echo(json.dumps(verdict.as_json(), ensure_ascii=False, indent=2))
     else:
@@ -267,7 +269,8 @@ def describe(verdict: Verdict, call: Call) -> str:
         lines.append("附件 Attachments:")
         for item in verdict.attachments:
             lines.append(
-                f"  {item.role:<10} {item.filename}  {item.size:,} B  sha256 {item.sha256[:16]}…"
+                f"  {item.role:<10} {shown(item.filename)}  {item.size:,} B  "
+                f"sha256 {item.sha256[:16]}…"
             )
     return "\n".join(lines)
 

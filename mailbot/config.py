@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from mailbot.calls import Size
 from mailbot.errors import MailbotError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -111,6 +112,20 @@ class DigestSettings(_Section):
     at: str = "08:00"
 
 
+class IntakeSettings(_Section):
+    """Who is never answered, and the limits parsing and judging run under."""
+
+    own_addresses: list[str] = []
+    deny: list[str] = []
+    authserv_id: str = ""
+    max_mail_size: Size = 150 * 1024 * 1024
+    max_depth: int = Field(default=20, ge=1)
+    max_parts: int = Field(default=500, ge=1)
+    isolate: bool = True
+    judge_timeout: Duration = Field(default=30.0, gt=0)
+    judge_memory: Size = 512 * 1024 * 1024
+
+
 class Settings(_Section):
     rules: str = "rules/anso2021.toml"
     database_url: str = "sqlite:///var/mailbot.sqlite3"
@@ -119,6 +134,7 @@ class Settings(_Section):
     source: SourceSettings = SourceSettings()
     replies: ReplySettings = ReplySettings()
     digest: DigestSettings = DigestSettings()
+    intake: IntakeSettings = IntakeSettings()
     base_dir: str = "."
 
     def path(self, value: str) -> Path:

@@ -5,10 +5,29 @@ version, its reply in the outbox and the folder's cursor together, after the
 raw bytes and attachments are safely in the blob store. Only then is the
 mail moved or flagged in the mailbox, so a crash at any point loses nothing
 and a rerun finds nothing to do twice.
+
+A mail is recorded and answered once however often it shows up. The very
+same bytes with the same Message-ID at a new place are the same delivery
+seen again (the server renumbered its mail): the record moves there. A
+second delivery (sent again, or to the mailbox and to an address that
+forwards to it) differs only in its trace headers and is known by its
+content hash (mailbot.store.content): it gets a row of its own, marked as a
+duplicate of the first, filed as ignored and never answered. The database
+keeps one original per content hash and call, so two daemons racing on two
+copies cannot both record one as new.
+
+When the daemon holds a lease on the mailbox (mailbot.store.leases), every
+mail's transaction confirms it, so a daemon that lost its lease records
+nothing more.
+
+A mail that cannot be stored (the disk, the database) is left where it is in
+the mailbox, neither moved nor flagged; the poll stops and says why in its
+report, and the caller logs it once and tries again later.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -17,14 +36,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
-from mailbot.checks import judge
+from mailbot.bounded import judge_bounded
+from mailbot.faults import fault_point
 from mailbot.parsing import Message, parse_message
+from mailbot.replies.bounced import mark_bounced
 from mailbot.replies.context import reply_context
 from mailbot.replies.outbox import queue_reply
 from mailbot.sources.base import Cursor, Fetched, Mailbox
+from mailbot.store.content import content_sha256
+from mailbot.store.leases import Lease, LeaseLost
 from mailbot.store.models import Attachment, FolderState, Mail, utcnow
 from mailbot.submissions import Outcome, problems_json, record
 from mailbot.verdict import Problem, Severity, Status, Verdict
@@ -41,13 +65,17 @@ class PollReport:
     new: int = 0
     known: int = 0
     failed: int = 0
+    duplicates: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
+    # Why the last mail could not be stored (the poll stopped there), for the caller's log.
+    fault: BaseException | None = None
 
     def summary(self) -> str:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
+        duplicates = f", {self.duplicates} duplicates" if self.duplicates else ""
         return (
             f"{self.new} new ({parts or 'none'}), {self.known} already recorded, "
-            f"{self.failed} failed"
+            f"{self.failed} failed{duplicates}"
         )
 
 
@@ -56,8 +84,14 @@ def poll(
     mailbox: Mailbox,
     stop: threading.Event | None = None,
     on_mail: Callable[[Mail], None] | None = None,
+    lease: Lease | None = None,
 ) -> PollReport:
-    """Process every new mail in every watched folder; return what was done."""
+    """Process every new mail in every watched folder; return what was done.
+
+    A mail that cannot be stored ends the poll (``report.fault`` says why):
+    it and the mails after it stay in the mailbox for the next poll. With a
+    lease, a lost lease raises LeaseLost.
+    """
     report = PollReport()
     for folder in mailbox.folders():
         settle_pending(app, mailbox, folder)
@@ -78,7 +112,7 @@ def poll(
                 if stop is not None and stop.is_set():
                     halted = True
                     break
-                status = process(app, mailbox.name, item, report, on_mail)
+                status = process(app, mailbox.name, item, report, on_mail, lease)
                 if status is None:  # not stored: leave it in the mailbox for the next poll
                     halted = True
                     break
@@ -99,9 +133,15 @@ def process(
     item: Fetched,
     report: PollReport | None = None,
     on_mail: Callable[[Mail], None] | None = None,
+    lease: Lease | None = None,
 ) -> str | None:
-    """Record one fetched mail; return its status, or None when it could not be stored."""
+    """Record one fetched mail; return its status, or None when it could not be stored.
+
+    When it could not be stored, ``report.fault`` holds the exception, for
+    the caller to log once however often the mail is tried again.
+    """
     report = report if report is not None else PollReport()
+    fault_point("after_fetch")
     with app.db.transaction() as session:
         known = session.scalar(
             select(Mail.status).where(Mail.source == source, Mail.location == item.location)
@@ -110,9 +150,9 @@ def process(
         report.known += 1
         return known
     raw_sha256 = hashlib.sha256(item.raw).hexdigest()
+    content = content_sha256(item.raw)
     try:
-        message = parse_message(item.raw)
-        verdict = judge(message, app.call, item.received_at)
+        message, verdict = judge_bounded(item.raw, app.call, item.received_at, app.policy)
     except Exception:  # the per-mail boundary: keep the mail, let a person read it
         log.exception("%s %s: cannot judge this mail; recorded for a person", source, item.location)
         message = parse_message(b"")
@@ -121,24 +161,25 @@ def process(
         app.blobs.put(item.raw, raw_sha256)
         for attachment in message.attachments:
             app.blobs.put(attachment.data, attachment.sha256)
-        with app.db.transaction() as session:
-            mail, fresh = _store(app, session, source, item, raw_sha256, message, verdict)
-            status = mail.status
+        fault_point("after_store")
+        mail, fresh = _record(app, source, item, raw_sha256, content, message, verdict, lease)
+        status = mail.status
+        fault_point("after_verdict")
         if on_mail is not None and fresh:
             on_mail(mail)
-    except Exception as exc:  # disk or database trouble: the mail stays in the mailbox
-        log.error(
-            "%s %s: not stored (%s: %s); it stays in the mailbox and is retried",
-            source,
-            item.location,
-            type(exc).__name__,
-            exc,
-        )
+    except LeaseLost:
+        raise
+    except Exception as exc:  # the disk, the database or a fault of ours: the mail stays
+        # The caller logs it, once for a whole outage (Daemon._fault).
+        log.debug("%s %s: not stored", source, item.location, exc_info=True)
         report.failed += 1
+        report.fault = exc
         return None
     if not fresh:
         report.known += 1
         return status
+    if mail.duplicate_of_id is not None:
+        report.duplicates += 1
     report.new += 1
     report.statuses[status] += 1
     return status
@@ -154,31 +195,79 @@ def _unjudged(app: App, item: Fetched) -> Verdict:
     return Verdict(Status.IGNORED, app.call.local(item.received_at), None, None, (problem,))
 
 
+def _record(
+    app: App,
+    source: str,
+    item: Fetched,
+    raw_sha256: str,
+    content: str,
+    message: Message,
+    verdict: Verdict,
+    lease: Lease | None,
+) -> tuple[Mail, bool]:
+    """One transaction: confirm the lease, record the mail; True when it is new."""
+    for attempt in range(2):
+        try:
+            with app.db.transaction() as session:
+                if lease is not None:
+                    lease.confirm(session)
+                return _store(app, session, source, item, raw_sha256, content, message, verdict)
+        except IntegrityError:
+            # Another daemon recorded the same mail (another copy of it) meanwhile:
+            # looking again finds it, and this copy becomes its duplicate.
+            if attempt:
+                raise
+            log.info("%s %s: recorded elsewhere meanwhile; looking again", source, item.location)
+    raise AssertionError("unreachable")
+
+
 def _store(
     app: App,
     session: Session,
     source: str,
     item: Fetched,
     raw_sha256: str,
+    content: str,
     message: Message,
     verdict: Verdict,
 ) -> tuple[Mail, bool]:
     """Record the mail unless it is already recorded; True when it is new."""
     _advance_cursor(session, source, item)
-    # The same mail seen again under a new UIDVALIDITY (or delivered twice):
-    # recognised by Message-ID and the hash of its bytes, never processed twice.
-    twin = session.scalar(
+    here = session.scalar(select(Mail).where(Mail.source == source, Mail.location == item.location))
+    if here is not None:
+        return here, False
+    # The same delivery seen again at a new place (the server renumbered its mail,
+    # under a new UIDVALIDITY or not, or the same file came back): the very same
+    # bytes and Message-ID. The record moves there; nothing is processed twice.
+    if message.message_id is not None:
+        twin = session.scalars(
+            select(Mail)
+            .where(
+                Mail.source == source,
+                Mail.raw_sha256 == raw_sha256,
+                Mail.message_id == message.message_id,
+            )
+            .order_by(Mail.id)
+            .limit(1)
+        ).first()
+        if twin is not None:
+            log.info("%s %s: already recorded as mail %s", source, item.location, twin.id)
+            twin.location, twin.uid, twin.uidvalidity = item.location, item.uid, item.uidvalidity
+            twin.folder, twin.settled = item.folder, False
+            return twin, False
+    # Another delivery of a mail already recorded (the copies differ in their trace
+    # headers alone): a row of its own, so every copy is accounted for; never answered.
+    original = session.scalars(
         select(Mail).where(
-            Mail.source == source,
-            Mail.raw_sha256 == raw_sha256,
-            Mail.message_id == message.message_id,
+            Mail.call_id == app.call.id,
+            Mail.content_sha256 == content,
+            Mail.duplicate_of_id.is_(None),
         )
-    )
-    if twin is not None and message.message_id is not None:
-        log.info("%s %s: already recorded as mail %s", source, item.location, twin.id)
-        twin.location, twin.uid, twin.uidvalidity = item.location, item.uid, item.uidvalidity
-        twin.folder, twin.settled = item.folder, False
-        return twin, False
+    ).first()
+    if original is not None:
+        verdict = dataclasses.replace(
+            verdict, status=Status.IGNORED, problems=(_duplicate(original),)
+        )
     mail = Mail(
         call_id=app.call.id,
         source=source,
@@ -188,6 +277,8 @@ def _store(
         uidvalidity=item.uidvalidity,
         message_id=message.message_id,
         raw_sha256=raw_sha256,
+        content_sha256=content,
+        duplicate_of_id=original.id if original is not None else None,
         raw_size=len(item.raw),
         sender=message.sender,
         sender_name=message.sender_name,
@@ -213,8 +304,19 @@ def _store(
     )
     session.add(mail)
     session.flush()
+    if original is not None:
+        log.info(
+            "%s %s from %s: another copy of mail %s (%s); recorded as its duplicate, not answered",
+            item.folder,
+            item.location,
+            message.sender or "?",
+            original.id,
+            message.message_id or "no Message-ID",
+        )
+        return mail, True
     outcome = record(session, app.call, app.blobs, mail, message, verdict)
     queue_answer(app, session, mail, message, outcome)
+    mark_bounced(session, app.call.id, mail, message, outcome.verdict, item.raw)
     log.info(
         "%s %s from %s %r: %s%s",
         item.folder,
@@ -225,6 +327,16 @@ def _store(
         f" {outcome.submission.reference}" if outcome.submission else "",
     )
     return mail, True
+
+
+def _duplicate(original: Mail) -> Problem:
+    return Problem(
+        "duplicate",
+        Severity.INFO,
+        f"与已记录的邮件 #{original.id} 相同（同一 Message-ID 和内容），不再重复处理和答复。",
+        f"The same mail as mail #{original.id}, already recorded (same Message-ID and "
+        "content): not processed or answered again.",
+    )
 
 
 def queue_answer(

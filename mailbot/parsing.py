@@ -1,10 +1,15 @@
-"""Raw bytes to one normalised Message: headers, receipt time, attachments.
+"""Raw bytes to one normalised Message (mailbot.message): headers, receipt time, attachments.
 
 mail-parser builds the MIME tree; where it fails the standard library does,
 and where both fail the headers alone still make a Message. Text is decoded
 by mailbot.charsets, since both libraries lose Chinese text that real
 clients send. Parsing never raises: whatever the bytes, a Message comes out,
 and what went wrong is listed in ``defects``.
+
+Files that hide the applicant's files are opened (mailbot.containers): the
+files inside a .zip, an Outlook winmail.dat and a forwarded mail (one level
+deep) follow their container in ``attachments``, each naming it in
+``container``; ``containers`` says what each held, or why it was not opened.
 """
 
 from __future__ import annotations
@@ -16,13 +21,13 @@ import hashlib
 import logging
 import mimetypes
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message as EmailMessage
 from email.utils import getaddresses, parsedate_to_datetime
 
 import mailparser
 
+from mailbot.calls import DocumentsSection
 from mailbot.charsets import (
     decode_bytes,
     decode_words,
@@ -33,6 +38,29 @@ from mailbot.charsets import (
     raw_to_text,
     unfold,
 )
+from mailbot.containers import DAMAGED, Budget, kind_of, unpack
+from mailbot.message import (
+    FORWARDED,
+    Attachment,
+    Container,
+    InlinePart,
+    Message,
+    split_extension,
+    storable,
+)
+from mailbot.names import shown
+
+# The mail as mailbot sees it lives in mailbot.message; its users import it from here too.
+__all__ = [
+    "FORWARDED",
+    "Attachment",
+    "Container",
+    "InlinePart",
+    "Message",
+    "parse_message",
+    "split_extension",
+    "storable",
+]
 
 log = logging.getLogger(__name__)
 
@@ -44,95 +72,22 @@ _EXTRA_TYPES = {
     "application/pdf": ".pdf",
     "message/rfc822": ".eml",
 }
+_TYPES = {extension: content_type for content_type, extension in _EXTRA_TYPES.items()}
 
 
-@dataclass(frozen=True)
-class Attachment:
-    """A file the sender attached, its name decoded as the sender meant it."""
+def parse_message(raw: bytes, limits: DocumentsSection | None = None) -> Message:
+    """Parse any bytes into a Message; never raises.
 
-    filename: str
-    content_type: str
-    data: bytes = field(repr=False)
-    sha256: str
-    named: bool = True  # False: the sender gave no name and mailbot made one up
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
-
-    @property
-    def stem(self) -> str:
-        return split_extension(self.filename)[0]
-
-    @property
-    def extension(self) -> str:
-        return split_extension(self.filename)[1]
-
-
-@dataclass(frozen=True)
-class InlinePart:
-    """A body decoration such as an inline signature image (Content-ID, no name)."""
-
-    content_type: str
-    content_id: str
-    size: int
-
-
-@dataclass(frozen=True)
-class Message:
-    """One mail as mailbot sees it; every text field is already decoded."""
-
-    raw_size: int
-    sender: str | None
-    sender_name: str
-    from_addresses: tuple[str, ...]
-    reply_to: str | None
-    message_id: str | None
-    in_reply_to: str | None
-    references: tuple[str, ...]
-    subject: str
-    date: datetime | None
-    received_header_at: datetime | None
-    content_type: str
-    headers: tuple[tuple[str, str], ...]
-    attachments: tuple[Attachment, ...]
-    inline_parts: tuple[InlinePart, ...]
-    text: str
-    parsed_by: str
-    defects: tuple[str, ...] = ()
-
-    def header(self, name: str) -> str | None:
-        """The first value of a header (decoded), or None."""
-        name = name.lower()
-        return next((v for k, v in self.headers if k == name), None)
-
-    def header_values(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self.headers if k == name]
-
-    @property
-    def receipt_guess(self) -> datetime | None:
-        """The receipt time the mail itself tells: topmost Received, else Date."""
-        return self.received_header_at or self.date
-
-
-def split_extension(filename: str) -> tuple[str, str]:
-    """``("name", ".pdf")`` with the extension lower-cased; no extension gives ``""``."""
-    match = re.fullmatch(r"(.*?)(\.[A-Za-z0-9]{1,8})", filename.strip(), flags=re.DOTALL)
-    if not match or not match.group(1).strip():
-        return filename.strip(), ""
-    return match.group(1).strip(), match.group(2).lower()
-
-
-def parse_message(raw: bytes) -> Message:
-    """Parse any bytes into a Message; never raises."""
+    ``limits`` bound the opening of archives and winmail.dat (the call's
+    ``[documents]``; the defaults when not given).
+    """
     tree, parsed_by, defects = _build_tree(raw)
-    walker = _Walker()
+    walker = _Walker(Budget(limits or DocumentsSection()))
     try:
         walker.walk(tree)
     except Exception as exc:  # a part the libraries cannot read must not cost the mail
-        log.warning("cannot walk the MIME tree: %s", exc, exc_info=True)
-        defects.append(f"walk: {type(exc).__name__}: {exc}")
+        log.warning("cannot walk the MIME tree: %s", shown(str(exc)), exc_info=True)
+        defects.append(f"walk: {type(exc).__name__}: {shown(str(exc))}")
     defects.extend(walker.defects)
     return _message(raw, tree, parsed_by, walker, tuple(defects))
 
@@ -158,10 +113,17 @@ def _build_tree(raw: bytes) -> tuple[EmailMessage, str, list[str]]:
 
 
 class _Walker:
-    """Sorts the leaves of a MIME tree into body text, attachments and inline parts."""
+    """Sorts the leaves of a MIME tree into body text, attachments and inline parts.
 
-    def __init__(self) -> None:
+    ``container`` is set when the tree is a forwarded mail's: its files name
+    it, and mail forwarded inside it is not opened (one level deep).
+    """
+
+    def __init__(self, budget: Budget, container: str | None = None) -> None:
+        self.budget = budget
+        self.container = container
         self.attachments: list[Attachment] = []
+        self.containers: list[Container] = []
         self.inline_parts: list[InlinePart] = []
         self.texts: list[str] = []
         self.htmls: list[str] = []
@@ -220,11 +182,14 @@ class _Walker:
         )
         content_id = (part.get("content-id") or "").strip()
         if content_type in ("message/rfc822", "message/global"):
-            self.add_attachment(part, content_type, filename or self.forwarded_name(part))
+            name = filename or self.forwarded_name(part)
+            forwarded = self.add_attachment(part, content_type, name)
+            if self.container is None:
+                self.open_forwarded(part, forwarded)
         elif filename:
-            self.add_attachment(part, content_type, filename)
+            self.open(self.add_attachment(part, content_type, filename))
         elif disposition == "attachment":
-            self.add_attachment(part, content_type, None)
+            self.open(self.add_attachment(part, content_type, None))
         elif content_id and part.get_content_maintype() != "text":
             self.inline_parts.append(InlinePart(content_type, content_id, len(self.payload(part))))
         elif content_type == "text/plain" or part.get_content_maintype() == "multipart":
@@ -232,7 +197,7 @@ class _Walker:
         elif content_type == "text/html":
             self.htmls.append(decode_bytes(self.payload(part), part.get_content_charset()))
         elif part.get_content_maintype() != "text" and self.payload(part):
-            self.add_attachment(part, content_type, None)
+            self.open(self.add_attachment(part, content_type, None))
 
     def payload(self, part: EmailMessage) -> bytes:
         if part.is_multipart():
@@ -240,7 +205,7 @@ class _Walker:
         try:
             data = part.get_payload(decode=True)
         except Exception as exc:  # a body the library cannot decode: keep its raw octets
-            self.defects.append(f"payload: {type(exc).__name__}: {exc}")
+            self.defects.append(f"payload: {type(exc).__name__}: {shown(str(exc))}")
             raw = part.get_payload()
             return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
         return data if isinstance(data, bytes) else b""
@@ -252,7 +217,9 @@ class _Walker:
             subject = header_text(raw_header(inner[0], "subject") or "")
         return f"{subject or 'forwarded message'}.eml"
 
-    def add_attachment(self, part: EmailMessage, content_type: str, filename: str | None) -> None:
+    def add_attachment(
+        self, part: EmailMessage, content_type: str, filename: str | None
+    ) -> Attachment:
         if part.is_multipart() and content_type.startswith("message/"):
             children = part.get_payload()
             inner = children[0] if isinstance(children, list) and children else None
@@ -263,15 +230,75 @@ class _Walker:
         if not filename:
             guess = _EXTRA_TYPES.get(content_type) or mimetypes.guess_extension(content_type)
             filename = f"attachment-{len(self.attachments) + 1}{guess or ''}"
-        self.attachments.append(
-            Attachment(
-                filename=filename,
-                content_type=content_type,
-                data=data,
-                sha256=hashlib.sha256(data).hexdigest(),
-                named=named,
+        attachment = Attachment(
+            filename=storable(filename),
+            content_type=content_type,
+            data=data,
+            sha256=hashlib.sha256(data).hexdigest(),
+            named=named,
+            container=self.container,
+        )
+        self.attachments.append(attachment)
+        return attachment
+
+    def open(self, attachment: Attachment) -> None:
+        """Take the files out of an archive or winmail.dat; they follow it in the list."""
+        # A made-up name says what the declared type is (attachment-1.docx): it counts too.
+        kind = kind_of(attachment.filename, attachment.content_type, attachment.data)
+        if kind is None:
+            return
+        unpacked = unpack(kind, attachment.data, self.budget)
+        listing = tuple(storable(entry) for entry in unpacked.listing)
+        self.containers.append(
+            Container(
+                attachment.filename,
+                kind,
+                attachment.sha256,
+                listing,
+                unpacked.refused,
+                container=self.container,
             )
         )
+        for entry in unpacked.entries:
+            base = re.split(r"[\\/]", entry.name)[-1]
+            if not base.strip():
+                continue
+            extension = split_extension(base)[1]
+            self.attachments.append(
+                Attachment(
+                    filename=storable(base),
+                    content_type=_TYPES.get(extension)
+                    or mimetypes.guess_type(f"file{extension}")[0]
+                    or "application/octet-stream",
+                    data=entry.data,
+                    sha256=hashlib.sha256(entry.data).hexdigest(),
+                    container=attachment.filename,
+                )
+            )
+
+    def open_forwarded(self, part: EmailMessage, forwarded: Attachment) -> None:
+        """A forwarded mail's files count as this mail's; its own forwards stay shut."""
+        inner = part.get_payload()
+        if not (isinstance(inner, list) and inner and isinstance(inner[0], EmailMessage)):
+            self.containers.append(
+                Container(forwarded.filename, FORWARDED, forwarded.sha256, refused=DAMAGED)
+            )
+            return
+        walker = _Walker(self.budget, container=forwarded.filename)
+        try:
+            walker.walk(inner[0])
+        except Exception as exc:  # as for the mail itself: what was read so far still counts
+            # An error's text may quote a name the sender chose: shown escaped.
+            log.warning("cannot walk a forwarded mail: %s", shown(str(exc)), exc_info=True)
+            walker.defects.append(f"forwarded walk: {type(exc).__name__}: {shown(str(exc))}")
+        own = tuple(a.filename for a in walker.attachments if a.container == forwarded.filename)
+        text = "\n".join([*walker.texts, *walker.htmls])
+        self.containers.append(
+            Container(forwarded.filename, FORWARDED, forwarded.sha256, own, text=text)
+        )
+        self.containers.extend(walker.containers)
+        self.attachments.extend(walker.attachments)
+        self.defects.extend(walker.defects)
 
 
 def _message(
@@ -280,7 +307,8 @@ def _message(
     headers = tuple((str(k).lower(), header_text(str(v))) for k, v in tree.raw_items())
     addresses = _addresses(raw_headers(tree, "from"))
     reply_to = _addresses(raw_headers(tree, "reply-to"))
-    text = "\n".join(walker.texts) or _strip_html("\n".join(walker.htmls))
+    html = "\n".join(walker.htmls)
+    text = "\n".join(walker.texts) or _strip_html(html)
     return Message(
         raw_size=len(raw),
         sender=addresses[0][1] if addresses else None,
@@ -302,6 +330,8 @@ def _message(
         text=text,
         parsed_by=parsed_by,
         defects=defects,
+        html=html,
+        containers=tuple(walker.containers),
     )
 
 

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from mailbot.calls import Call
 from mailbot.errors import MailbotError
+from mailbot.names import shown
+from mailbot.replies.outbox import BOUNCED
 from mailbot.store.models import Mail, Reply, Submission, Version
 
 LOG_COLUMNS = (
@@ -181,6 +183,25 @@ def show(session: Session, call: Call, reference: str) -> str:
         f"当前版本 Current version: {submission.current_version}",
         "",
     ]
+    bounced = session.scalars(
+        select(Reply)
+        .where(Reply.submission_id == submission.id, Reply.state == BOUNCED)
+        .order_by(Reply.id)
+    ).all()
+    if bounced:
+        lines.append("退信 Bounced replies: 请另行联系申请人 Reach the applicant another way")
+        lines += [
+            f"  回复 Reply {r.id} {r.template} to {r.to_address}: {r.last_error or ''}"
+            for r in bounced
+        ]
+        lines.append("")
+    copies: dict[int, list[Mail]] = {}
+    for copy in session.scalars(
+        select(Mail)
+        .where(Mail.duplicate_of_id.in_([m.id for m in submission.mails]))
+        .order_by(Mail.id)
+    ):
+        copies.setdefault(copy.duplicate_of_id or 0, []).append(copy)
     versions = {v.mail_id: v for v in submission.versions}
     for mail in submission.mails:
         version: Version | None = versions.get(mail.id)
@@ -215,10 +236,16 @@ def show(session: Session, call: Call, reference: str) -> str:
         )
         for item in files:
             lines.append(
-                f"  {item['role']:<10} {item['filename']}  {item['size']:,} B  {item['sha256']}"
+                f"  {item['role']:<10} {shown(str(item['filename']))}  {item['size']:,} B  "
+                f"{item['sha256']}"
             )
         for reply in mail.replies:
             lines.append(_reply_line(call, reply))
+        for copy in copies.get(mail.id, []):
+            lines.append(
+                f"  另一副本 Another copy: mail {copy.id}, received "
+                f"{_local(call, copy.received_at)}, recorded as a duplicate, not answered"
+            )
         lines.append("")
     return "\n".join(lines).rstrip()
 

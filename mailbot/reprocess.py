@@ -34,8 +34,11 @@ def reprocess(app: App, *, reply: bool = False) -> ReprocessReport:
         ).all()
         ids = [s.id for s in submissions]
         session.execute(delete(Version).where(Version.submission_id.in_(ids)))
+        # A duplicate stays what it is: another copy of a mail judged here anyway.
         mails = session.scalars(
-            select(Mail).where(Mail.call_id == app.call.id).order_by(Mail.received_at, Mail.id)
+            select(Mail)
+            .where(Mail.call_id == app.call.id, Mail.duplicate_of_id.is_(None))
+            .order_by(Mail.received_at, Mail.id)
         ).all()
         for mail in mails:
             mail.submission_id = None
@@ -45,7 +48,7 @@ def reprocess(app: App, *, reply: bool = False) -> ReprocessReport:
         session.flush()
         session.expire_all()
         for mail in mails:
-            message = parse_message(app.blobs.get(mail.raw_sha256))
+            message = parse_message(app.blobs.get(mail.raw_sha256), app.call.documents)
             verdict = judge(message, app.call, mail.received_at)
             before = (mail.status, [p["code"] for p in mail.problems])
             mail.status = str(verdict.status)

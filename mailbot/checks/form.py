@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mailbot.calls import normalise_name
+from mailbot.checks.attachments import label
 from mailbot.checks.case import Case
 from mailbot.documents.form import FormFacts, months_between, read_form, squash
 from mailbot.documents.pdf import inspect_pdf
@@ -59,7 +60,7 @@ def read_documents(case: Case) -> DocumentReading:
 def check_documents(case: Case) -> Iterator[Problem]:
     reading = case.documents
     if reading.word_problem is not None:
-        name = case.files.word.attachment.filename if case.files.word.attachment else ""
+        name = label(case.files.word.attachment) if case.files.word.attachment else ""
         yield Problem(
             "word_unreadable",
             Severity.ERROR,
@@ -75,7 +76,7 @@ def check_documents(case: Case) -> Iterator[Problem]:
             "please use .docx next time.",
         )
     if reading.pdf_problem is not None:
-        name = case.files.pdf.attachment.filename if case.files.pdf.attachment else ""
+        name = label(case.files.pdf.attachment) if case.files.pdf.attachment else ""
         yield Problem(
             "pdf_unreadable",
             Severity.ERROR,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mailbot.calls import Call
+from mailbot.names import shown, shown_in
 from mailbot.parsing import Message
 from mailbot.replies.render import verdict_context
 from mailbot.submissions import Outcome
@@ -14,10 +15,11 @@ def reply_context(call: Call, message: Message, outcome: Outcome) -> dict[str, A
     """The template variables (templates/README.md) for the reply to ``message``."""
     context = verdict_context(call, outcome.verdict)
     # `files` lists what this mail brought; a completion's verdict covers more.
+    # A name is shown escaped and shortened: it is the sender's data (mailbot.names).
     roles = {a.sha256: str(a.role) for a in outcome.verdict.attachments}
     context["files"] = [
         {
-            "filename": a.filename,
+            "filename": shown_in(a.filename, a.container),
             "role": roles.get(a.sha256, "supporting"),
             "size": a.size,
             "sha256": a.sha256,
@@ -30,6 +32,10 @@ def reply_context(call: Call, message: Message, outcome: Outcome) -> dict[str, A
         version=version.number if version is not None else None,
         kind=outcome.kind,
         replaces_version=outcome.replaces,
-        files_on_record=version.files if version is not None else [],
+        files_on_record=[
+            {**item, "filename": shown(str(item.get("filename", "")))} for item in version.files
+        ]
+        if version is not None
+        else [],
     )
     return context

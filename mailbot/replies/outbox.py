@@ -28,6 +28,7 @@ SENT = "sent"
 UNCERTAIN = "uncertain"
 SUPPRESSED = "suppressed"
 FAILED = "failed"
+BOUNCED = "bounced"  # it left, and a bounce came back (mailbot.replies.bounced)
 
 DIGEST = "digest"
 
@@ -88,6 +89,7 @@ def queue_reply(
         auto_submitted="auto-replied" if mail_id is not None or in_reply_to else "auto-generated",
     )
     reply = Reply(
+        call_id=call.id,
         mail_id=mail_id,
         submission_id=submission_id,
         to_address=to_address,
@@ -255,7 +257,7 @@ def digest_context(
             "last_error": one_line(reply.last_error or ""),
         }
         for reply in session.scalars(
-            select(Reply).where(Reply.state.in_((FAILED, UNCERTAIN))).order_by(Reply.id)
+            select(Reply).where(Reply.state.in_((FAILED, UNCERTAIN, BOUNCED))).order_by(Reply.id)
         )
     ]
     since_zh, since_en = local_text(call, since)

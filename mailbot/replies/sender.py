@@ -12,6 +12,9 @@ its own:
   start it becomes "uncertain" and is never resent; the digest shows it.
 - "sent" once the server answered 250.
 
+A reply that left may come back as a bounce: the intake then marks it
+"bounced" (mailbot.replies.bounced), and nothing here changes that state.
+
 So no reply reaches the server twice, and every reply reaches it once
 unless mailbot dies between committing "handed" and committing "sent". In
 that window the dot is almost always already out (it follows the commit
@@ -31,11 +34,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, func, or_, select, true, update
 
 from mailbot.config import ReplySettings
 from mailbot.errors import MailbotError
-from mailbot.replies.outbox import FAILED, PENDING, SENDING, SENT, UNCERTAIN
+from mailbot.faults import fault_point
+from mailbot.outages import Outage
+from mailbot.replies.outbox import BOUNCED, FAILED, PENDING, SENDING, SENT, UNCERTAIN
 from mailbot.replies.render import one_line
 from mailbot.replies.transports import (
     DeliveryUncertain,
@@ -112,6 +117,7 @@ class _Handover:
         self.done = False  # and "handed" is committed: the reply may be delivered
 
     def __call__(self) -> None:
+        fault_point("during_send")  # a test hook: the reply is out but for its final dot
         self.called = True
         with self.db.transaction() as session:
             result = cast(
@@ -140,8 +146,16 @@ def send_pending(
     now: Callable[[], datetime],
     *,
     limit: int | None = None,
+    call_id: str | None = None,
+    outage: Outage | None = None,
 ) -> SendReport:
     """Send the replies that are due, oldest first, each exactly once.
+
+    With ``call_id``, only that call's replies (and those queued before replies
+    knew their call): several daemons serving several calls share a database,
+    and each sends its own call's replies through its own server. With
+    ``outage``, an unreachable server is told to it instead of logged at each
+    batch, so that a long outage makes one log line, and its end another.
 
     Each reply is committed "sending" before the transport sees it and
     "handed" from the transport's ``handover``, just before the server can
@@ -156,7 +170,7 @@ def send_pending(
         due = list(
             session.scalars(
                 select(Reply.id)
-                .where(Reply.state == PENDING, Reply.next_attempt_at <= now())
+                .where(Reply.state == PENDING, Reply.next_attempt_at <= now(), _of_call(call_id))
                 .order_by(Reply.queued_at, Reply.id)
                 .limit(limit)
             )
@@ -196,11 +210,19 @@ def send_pending(
                 ]
                 failed += states.count(FAILED)
                 deferred += states.count(PENDING)
-                log.warning(
-                    "replies: %s; %d replies wait in the outbox and will be retried",
-                    one_line(str(exc)),
-                    _count_pending(db),
-                )
+                waiting = _count_pending(db, call_id)
+                if outage is not None:
+                    outage.failed(
+                        one_line(str(exc)),
+                        f"{waiting} replies wait in the outbox and are retried with backoff "
+                        f"up to {settings.backoff_max:.0f} s",
+                    )
+                else:
+                    log.warning(
+                        "replies: %s; %d replies wait in the outbox and will be retried",
+                        one_line(str(exc)),
+                        waiting,
+                    )
                 break
             except TransportError as exc:
                 mine = HANDED if handover.done else SENDING
@@ -240,15 +262,25 @@ def send_pending(
                     _finish(db, reply_id, FAILED, error)
                     failed += 1
             else:
+                fault_point("after_send")  # a test hook: delivered, "sent" not yet recorded
                 _finish(db, reply_id, SENT, None, sent_at=now())
                 sent += 1
                 log.info("reply %d sent to %s", reply_id, to_address)
+                if outage is not None:
+                    outage.recovered()
     finally:
         transport.close()
     return SendReport(sent=sent, failed=failed, deferred=deferred, uncertain=uncertain)
 
 
-def recover_interrupted(db: Database) -> int:
+def _of_call(call_id: str | None) -> Any:
+    """The replies of one call (None: of every call)."""
+    if call_id is None:
+        return true()
+    return or_(Reply.call_id == call_id, Reply.call_id.is_(None))
+
+
+def recover_interrupted(db: Database, call_id: str | None = None) -> int:
     """At start, settle the replies a killed process was sending; return how many became uncertain.
 
     A reply left "sending" never had its final dot sent, so the server
@@ -259,13 +291,14 @@ def recover_interrupted(db: Database) -> int:
     resent, and the digest shows it to the secretariat; the caller logs
     that count. Should another sender still be at work, its handover finds
     the reply no longer "sending" and drops it, so nothing goes out twice.
+    With ``call_id``, only that call's replies are looked at.
     """
     with db.transaction() as session:
         requeued = cast(
             CursorResult[Any],
             session.execute(
                 update(Reply)
-                .where(Reply.state == SENDING)
+                .where(Reply.state == SENDING, _of_call(call_id))
                 # Due again at once: it was due when it was taken.
                 .values(
                     state=PENDING,
@@ -277,7 +310,7 @@ def recover_interrupted(db: Database) -> int:
             CursorResult[Any],
             session.execute(
                 update(Reply)
-                .where(Reply.state == HANDED)
+                .where(Reply.state == HANDED, _of_call(call_id))
                 .values(
                     state=UNCERTAIN,
                     next_attempt_at=None,
@@ -364,6 +397,11 @@ def _finish(
 ) -> None:
     with db.transaction() as session:
         reply = session.get_one(Reply, reply_id)
+        if reply.state == BOUNCED:
+            # Its bounce came back before the server's answer was recorded: it left.
+            reply.attempts += 1
+            reply.sent_at = reply.sent_at or sent_at
+            return
         reply.state = state
         reply.attempts += 1
         reply.next_attempt_at = None
@@ -372,6 +410,11 @@ def _finish(
             reply.last_error = one_line(error)[:MAX_ERROR]
 
 
-def _count_pending(db: Database) -> int:
+def _count_pending(db: Database, call_id: str | None = None) -> int:
     with db.transaction() as session:
-        return session.scalar(select(func.count(Reply.id)).where(Reply.state == PENDING)) or 0
+        return (
+            session.scalar(
+                select(func.count(Reply.id)).where(Reply.state == PENDING, _of_call(call_id))
+            )
+            or 0
+        )

@@ -27,6 +27,9 @@ IDLE_STEP = 0.5
 
 _FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE"]
 
+# A fetch brings at most this much mail at once (and at most imap.batch_size mails).
+BATCH_BYTES = 32 * 1024 * 1024
+
 
 def server_folder(name: str, delimiter: str | None, prefix: str = "") -> str:
     """The server's name for a folder written with "/" between levels.
@@ -53,6 +56,20 @@ def parse_location(location: str) -> tuple[int, int]:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
+
+
+def quiet_imaplib(client: Any) -> None:
+    """Switch off imaplib's tracing unless the "imapclient.imaplib" logger shows debugging.
+
+    imapclient sets imaplib's ``debug`` to 5 and sends its trace to that logger;
+    at that level imaplib formats the repr of every response before the logger
+    can drop it: each fetched mail, and then the whole batch, megabytes each.
+    That made fetching 6-8 times slower and held the batch's size again in
+    memory (bench/, issue 7). imaplib's ``debug`` is public; imapclient gives no
+    other way to reach it than its ``_imap``.
+    """
+    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+        client._imap.debug = 0
 
 
 def _aware_utc(value: datetime) -> datetime:
@@ -84,12 +101,16 @@ class ImapMailbox:
 
     def uidvalidity(self, folder: str) -> int | None:
         with self._talking(f"opening {folder}"):
+            client = self._connect()
+            selected = self._selected
+            if selected is not None and selected[0] == folder and self._noop_clean(client):
+                return selected[1]
             return self._select(self._connect(), folder, readonly=True)
 
     def fetch_new(self, folder: str, cursor: Cursor) -> Iterator[list[Fetched]]:
         with self._talking(f"searching {folder}"):
             client = self._connect()
-            validity, uidnext = self._select_status(client, folder, readonly=True)
+            validity, uidnext = self._refresh(client, folder)
             if cursor.uidvalidity == validity:
                 # "UID n:*" always matches the newest mail, even when its UID is below n.
                 found = client.search(["UID", f"{cursor.last_uid + 1}:*"])
@@ -100,17 +121,19 @@ class ImapMailbox:
         size = self.settings.batch_size
         for start in range(0, len(uids), size):
             chunk = uids[start : start + size]
-            with self._talking(f"fetching from {folder}"):
+            with self._talking(f"sizing mail in {folder}"):
                 client = self._connect()
-                # The caller may have used the connection between batches (settle,
-                # another folder, a reconnect); the UIDs only mean something here.
-                moved_on = self._selected != (folder, validity)
-                if moved_on and self._select(client, folder, readonly=True) != validity:
-                    log.info("%s %s: UIDVALIDITY changed during a fetch", self.name, folder)
+                if not self._still_selected(client, folder, validity):
                     return
-                batch = self._fetch(client, folder, validity, chunk)
-            if batch:
-                yield batch
+                runs = self._by_bytes(client, chunk)
+            for run in runs:
+                with self._talking(f"fetching from {folder}"):
+                    client = self._connect()
+                    if not self._still_selected(client, folder, validity):
+                        return
+                    batch = self._fetch(client, folder, validity, run)
+                if batch:
+                    yield batch
 
     def settle(self, folder: str, items: list[tuple[str, str]]) -> None:
         if not items:
@@ -150,9 +173,7 @@ class ImapMailbox:
             with self._talking(f"waiting for mail in {folder}"):
                 client = self._connect()
                 if client.has_capability("IDLE"):
-                    now = self._select_status(client, folder, readonly=True)
-                    covered = self._covered.get(folder)
-                    if covered is not None and (now[0] != covered[0] or now[1] > covered[1]):
+                    if self._news_since_fetch(client, folder):
                         return True
                     return self._idle(client, stop, deadline)
         stop.wait(max(0.0, deadline - time.monotonic()))
@@ -193,6 +214,7 @@ class ImapMailbox:
         client = IMAPClient(
             s.host, port=s.port, ssl=s.security == "ssl", ssl_context=context, timeout=s.timeout
         )
+        quiet_imaplib(client)
         try:
             if s.security == "starttls":
                 client.starttls(context)
@@ -237,6 +259,45 @@ class ImapMailbox:
             self._layout = (delimiter, prefix or "")
         return server_folder(folder, *self._layout)
 
+    def _refresh(self, client: Any, folder: str) -> tuple[int, int]:
+        """The folder selected and up to date: its UIDVALIDITY and the UIDNEXT last seen.
+
+        A folder still selected since the last look is only brought up to date
+        (NOOP): SELECT costs the server time in proportion to the folder, and a
+        poll that finds nothing new must cost the same on 10,000 mails as on 100.
+        The UIDNEXT is then the one this connection last covered.
+        """
+        covered = self._covered.get(folder)
+        still = covered is not None and self._selected == (folder, covered[0])
+        # NOOP lets the server take in what came meanwhile: SEARCH sees it then.
+        if covered is not None and still and self._noop_clean(client):
+            return covered
+        return self._select_status(self._connect(), folder, readonly=True)
+
+    def _noop_clean(self, client: Any) -> bool:
+        """NOOP on the selected folder; False, with the connection dropped, when the server
+        finds fault with it (the folder was deleted or replaced meanwhile)."""
+        try:
+            _text, responses = client.noop()
+        except IMAPClientAbortError:
+            self._drop()
+            return False
+        if any(isinstance(r, tuple) and r and r[0] in (b"NO", b"BAD", b"BYE") for r in responses):
+            self._drop()
+            return False
+        return True
+
+    def _news_since_fetch(self, client: Any, folder: str) -> bool:
+        """Whether mail came after fetch_new last looked: an IDLE begun now would not say."""
+        covered = self._covered.get(folder)
+        if covered is not None and self._selected == (folder, covered[0]):
+            if self._noop_clean(client):
+                first = max(covered[1], 1)
+                return any(int(uid) >= first for uid in client.search(["UID", f"{first}:*"]))
+            client = self._connect()
+        now = self._select_status(client, folder, readonly=True)
+        return covered is not None and (now[0] != covered[0] or now[1] > covered[1])
+
     def _select(self, client: Any, folder: str, *, readonly: bool) -> int:
         return self._select_status(client, folder, readonly=readonly)[0]
 
@@ -280,6 +341,35 @@ class ImapMailbox:
             client.expunge()
 
     # -- fetching -------------------------------------------------------------
+
+    def _still_selected(self, client: Any, folder: str, validity: int) -> bool:
+        """Select the folder again if need be; False when its UIDVALIDITY changed meanwhile."""
+        # The caller may have used the connection between batches (settle,
+        # another folder, a reconnect); the UIDs only mean something here.
+        if self._selected == (folder, validity):
+            return True
+        if self._select(client, folder, readonly=True) == validity:
+            return True
+        log.info("%s %s: UIDVALIDITY changed during a fetch", self.name, folder)
+        return False
+
+    def _by_bytes(self, client: Any, uids: list[int]) -> list[list[int]]:
+        """The UIDs in runs of at most BATCH_BYTES of mail; a bigger mail makes a run alone.
+
+        A batch stays in memory while its mails are judged one by one, so its
+        bytes, not its count, bound the daemon's memory in a backlog of scans.
+        """
+        sizes = client.fetch(uids, [b"RFC822.SIZE"])
+        runs: list[list[int]] = [[]]
+        held = 0
+        for uid in uids:
+            size = int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))
+            if runs[-1] and held + size > BATCH_BYTES:
+                runs.append([])
+                held = 0
+            runs[-1].append(uid)
+            held += size
+        return runs
 
     def _fetch(self, client: Any, folder: str, validity: int, uids: list[int]) -> list[Fetched]:
         response = client.fetch(uids, _FETCH_ITEMS)

@@ -11,11 +11,13 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -67,7 +69,19 @@ class Mail(Base):
     """Every mail that reached the mailbox, ignored ones too."""
 
     __tablename__ = "mails"
-    __table_args__ = (UniqueConstraint("source", "location", name="uq_mails_source_location"),)
+    __table_args__ = (
+        UniqueConstraint("source", "location", name="uq_mails_source_location"),
+        # One original per sent mail and call; every further copy points at it. The
+        # database, not a read before the insert, settles two daemons racing.
+        Index(
+            "uq_mails_original_content",
+            "call_id",
+            "content_sha256",
+            unique=True,
+            sqlite_where=text("duplicate_of_id IS NULL"),
+            postgresql_where=text("duplicate_of_id IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     call_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -96,6 +110,11 @@ class Mail(Base):
     pdf_pages: Mapped[int | None] = mapped_column(Integer)
     settled: Mapped[bool] = mapped_column(Boolean, default=False)
     settled_folder: Mapped[str | None] = mapped_column(String(255))
+    # The sha256 of the mail without its trace headers (mailbot.store.content): the
+    # same for every copy the mailbox got of one sent mail. Null for mail before 0004.
+    content_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Set on a further copy of a mail already recorded: filed as ignored, never answered.
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("mails.id"), index=True)
 
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="mail", order_by="Attachment.id", cascade="all, delete-orphan"
@@ -185,8 +204,11 @@ class Reply(Base):
     subject: Mapped[str] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column()  # the whole reply, built once when queued
     # pending, sending, handed (committed before the final dot), sent, uncertain (killed
-    # after the dot: not resent), suppressed, failed (see replies/sender.py)
+    # after the dot: not resent), suppressed, failed (see replies/sender.py), bounced
+    # (a bounce came back for it: last_error says what the server said)
     state: Mapped[str] = mapped_column(String(16), index=True)
+    # The call whose daemon sends it (null before 0004: any daemon may).
+    call_id: Mapped[str | None] = mapped_column(String(64), index=True)
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -271,3 +293,22 @@ class AuditEvent(Base):
     previous_status: Mapped[str | None] = mapped_column(String(32))
     new_status: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+# --------------------------------------------------------------------------- daemons
+
+
+class Lease(Base):
+    """Which daemon serves a mailbox (or sends a call's outbox) now, and until when.
+
+    ``source`` is the mailbox's name (``imap://user@host:993``, ``maildir:/srv/mail``)
+    or ``outbox:CALL``. The holder renews it while it works and deletes it on a
+    clean exit; once past ``expires_at`` another daemon may take it over.
+    """
+
+    __tablename__ = "leases"
+
+    source: Mapped[str] = mapped_column(String(255), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

@@ -1,0 +1,169 @@
+"""The benchmark's table: each figure beside the issue's target for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+BACKLOG_TARGET = 2000  # mails: the backlog the memory target is set for
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "MISSED")
+
+
+def _rate(run: dict[str, Any], mails: int, mb: float) -> str:
+    seconds = run["run_s"]
+    cpu = f", CPU {run['cpu_s'] / mails * 1000:.0f} ms/mail" if "cpu_s" in run else ""
+    return f"{mails / seconds:.1f} mails/s, {mb / seconds:.0f} MB/s ({seconds:.1f} s{cpu})"
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    corpus, ceiling = results["corpus"], results["ceiling"]
+    mails, mb = corpus["mails"], corpus["mb"]
+    out = [
+        (
+            f"(1) ceiling: raw fetch, batches of {ceiling['batch_size']}",
+            f"{ceiling['mails_per_s']:.1f} mails/s, {ceiling['mb_per_s']:.0f} MB/s "
+            f"({mails} mails, {mb:,.0f} MB)",
+            "",
+            "",
+        )
+    ]
+    shipped = results.get("ceiling_imapclient_tracing")
+    if shipped:
+        out.append(
+            (
+                "    imapclient as shipped (imaplib tracing)",
+                f"{shipped['mails_per_s']:.1f} mails/s, {shipped['mb_per_s']:.0f} MB/s",
+                "",
+                "",
+            )
+        )
+    for key, label, before in (
+        ("sqlite", "(2) end to end, SQLite", "ceiling"),
+        ("sqlite_preloaded", "    the same, docx and pypdf preloaded", "ceiling"),
+        ("postgresql", "(6) end to end, PostgreSQL", "ceiling_before_postgresql"),
+    ):
+        run = results.get(key)
+        if not run:
+            continue
+        if "skipped" in run:
+            out.append((label, f"skipped: {run['skipped']}", "", ""))
+            continue
+        ratio = (mails / run["run_s"]) / results[before]["mails_per_s"]
+        out.append((label, _rate(run, mails, mb), ">= 0.50 x ceiling", ""))
+        out.append(("    ratio to the ceiling", f"{ratio:.2f} x", "", _verdict(ratio >= 0.5)))
+        check = run["check"]
+        if check["mismatches"] or check["recorded"] != mails:
+            out.append(
+                ("    verdicts unlike the plan", f"{check['mismatches']} of {mails}", "", "CHECK")
+            )
+    sqlite = results.get("sqlite")
+    if sqlite:
+        full = mails >= BACKLOG_TARGET
+        target = "< 300 MB" + (
+            "" if full else f" (for {BACKLOG_TARGET:,}: --mails {BACKLOG_TARGET})"
+        )
+        out.append(
+            (
+                f"(3) peak RSS, {mails:,}-mail backlog",
+                f"{sqlite['peak_rss_mb']:.0f} MB",
+                target,
+                _verdict(sqlite["peak_rss_mb"] < 300) if full else "",
+            )
+        )
+    if "baseline" in results:
+        out.append(
+            ("(3) peak RSS, empty mailbox", f"{results['baseline']['peak_rss_mb']:.0f} MB", "", "")
+        )
+    big = results.get("big_mail")
+    if big:
+        times = big["peak_rss_mb"] / big["mail_mb"]
+        out.append(
+            (
+                f"(3) peak RSS, one {big['mail_mb']:.0f} MB mail",
+                f"{big['peak_rss_mb']:.0f} MB = {times:.1f} x the mail",
+                "< 4 x the mail",
+                _verdict(times < 4),
+            )
+        )
+    idle = results.get("idle") or []
+    for index, step in enumerate(idle):
+        label = f"(4) idle poll, {step['mails']:,} processed"
+        figure = f"{step['poll_ms_median']:.2f} ms median (p95 {step['poll_ms_p95']:.2f})"
+        if index == 0:
+            out.append((label, figure, "", ""))
+        else:
+            ratio = step["poll_ms_median"] / idle[0]["poll_ms_median"]
+            out.append(
+                (
+                    label,
+                    f"{figure} = {ratio:.2f} x",
+                    "<= 1.5 x the smallest",
+                    _verdict(ratio <= 1.5),
+                )
+            )
+        proposed = step.get("with_unsettled_index")
+        if proposed and index:
+            ratio = proposed["poll_ms_median"] / idle[0]["poll_ms_median"]
+            out.append(
+                (
+                    "    the same with the proposed index",
+                    f"{proposed['poll_ms_median']:.2f} ms median = {ratio:.2f} x",
+                    "",
+                    "",
+                )
+            )
+    latency = results.get("latency")
+    if latency:
+        out.append(
+            (
+                f"(5) reply latency, IDLE ({latency['mails']} mails)",
+                f"p50 {latency['p50_s']:.2f} s, p95 {latency['p95_s']:.2f} s, "
+                f"max {latency['max_s']:.2f} s",
+                "p95 < 2 s",
+                _verdict(latency["p95_s"] < 2),
+            )
+        )
+    return out
+
+
+def stage_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    found = results.get("stages")
+    if not found:
+        return []
+    ceiling = results["ceiling"]
+    out = [
+        (f"where a mail's time goes ({found['mean_mail_mb']} MB mails)", "ms per mail", "", ""),
+        ("  the ceiling: fetch one mail", f"{1000 / ceiling['mails_per_s']:.1f}", "", ""),
+    ]
+    out += [(f"  {stage}", f"{ms:.1f}", "", "") for stage, ms in found["ms_per_mail"].items()]
+    out.append(("  fork of the measuring process (wall)", f"{found['fork_ms']:.1f}", "", ""))
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    body = rows(results)
+    head = ("measurement", "figure", "target", "")
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(4)]
+    line = "  ".join("-" * w for w in widths)
+    machine = results["machine"]
+    title = (
+        f"mailbot benchmark, {results['started']}: {machine['nproc']} CPUs, "
+        f"{machine['ram_gb']} GB, "
+        f"Python {machine['python']}, {machine['dovecot'] or 'Dovecot ?'}"
+    )
+    text = [title, "", "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)), line]
+    text += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in body]
+    extra = stage_rows(results)
+    if extra:
+        width = max(len(r[0]) for r in extra)
+        text += ["", *(f"{r[0].ljust(width)}  {r[1]:>11}" for r in extra)]
+    load = results["machine"].get("load_average")
+    if load:
+        after = results.get("load_average_after")
+        text += [
+            "",
+            f"load average before {load[0]:.2f}" + (f", after {after[0]:.2f}" if after else ""),
+        ]
+    return "\n".join(text)

@@ -1,0 +1,257 @@
+"""The benchmark command: `python -m bench [--mails N] [--quick] [--json PATH] [--profile]`.
+
+Starts Dovecot and an SMTP sink on 127.0.0.1 (tests/servers.py), fills the
+mailbox with a call's mail, and measures in one run:
+
+1. the ceiling: every mail's raw bytes fetched with imapclient in batches;
+2. mailbot end to end (`mailbot run --once`) on a fresh SQLite database;
+3. peak RSS during (2), with no mail, and with one 50 MB mail;
+4. the idle poll on 1,000 and 10,000 processed mails (flag mode);
+5. reply latency, APPEND to reply at the SMTP sink, with the daemon in IDLE;
+6. (2) again on PostgreSQL.
+
+It prints a table, writes everything as JSON (bench/results/DATE.json or
+--json PATH) and exits 0. It times things; it asserts nothing about them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bench.corpus import MailBuilder, message_id, plan
+from bench.mailbox import fetch_all, folders, move_back
+from bench.measure import Bench, end_to_end, idle_polls, one_big_mail, reply_latency, run_child
+from bench.report import table
+from bench.stages import stages
+from mailbot.config import ImapSettings
+from tests.daemon_support import PASSWORD_ENV
+from tests.servers import Dovecot, MissingDependencyError, Postgres, SmtpSink
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--mails", type=int, help="mails in the backlog (default 300; 20 with --quick)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 20 mails, small idle mailboxes, 5 latency mails, 5 MB big mail",
+    )
+    parser.add_argument(
+        "--json", type=Path, help="write the results here (default bench/results/DATE.json)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run (2) once more under pyinstrument; writes the profile beside the JSON",
+    )
+    parser.add_argument("--batch-size", type=int, help="IMAP fetch batch (default: mailbot's, 25)")
+    parser.add_argument("--big-mail-mb", type=float, default=50.0)
+    parser.add_argument(
+        "--idle-sizes", default="1000,10000", help="processed mails, comma-separated"
+    )
+    parser.add_argument("--idle-repeats", type=int, default=30)
+    parser.add_argument("--latency-mails", type=int, default=50)
+    parser.add_argument(
+        "--skip", default="", help="comma-separated: preload,postgresql,stages,big,latency,idle"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.big_mail_mb, args.idle_sizes, args.idle_repeats, args.latency_mails = (
+            5.0,
+            "100,1000",
+            5,
+            5,
+        )
+    args.mails = args.mails or (20 if args.quick else 300)
+    args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}
+    return args
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    dovecot = shutil.which(
+        "dovecot", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"])
+    )
+    version = (
+        subprocess.run([dovecot, "--version"], capture_output=True, text=True).stdout.strip()
+        if dovecot
+        else None
+    )
+    return {
+        "load_average": os.getloadavg(),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gb": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "dovecot": version,
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def fill(bench: Bench, count: int) -> tuple[dict[str, str], dict[str, Any]]:
+    """The backlog: ``count`` mails of a call, APPENDed with their July 2021 receipt times."""
+    from bench.mailbox import Filler
+
+    expected: dict[str, str] = {}
+    sizes: list[int] = []
+    began = time.perf_counter()
+    with Filler(bench.dovecot) as filler:
+        for item in plan(count):
+            raw = bench.builder.build(item)
+            filler.append(raw, item.received_at)
+            expected[message_id(raw)] = item.expected
+            sizes.append(len(raw))
+            if len(sizes) % 100 == 0:
+                say(f"  {len(sizes)} of {count} mails in the mailbox")
+    statuses: dict[str, int] = {}
+    for status in expected.values():
+        statuses[status] = statuses.get(status, 0) + 1
+    return expected, {
+        "mails": count,
+        "mb": round(sum(sizes) / 2**20, 1),
+        "mean_mail_mb": round(sum(sizes) / len(sizes) / 2**20, 2),
+        "largest_mail_mb": round(max(sizes) / 2**20, 2),
+        "expected_statuses": statuses,
+        "fill_s": round(time.perf_counter() - began, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    started = datetime.now().astimezone()
+    out = args.json or RESULTS / f"{started:%Y-%m-%d}.json"
+    batch = args.batch_size or ImapSettings().batch_size
+    results: dict[str, Any] = {
+        "started": started.isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine(),
+        "batch_size": batch,
+    }
+    work = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
+    try:
+        with Dovecot() as dovecot, SmtpSink() as sink:
+            # mailbot reads the IMAP password from the variable the config names, here too.
+            os.environ[PASSWORD_ENV] = dovecot.password
+            bench = Bench(work, dovecot, sink, MailBuilder(), args.batch_size, say)
+            run_all(args, bench, results, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["finished"] = datetime.now().astimezone().isoformat(timespec="seconds")
+    # Other work on the machine slows every figure: the load before and after says how much.
+    results["load_average_after"] = os.getloadavg()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(table(results))
+    print(f"\nresults written to {out}")
+    return 0
+
+
+def run_all(args: argparse.Namespace, bench: Bench, results: dict[str, Any], out: Path) -> None:
+    batch = results["batch_size"]
+    say(f"filling the mailbox with {args.mails} mails")
+    expected, results["corpus"] = fill(bench, args.mails)
+    say(f"  {results['corpus']['mb']} MB in {results['corpus']['fill_s']} s")
+
+    say("(1) ceiling: fetching every mail's raw bytes")
+    results["ceiling_imapclient_tracing"] = fetch_all(bench.dovecot, batch, tracing=True).as_json()
+    results["ceiling"] = fetch_all(bench.dovecot, batch).as_json()
+    say("(2) mailbot run --once on SQLite")
+    results["sqlite"] = end_to_end(bench, "sqlite", expected)
+    results["sqlite"]["filed"] = move_back(bench.dovecot)
+
+    if "preload" not in args.skip:
+        say("(2) again with the proposed fix: python-docx and pypdf imported before the fork")
+        results["sqlite_preloaded"] = end_to_end(bench, "preloaded", expected, preload=True)
+        results["sqlite_preloaded"]["filed"] = move_back(bench.dovecot)
+
+    if "postgresql" in args.skip:
+        results["postgresql"] = {"skipped": "--skip postgresql"}
+    else:
+        try:
+            with Postgres() as postgres:
+                url = postgres.create_database("bench")
+                say("(6) the same on PostgreSQL (ceiling measured again first)")
+                results["ceiling_before_postgresql"] = fetch_all(bench.dovecot, batch).as_json()
+                results["postgresql"] = end_to_end(bench, "postgresql", expected, url)
+                results["postgresql"]["server"] = postgres_version(postgres)
+                results["postgresql"]["filed"] = move_back(bench.dovecot)
+        except MissingDependencyError as exc:
+            results["postgresql"] = {"skipped": str(exc)}
+
+    if args.profile:
+        say("profiling (2) with pyinstrument")
+        stem = out.with_suffix("").with_name(out.stem + "-profile")
+        profiled = end_to_end(bench, "profile", expected, profile=stem)
+        results["profile"] = {
+            "text": f"{stem}.txt",
+            "html": f"{stem}.html",
+            "run_s": profiled["run_s"],
+        }
+    bench.dovecot.clear()
+
+    if "stages" not in args.skip:
+        say("where the time goes: mailbot's stages one by one")
+        results["stages"] = stages(3 if args.quick else 20, bench.builder)
+
+    say("(3) peak RSS with no mail, and with one big mail")
+    results["baseline"] = run_child(bench, bench.settings("baseline"), "baseline")
+    if "big" not in args.skip:
+        raw, item = one_big_mail(bench, args.big_mail_mb)
+        from bench.mailbox import Filler
+
+        with Filler(bench.dovecot) as filler:
+            filler.append(raw, item.received_at)
+        results["big_mail"] = end_to_end(bench, "big", {message_id(raw): "accepted"})
+        results["big_mail"]["mail_mb"] = round(len(raw) / 2**20, 1)
+        bench.dovecot.clear()
+
+    if "latency" not in args.skip:
+        say(f"(5) reply latency over {args.latency_mails} mails, daemon in IDLE")
+        results["latency"] = reply_latency(bench, args.latency_mails)
+
+    if "idle" not in args.skip:
+        sizes = [int(part) for part in args.idle_sizes.split(",")]
+        say(f"(4) idle polls on {', '.join(f'{s:,}' for s in sizes)} processed mails (flag mode)")
+        results["idle"] = idle_polls(bench, sizes, args.idle_repeats)
+    results["mailbox_after"] = folders(bench.dovecot)
+
+
+def postgres_version(postgres: Postgres) -> str:
+    import psycopg
+
+    with psycopg.connect(postgres.url.replace("postgresql+psycopg", "postgresql")) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "?"

@@ -1,0 +1,236 @@
+"""Parsing and judging under limits: size and structure first, then time and memory in a child."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from email import message_from_bytes
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from mailbot import bounded
+from mailbot.bounded import JudgeError, Overrun, judge_bounded, run_bounded
+from mailbot.calls import Call
+from mailbot.checks import judge
+from mailbot.checks.limits import measure_mime, screen
+from mailbot.checks.policy import MB, IntakePolicy
+from mailbot.config import load_settings
+from mailbot.parsing import Message, parse_message
+from mailbot.store.models import Mail, Reply
+from mailbot.verdict import Status
+from tests.daemon_support import dispose_apps, make_app, settings_values
+from tests.docfactory import form_docx
+from tests.mailfactory import CLIENTS, Att, build_mail, pdf_bytes
+
+BEIJING = timezone(timedelta(hours=8))
+ON_TIME = datetime(2021, 7, 20, 10, 0, tzinfo=BEIJING)
+STEM = "中国科学院植物研究所+张喆"
+SUBJECT = f"合作专项建议书：{STEM}"
+
+
+def proposal(*extra: Att) -> bytes:
+    files = [
+        Att(f"{STEM}.docx", form_docx()),
+        Att(f"{STEM}.pdf", pdf_bytes(2)),
+        Att("合作协议.pdf", pdf_bytes(1, "agreement")),
+        *extra,
+    ]
+    return build_mail("qqmail", subject=SUBJECT, attachments=files)
+
+
+def nested(levels: int) -> bytes:
+    head = (
+        b"From: a@ibcas.ac.cn\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n"
+    )
+    return head + b"".join(
+        b"--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n" % (i, i + 1)
+        for i in range(levels)
+    )
+
+
+def test_in_a_child_the_verdict_is_the_one_judge_gives(call: Call) -> None:
+    raw = proposal()
+    message, verdict = judge_bounded(raw, call, ON_TIME, IntakePolicy())
+    assert verdict.status is Status.ACCEPTED
+    assert message == parse_message(raw)
+    assert verdict == judge(parse_message(raw), call, ON_TIME)
+
+
+def test_message_and_verdict_survive_pickling(call: Call) -> None:
+    raw = proposal()
+    message = parse_message(raw)
+    verdict = judge(message, call, ON_TIME)
+    assert pickle.loads(pickle.dumps((message, verdict))) == (message, verdict)
+
+
+def test_a_mail_over_the_time_limit_is_too_complex(call: Call) -> None:
+    raw = proposal(Att("big.pdf", b"%PDF-1.4\n" + bytes(20 * MB)))
+    started = time.monotonic()
+    message, verdict = judge_bounded(raw, call, ON_TIME, IntakePolicy(judge_timeout=0.001))
+    assert time.monotonic() - started < 10
+    assert verdict.status is Status.IGNORED
+    assert verdict.codes() == ["too_complex"]
+    assert "longer than" in verdict.problems[0].en
+    # What the headers say is kept for the person who reads it.
+    assert message.parsed_by == "headers-only"
+    assert message.raw_size == len(raw)
+    assert message.attachments == ()
+    assert message.sender == "zhangzhe@ibcas.ac.cn" or message.sender is None
+
+
+def test_a_mail_over_the_memory_limit_is_too_complex(call: Call) -> None:
+    raw = proposal(Att("big.pdf", b"%PDF-1.4\n" + bytes(40 * MB)))
+    message, verdict = judge_bounded(raw, call, ON_TIME, IntakePolicy(judge_memory=16 * MB))
+    assert verdict.codes() == ["too_complex"]
+    assert "memory" in verdict.problems[0].en
+    assert message.parsed_by == "headers-only"
+    assert message.sender == "zhangzhe@ibcas.ac.cn"
+    assert message.subject == SUBJECT
+
+
+def test_parsers_short_of_memory_make_an_overrun_not_an_unreadable_mail(
+    call: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def starved(raw: bytes, *limits: object) -> Message:  # mail-parser ran out, the stdlib did not
+        message = parse_message(raw)
+        return dataclasses.replace(message, defects=("mail-parser: MemoryError: ",))
+
+    monkeypatch.setattr(bounded, "parse_message", starved)
+    _message, verdict = judge_bounded(proposal(), call, ON_TIME, IntakePolicy(judge_memory=64 * MB))
+    assert verdict.codes() == ["too_complex"]
+    assert "more than 64 MB of memory" in verdict.problems[0].en
+
+
+def test_a_child_that_hangs_is_killed() -> None:
+    started = time.monotonic()
+    assert run_bounded(time.sleep, (60,), 0.5, 64 * MB) == Overrun("took longer than 0.5 s")
+    assert time.monotonic() - started < 5
+
+
+def test_a_child_that_allocates_too_much_is_stopped() -> None:
+    outcome = run_bounded(bytearray, (2 * 1024 * MB,), 10, 64 * MB)
+    assert outcome == Overrun("needed more than 64 MB of memory")
+    assert run_bounded(bytearray, (MB,), 10, 64 * MB) == bytearray(MB)
+
+
+def test_a_fault_in_mailbot_reaches_the_per_mail_boundary() -> None:
+    with pytest.raises(JudgeError, match="invalid literal"):
+        run_bounded(int, ("not a number",), 10, 64 * MB)
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_limits_are_checked_before_any_parser(isolate: bool, call: Call) -> None:
+    policy = IntakePolicy(isolate=isolate, max_depth=5, max_parts=500, max_mail_size=20_000)
+    message, verdict = judge_bounded(nested(8), call, ON_TIME, policy)
+    assert verdict.codes() == ["too_complex"] and "deeper than 5" in verdict.problems[0].en
+    assert message.parsed_by == "headers-only" and message.sender == "a@ibcas.ac.cn"
+    _message, verdict = judge_bounded(proposal(), call, ON_TIME, policy)
+    assert (
+        verdict.codes() == ["too_complex"] and "over the limit of 20 KB" in verdict.problems[0].en
+    )
+    few = dataclasses.replace(policy, max_mail_size=10 * MB, max_parts=2)
+    _message, verdict = judge_bounded(proposal(), call, ON_TIME, few)
+    assert verdict.codes() == ["too_complex"] and "more than 2 MIME parts" in verdict.problems[0].en
+    enough = dataclasses.replace(few, max_parts=10)
+    assert judge_bounded(proposal(), call, ON_TIME, enough)[1].status is Status.ACCEPTED
+
+
+def _stdlib_shape(raw: bytes) -> tuple[int, int]:
+    """(depth, parts) of the tree the standard library builds."""
+    depth = parts = 0
+    stack = [(message_from_bytes(raw), 0)]
+    while stack:
+        part, level = stack.pop()
+        depth = max(depth, level)
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            parts += len(payload) if part.get_content_maintype() == "multipart" else 0
+            stack += [(p, level + 1) for p in payload]
+    return depth, parts
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_the_scan_reads_the_tree_as_the_standard_library_does(client: str) -> None:
+    raw = build_mail(
+        client,
+        subject=SUBJECT,
+        attachments=[Att(f"{STEM}.docx", form_docx()), Att(f"{STEM}.pdf", pdf_bytes(1))],
+    )
+    shape = measure_mime(raw, max_depth=20, max_parts=500)
+    assert (shape.depth, shape.parts) == _stdlib_shape(raw)
+
+
+def test_the_shape_of_hostile_trees() -> None:
+    assert measure_mime(nested(8), max_depth=100, max_parts=100).depth == 9
+    assert measure_mime(nested(10_000), max_depth=20, max_parts=500).depth == 21  # stops early
+    forwarded = (
+        b"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: message/rfc822\r\n\r\n"
+        b"Content-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\n\r\nx\r\n--i--\r\n--o--\r\n"
+    )
+    assert measure_mime(forwarded, max_depth=20, max_parts=500).depth == 3
+    assert measure_mime(b"", max_depth=20, max_parts=500).parts == 0
+
+
+def test_the_scan_is_one_pass_even_on_hostile_bytes() -> None:
+    raw = b"Content-Type: multipart/mixed; boundary=q\r\n\r\n" + b"--x\n" * 2_000_000
+    started = time.monotonic()
+    assert screen(raw, IntakePolicy()) is None
+    assert time.monotonic() - started < 5
+
+
+def test_the_limits_come_from_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "mailbot.toml"
+    config.write_text(
+        '[intake]\nisolate = false\njudge_timeout = "2m"\njudge_memory = "1GB"\n'
+        'max_mail_size = "20MB"\nmax_depth = 7\nmax_parts = 99\n'
+    )
+    intake = load_settings(config).intake
+    assert (intake.isolate, intake.judge_timeout, intake.judge_memory) == (False, 120.0, 1024 * MB)
+    assert (intake.max_mail_size, intake.max_depth, intake.max_parts) == (20 * MB, 7, 99)
+
+
+@pytest.fixture
+def _dispose() -> Iterator[None]:
+    yield
+    dispose_apps()
+
+
+@pytest.mark.usefixtures("_dispose")
+def test_the_intake_judges_under_the_operators_settings(tmp_path: Path) -> None:
+    """Through the real pipeline: the [intake] settings reach the checks, and every mail is kept."""
+    from mailbot.intake import poll
+    from mailbot.sources.maildir import deliver
+
+    values = settings_values(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'mailbot.sqlite3'}",
+        intake={"deny": ["*@junk.example"], "judge_timeout": "20s"},
+    )
+    app = make_app(values)
+    maildir = tmp_path / "Maildir"
+    deliver(
+        maildir, build_mail("foxmail", subject=SUBJECT, sender=("x", "x@junk.example")), ON_TIME
+    )
+    deliver(maildir, b"\x00\xff garbage \x80", ON_TIME)
+    deliver(maildir, nested(60), ON_TIME)
+    deliver(maildir, proposal(), ON_TIME)
+    report = poll(app, app.open_mailbox())
+    assert (report.new, report.failed) == (4, 0)
+    with app.db.transaction() as session:
+        mails = {
+            mail.sender or "?": (mail.status, [p["code"] for p in mail.problems])
+            for mail in session.scalars(select(Mail))
+        }
+        kept = [app.blobs.exists(m.raw_sha256) for m in session.scalars(select(Mail))]
+        answered = [r.to_address for r in session.scalars(select(Reply))]
+    assert mails["x@junk.example"] == ("ignored", ["denied_sender"])
+    assert mails["a@ibcas.ac.cn"] == ("ignored", ["too_complex"])
+    assert mails["?"][0] == "ignored" and "unparseable" in mails["?"][1]
+    assert mails["zhangzhe@ibcas.ac.cn"] == ("accepted", [])
+    assert all(kept)
+    assert answered == ["zhangzhe@ibcas.ac.cn"]
