@@ -39,7 +39,8 @@ from mailbot.config import ImapSettings
 from tests.daemon_support import PASSWORD_ENV
 from tests.servers import Dovecot, MissingDependencyError, Postgres, SmtpSink
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -215,9 +216,10 @@ def run_all(args: argparse.Namespace, bench: Bench, results: dict[str, Any], out
         say("profiling (2) with pyinstrument")
         stem = out.with_suffix("").with_name(out.stem + "-profile")
         profiled = end_to_end(bench, "profile", expected, profile=stem)
+        shown = stem.relative_to(ROOT) if stem.is_relative_to(ROOT) else stem
         results["profile"] = {
-            "text": f"{stem}.txt",
-            "html": f"{stem}.html",
+            "text": f"{shown}.txt",
+            "html": f"{shown}.html",
             "run_s": profiled["run_s"],
         }
     bench.dovecot.clear()
