@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailbot.calls import Call, load_call
 from mailbot.checks.policy import IntakePolicy
 from mailbot.config import Settings, secret
+from mailbot.judges import Judges
 from mailbot.replies.render import Renderer
 from mailbot.replies.sender import OutboxDirTransport, SmtpTransport, Transport
 from mailbot.sources.base import Mailbox
@@ -22,6 +23,7 @@ class App:
     db: Database
     blobs: BlobStore
     renderer: Renderer
+    _judges: Judges | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> App:
@@ -72,6 +74,22 @@ class App:
             judge_timeout=intake.judge_timeout,
             judge_memory=intake.judge_memory,
         )
+
+    @property
+    def judges(self) -> Judges:
+        """The judging processes, started at the first mail to judge."""
+        if self._judges is None:
+            self._judges = Judges(self.call, self.policy, self.settings.intake.judge_processes)
+        return self._judges
+
+    def close_judges(self) -> None:
+        if self._judges is not None:
+            self._judges.close()
+
+    def close(self) -> None:
+        """Stop the judging processes and close the database's connections."""
+        self.close_judges()
+        self.db.dispose()
 
     @property
     def outbox_dir(self) -> Path:

@@ -124,6 +124,7 @@ class IntakeSettings(_Section):
     isolate: bool = True
     judge_timeout: Duration = Field(default=30.0, gt=0)
     judge_memory: Size = 512 * 1024 * 1024
+    judge_processes: int = Field(default=0, ge=0)
 
 
 class Settings(_Section):

@@ -108,6 +108,7 @@ class Daemon:
                 self._fault(report.fault)
             return report, self._send()
         finally:
+            self.app.close_judges()
             self._release()
 
     def send(self) -> SendReport:
@@ -198,6 +199,7 @@ class Daemon:
         finally:
             if self._mailbox is not None:
                 self._mailbox.close()
+            self.app.close_judges()
             self._release()
             log.info("stopped")
 

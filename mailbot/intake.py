@@ -35,13 +35,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
-from mailbot.bounded import judge_bounded
 from mailbot.faults import fault_point
+from mailbot.judges import Judged
 from mailbot.parsing import Message, parse_message
 from mailbot.replies.bounced import mark_bounced
 from mailbot.replies.context import reply_context
@@ -108,23 +108,47 @@ def poll(
         for batch in mailbox.fetch_new(folder, cursor):
             done: list[tuple[str, str]] = []
             halted = False
-            for item in batch:
-                if stop is not None and stop.is_set():
-                    halted = True
-                    break
-                status = process(app, mailbox.name, item, report, on_mail, lease)
-                if status is None:  # not stored: leave it in the mailbox for the next poll
-                    halted = True
-                    break
-                done.append((item.location, app.target_folder(status)))
-                if report.new and report.new % PROGRESS_EVERY == 0 and status:
-                    log.info("backlog: %s so far", report.summary())
+            known = _known(app, mailbox.name, batch)
+            fresh = [item for item in batch if item.location not in known]
+            # The judging processes work ahead while each mail before is stored.
+            judged = app.judges.judge_all((item.raw, item.received_at) for item in fresh)
+            try:
+                for item in batch:
+                    if stop is not None and stop.is_set():
+                        halted = True
+                        break
+                    if item.location in known:
+                        status: str | None = known[item.location]
+                        report.known += 1
+                    else:
+                        outcome = next(judged)
+                        status = process(app, mailbox.name, item, report, on_mail, lease, outcome)
+                    if status is None:  # not stored: leave it in the mailbox for the next poll
+                        halted = True
+                        break
+                    done.append((item.location, app.target_folder(status)))
+                    if report.new and report.new % PROGRESS_EVERY == 0 and status:
+                        log.info("backlog: %s so far", report.summary())
+            finally:
+                judged.close()
             if done:
                 mailbox.settle(folder, done)
                 mark_settled(app, mailbox.name, done)
             if halted:
                 return report
     return report
+
+
+def _known(app: App, source: str, batch: list[Fetched]) -> dict[str, str]:
+    """The batch's mails already recorded (before a stop, or by another daemon): their status."""
+    locations = [item.location for item in batch]
+    with app.db.transaction() as session:
+        rows = session.execute(
+            select(Mail.location, Mail.status).where(
+                Mail.source == source, Mail.location.in_(locations)
+            )
+        )
+        return {location: status for location, status in rows}
 
 
 def process(
@@ -134,29 +158,44 @@ def process(
     report: PollReport | None = None,
     on_mail: Callable[[Mail], None] | None = None,
     lease: Lease | None = None,
+    judged: Judged | Exception | None = None,
 ) -> str | None:
     """Record one fetched mail; return its status, or None when it could not be stored.
 
-    When it could not be stored, ``report.fault`` holds the exception, for
-    the caller to log once however often the mail is tried again.
+    ``judged`` is the mail already judged (Judges.judge_all), else it is
+    judged here. When it could not be stored, ``report.fault`` holds the
+    exception, for the caller to log once however often the mail is tried
+    again.
     """
     report = report if report is not None else PollReport()
     fault_point("after_fetch")
-    with app.db.transaction() as session:
-        known = session.scalar(
-            select(Mail.status).where(Mail.source == source, Mail.location == item.location)
+    if judged is None:
+        with app.db.transaction() as session:
+            known = session.scalar(
+                select(Mail.status).where(Mail.source == source, Mail.location == item.location)
+            )
+        if known is not None:
+            report.known += 1
+            return known
+        try:
+            judged = app.judges.judge(item.raw, item.received_at)
+        except Exception as exc:
+            judged = exc
+    if isinstance(judged, Exception):
+        # The per-mail boundary: keep the mail, let a person read it.
+        log.error(
+            "%s %s: cannot judge this mail; recorded for a person",
+            source,
+            item.location,
+            exc_info=judged,
         )
-    if known is not None:
-        report.known += 1
-        return known
-    raw_sha256 = hashlib.sha256(item.raw).hexdigest()
-    content = content_sha256(item.raw)
-    try:
-        message, verdict = judge_bounded(item.raw, app.call, item.received_at, app.policy)
-    except Exception:  # the per-mail boundary: keep the mail, let a person read it
-        log.exception("%s %s: cannot judge this mail; recorded for a person", source, item.location)
+        raw_sha256 = hashlib.sha256(item.raw).hexdigest()
+        content = content_sha256(item.raw)
         message = parse_message(b"")
         verdict = _unjudged(app, item)
+    else:
+        message, verdict = judged.message, judged.verdict
+        raw_sha256, content = judged.raw_sha256, judged.content_sha256
     try:
         app.blobs.put(item.raw, raw_sha256)
         for attachment in message.attachments:
@@ -388,23 +427,31 @@ def load_cursor(app: App, source: str, folder: str) -> Cursor:
 
 
 def mark_settled(app: App, source: str, done: list[tuple[str, str]]) -> None:
+    """Record that these mails were filed: one UPDATE per target folder, in one transaction."""
+    by_target: dict[str, list[str]] = {}
+    for location, target in done:
+        by_target.setdefault(target, []).append(location)
     with app.db.transaction() as session:
-        for location, target in done:
-            mail = session.scalar(
-                select(Mail).where(Mail.source == source, Mail.location == location)
+        for target, locations in by_target.items():
+            session.execute(
+                update(Mail)
+                .where(Mail.source == source, Mail.location.in_(locations))
+                .values(settled=True, settled_folder=target or None)
+                .execution_options(synchronize_session=False)
             )
-            if mail is not None:
-                mail.settled, mail.settled_folder = True, target or None
+
+
+def unsettled(source: str, folder: str) -> Select[str, str]:
+    """The mail of a folder recorded but not filed; every poll asks (index ix_mails_unsettled)."""
+    return select(Mail.location, Mail.status).where(
+        Mail.source == source, Mail.folder == folder, Mail.settled.is_(False)
+    )
 
 
 def settle_pending(app: App, mailbox: Mailbox, folder: str) -> None:
     """File mail that was recorded but not yet moved (the process stopped in between)."""
     with app.db.transaction() as session:
-        rows = session.execute(
-            select(Mail.location, Mail.status).where(
-                Mail.source == mailbox.name, Mail.folder == folder, Mail.settled.is_(False)
-            )
-        ).all()
+        rows = session.execute(unsettled(mailbox.name, folder)).all()
     if not rows:
         return
     done = [(location, app.target_folder(status)) for location, status in rows]

@@ -123,7 +123,7 @@ def make_app(values: dict[str, Any]) -> App:
 
 def dispose_apps() -> None:
     while OPEN_APPS:
-        OPEN_APPS.pop().db.dispose()
+        OPEN_APPS.pop().close()
 
 
 INST, PI = "中国科学院植物研究所", "张喆"

@@ -353,7 +353,7 @@ def test_database_down_leaves_the_mail_in_the_mailbox(
         wait_until(
             lambda: count_mails(rig.app) == 2 and unsent_replies(rig.app) == 0, 60, "two mails"
         )
-        rig.app.db.dispose()
+        rig.app.close()
         postgres.stop()
         try:
             rig.append(3)

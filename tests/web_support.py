@@ -139,7 +139,7 @@ def running_desk(root: Path, *, secure_cookies: bool = False) -> Iterator[Runnin
         with BackgroundServer(flask) as server:
             yield RunningDesk(app, flask, server.url, clock, root)
     finally:
-        app.db.dispose()
+        app.close()
 
 
 # --------------------------------------------------------------------------- plain HTTP

@@ -1,0 +1,268 @@
+"""Judges: long-lived judging processes that parse, hash and judge mail ahead of the intake.
+
+A fetched batch is judged by a few processes at once (one per CPU by
+default, [intake] judge_processes) while the daemon stores and answers the
+mail judged before it; the results come back in the batch's order. Each
+process is forked once, imports the document readers once, and judges mail
+after mail under the limits mailbot.bounded sets for one: the memory limit
+is set when it starts (judge_memory beyond what it then holds), the time
+limit is counted per mail from the moment the mail is handed over. A
+process that overruns either limit, or dies, is killed and replaced; its
+mail is then read as mailbot.bounded reads one that overran (the header
+block alone, ``too_complex``). A fault in mailbot's own code is raised
+again in the daemon as JudgeError, at the mail's place in the batch.
+
+A judging process keeps nothing of the daemon's open: right after the fork
+it closes every file descriptor but its own pipe, so that a database or
+IMAP connection, or another judge's pipe, is never held open by it, and it
+ends when the daemon's end of its pipe closes (the daemon stopped or was
+killed). As in mailbot.bounded, it writes no log and touches no lock the
+daemon's threads may hold.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import multiprocessing
+import os
+import time
+import traceback
+import warnings
+import weakref
+from collections.abc import Generator, Iterable
+from datetime import datetime
+from multiprocessing.connection import Connection
+from typing import Any
+
+from mailbot.bounded import (
+    JudgeError,
+    Overrun,
+    _ending,
+    _limit_memory,
+    bare_message,
+    headers_only,
+    ignored,
+    parse_and_judge,
+    run_bounded,
+)
+from mailbot.calls import Call
+from mailbot.checks.limits import too_complex
+from mailbot.checks.policy import IntakePolicy
+from mailbot.parsing import Message
+from mailbot.store.content import content_sha256
+from mailbot.verdict import Verdict
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Judged:
+    """One mail judged: what it says, the verdict, and the two hashes it is stored under."""
+
+    message: Message
+    verdict: Verdict
+    raw_sha256: str
+    content_sha256: str
+
+
+def judge_one(raw: bytes, call: Call, received_at: datetime | None, policy: IntakePolicy) -> Judged:
+    """Hash, parse and judge one mail in this process (no time or memory limit)."""
+    message, verdict = parse_and_judge(raw, call, received_at, policy)
+    return Judged(message, verdict, hashlib.sha256(raw).hexdigest(), content_sha256(raw))
+
+
+def default_processes() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+class _Worker:
+    """One judging process and the daemon's end of its pipe."""
+
+    def __init__(self, call: Call, policy: IntakePolicy) -> None:
+        context = multiprocessing.get_context("fork")
+        self.conn, theirs = context.Pipe(duplex=True)
+        self.process = context.Process(
+            target=_serve, args=(theirs, call, policy), daemon=True, name="mailbot-judge"
+        )
+        with warnings.catch_warnings():
+            # Python 3.12 warns of any fork while threads run; the child is safe (docstring).
+            warnings.filterwarnings(
+                "ignore", r".*fork\(\) may lead to deadlocks", DeprecationWarning
+            )
+            self.process.start()
+        theirs.close()
+        self.started: float | None = None  # when its current mail was handed over
+
+    def hand(self, raw: bytes, received_at: datetime | None) -> None:
+        self.conn.send(received_at)
+        self.conn.send_bytes(raw)
+        self.started = time.monotonic()
+
+    def answer(self, timeout: float) -> tuple[str, Any] | Overrun:
+        """The answer for the mail handed over, or an Overrun (the process is then spent)."""
+        assert self.started is not None
+        left = max(0.0, self.started + timeout - time.monotonic())
+        self.started = None
+        try:
+            if not self.conn.poll(left):
+                return Overrun(f"took longer than {timeout:g} s")
+            kind, value = self.conn.recv()
+        except (EOFError, OSError):
+            self.process.join(5)
+            return Overrun(f"the judging process ended without an answer ({_ending(self.process)})")
+        return kind, value
+
+    def stop(self) -> None:
+        self.conn.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.process.close()
+
+
+class Judges:
+    """A few judging processes; see the module's documentation."""
+
+    def __init__(self, call: Call, policy: IntakePolicy, processes: int = 0) -> None:
+        self.call = call
+        self.policy = policy
+        self.processes = processes or default_processes()
+        self._idle: list[_Worker] = []
+        # Processes left behind by an owner that forgot to close() stop with it.
+        weakref.finalize(self, _stop_all, self._idle)
+
+    def judge(self, raw: bytes, received_at: datetime | None) -> Judged:
+        """Judge one mail; raises JudgeError for a fault in mailbot's own code."""
+        result = next(self.judge_all([(raw, received_at)]))
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def judge_all(
+        self, mails: Iterable[tuple[bytes, datetime | None]]
+    ) -> Generator[Judged | Exception, None, None]:
+        """Judge the mails, up to ``processes`` at once; yield the results in their order.
+
+        For a mail mailbot itself failed on, the exception comes in its place
+        (JudgeError from a judging process), for the caller's per-mail
+        boundary. Closing the iterator early stops the work still under way.
+        """
+        if not self.policy.isolate:
+            for raw, received_at in mails:
+                try:
+                    yield judge_one(raw, self.call, received_at, self.policy)
+                except Exception as exc:  # the caller's per-mail boundary decides
+                    yield exc
+            return
+        waiting = iter(mails)
+        busy: collections.deque[tuple[_Worker, bytes, datetime | None]] = collections.deque()
+        try:
+            while True:
+                while len(busy) < self.processes:
+                    mail = next(waiting, None)
+                    if mail is None:
+                        break
+                    worker = self._worker()
+                    worker.hand(*mail)
+                    busy.append((worker, *mail))
+                if not busy:
+                    return
+                worker, raw, received_at = busy.popleft()
+                outcome = worker.answer(self.policy.judge_timeout)
+                if isinstance(outcome, Overrun) or outcome[0] != "done":
+                    # Spent: out of time or memory, dead, or failed in mailbot's code.
+                    worker.stop()
+                else:
+                    self._idle.append(worker)
+                try:
+                    result: Judged | Exception = self._result(raw, received_at, outcome)
+                except JudgeError as exc:
+                    result = exc
+                yield result
+        finally:
+            for worker, _raw, _received_at in busy:  # the caller stopped early
+                worker.stop()
+
+    def close(self) -> None:
+        """Stop the judging processes (new ones start if more mail comes)."""
+        _stop_all(self._idle)
+
+    def _worker(self) -> _Worker:
+        if self._idle:
+            return self._idle.pop()
+        return _Worker(self.call, self.policy)
+
+    def _result(
+        self, raw: bytes, received_at: datetime | None, outcome: tuple[str, Any] | Overrun
+    ) -> Judged:
+        if not isinstance(outcome, Overrun):
+            kind, value = outcome
+            if kind == "done":
+                judged: Judged = value
+                return judged
+            if kind == "error":
+                raise JudgeError(f"judging failed in the judging process:\n{value}")
+            outcome = Overrun(
+                f"needed more than {self.policy.judge_memory / 2**20:.0f} MB of memory"
+            )
+        log.warning("a mail of %d bytes went over a limit (%s)", len(raw), outcome.reason)
+        policy = self.policy
+        head = run_bounded(
+            headers_only, (raw, outcome.reason), policy.judge_timeout, policy.judge_memory
+        )
+        message = head if not isinstance(head, Overrun) else bare_message(raw, outcome.reason)
+        verdict = ignored(message, self.call, received_at, too_complex(outcome.reason))
+        return Judged(message, verdict, hashlib.sha256(raw).hexdigest(), content_sha256(raw))
+
+
+def _stop_all(workers: list[_Worker]) -> None:
+    while workers:
+        workers.pop().stop()
+
+
+def _serve(conn: Connection, call: Call, policy: IntakePolicy) -> None:
+    """A judging process: mail after mail until the pipe closes or a limit is reached."""
+    logging.disable(logging.CRITICAL)
+    _close_inherited(conn.fileno())
+    # The readers of the proposal's files, imported once for every mail to come.
+    import docx  # noqa: F401
+    import pypdf  # noqa: F401
+
+    _limit_memory(policy.judge_memory)
+    while True:
+        try:
+            received_at = conn.recv()
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            answer: tuple[str, Any] = ("done", judge_one(raw, call, received_at, policy))
+        except MemoryError:
+            answer = ("memory", "")
+        except BaseException:  # sent to the daemon, which raises it at its per-mail boundary
+            answer = ("error", traceback.format_exc())
+        del raw
+        try:
+            conn.send(answer)
+        except MemoryError:
+            conn.send(("memory", ""))
+        if answer[0] != "done":
+            return  # a process that ran out of memory or failed is replaced
+
+
+def _close_inherited(keep: int) -> None:
+    """Close every file descriptor above stderr but ``keep``."""
+    try:
+        open_fds = sorted(int(name) for name in os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 65536)
+        return
+    for fd in open_fds:
+        if fd > 2 and fd != keep:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, gone
+                os.close(fd)

@@ -1,0 +1,181 @@
+"""The judging processes: several mails at once, in order, each under the limits, none left behind."""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from mailbot import judges as judges_module
+from mailbot.bounded import JudgeError
+from mailbot.calls import Call
+from mailbot.checks.policy import MB, IntakePolicy
+from mailbot.judges import Judged, Judges, judge_one
+from mailbot.verdict import Status
+from tests.mailfactory import build_mail
+from tests.test_bounded import ON_TIME, SUBJECT, proposal
+
+GARBAGE = b"\x00\xff garbage \x80"
+
+
+def auto_reply() -> bytes:
+    return build_mail(
+        "gmail", subject="Out of office", headers=[("Auto-Submitted", "auto-replied")]
+    )
+
+
+def late(raw: bytes) -> tuple[bytes, datetime]:
+    return raw, datetime(2021, 8, 2, 9, 0, tzinfo=ON_TIME.tzinfo)
+
+
+@pytest.fixture
+def pool(call: Call) -> Iterator[Judges]:
+    judges = Judges(call, IntakePolicy(judge_timeout=20), processes=2)
+    yield judges
+    judges.close()
+
+
+def children() -> set[int]:
+    """The pids of this process's live children (Linux /proc)."""
+    me = os.getpid()
+    found = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                stat = Path(f"/proc/{name}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == me and fields[0] != "Z":
+                found.add(int(name))
+    return found
+
+
+def test_a_batch_is_judged_as_one_process_judges_it_and_in_its_order(
+    pool: Judges, call: Call
+) -> None:
+    mails = [
+        (proposal(), ON_TIME),
+        (GARBAGE, ON_TIME),
+        late(proposal()),
+        (auto_reply(), ON_TIME),
+        (build_mail("outlook", subject=SUBJECT), ON_TIME),
+    ]
+    results = list(pool.judge_all(mails))
+    alone = [judge_one(raw, call, when, IntakePolicy()) for raw, when in mails]
+    assert results == alone
+    statuses = [r.verdict.status for r in results if isinstance(r, Judged)]
+    assert statuses == [
+        Status.ACCEPTED,
+        Status.IGNORED,
+        Status.LATE,
+        Status.IGNORED,
+        Status.NEEDS_CORRECTION,
+    ]
+
+
+def test_the_processes_live_on_from_batch_to_batch(pool: Judges) -> None:
+    list(pool.judge_all([(proposal(), ON_TIME)] * 3))
+    before = children()
+    assert len(before) == 2
+    list(pool.judge_all([(proposal(), ON_TIME)] * 3))
+    assert children() == before
+    pool.close()
+    assert children() == set()
+
+
+def slow_or_greedy(raw: bytes, *args: object) -> object:
+    if b"SLOW" in raw:
+        time.sleep(60)
+    if b"GREEDY" in raw:
+        return bytearray(4096 * MB)
+    if b"BROKEN" in raw:
+        raise ValueError("a fault of mailbot's")
+    return original_parse_and_judge(raw, *args)  # type: ignore[arg-type]
+
+
+original_parse_and_judge = judges_module.parse_and_judge
+
+
+@pytest.mark.parametrize(
+    ("marker", "reason"),
+    [(b"SLOW", "took longer than 1 s"), (b"GREEDY", "needed more than 64 MB of memory")],
+)
+def test_a_mail_over_a_limit_is_too_complex_and_the_mails_around_it_are_judged(
+    call: Call, monkeypatch: pytest.MonkeyPatch, marker: bytes, reason: str
+) -> None:
+    monkeypatch.setattr(judges_module, "parse_and_judge", slow_or_greedy)
+    judges = Judges(call, IntakePolicy(judge_timeout=1, judge_memory=64 * MB), processes=2)
+    try:
+        overrun = build_mail("foxmail", subject=SUBJECT, headers=[("X-Case", marker.decode())])
+        mails = [(proposal(), ON_TIME), (overrun, ON_TIME), (proposal(), ON_TIME)] * 2
+        results = list(judges.judge_all(mails))
+    finally:
+        judges.close()
+    verdicts = [r.verdict for r in results if isinstance(r, Judged)]
+    assert [v.status for v in verdicts] == [Status.ACCEPTED, Status.IGNORED, Status.ACCEPTED] * 2
+    for verdict in verdicts[1::3]:
+        assert [p.code for p in verdict.problems] == ["too_complex"]
+        assert reason in verdict.problems[0].en
+    overran = results[1]
+    assert isinstance(overran, Judged) and overran.message.subject == SUBJECT
+
+
+def test_a_fault_in_mailbot_comes_at_its_mail_and_the_rest_are_judged(
+    call: Call, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(judges_module, "parse_and_judge", slow_or_greedy)
+    judges = Judges(call, IntakePolicy(), processes=2)
+    try:
+        broken = build_mail("foxmail", subject=SUBJECT, headers=[("X-Case", "BROKEN")])
+        results = list(judges.judge_all([(broken, ON_TIME), (proposal(), ON_TIME)]))
+    finally:
+        judges.close()
+    assert isinstance(results[0], JudgeError) and "a fault of mailbot's" in str(results[0])
+    assert isinstance(results[1], Judged) and results[1].verdict.status is Status.ACCEPTED
+
+
+def test_a_batch_left_halfway_stops_the_work_under_way(pool: Judges) -> None:
+    results = pool.judge_all([(proposal(), ON_TIME)] * 6)
+    first = next(results)
+    assert isinstance(first, Judged)
+    results.close()  # the intake could not store the first: the rest waits for the next poll
+    assert len(children()) <= 1  # the one that answered waits for more; the busy one is gone
+    assert pool.judge(proposal(), ON_TIME).verdict.status is Status.ACCEPTED
+
+
+def test_a_judging_process_holds_none_of_the_daemons_files(pool: Judges) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        pool.judge(proposal(), ON_TIME)
+        (pid,) = children()
+        held = os.listdir(f"/proc/{pid}/fd")
+    finally:
+        listener.close()
+    # Standard input, output and error, and its pipe to the daemon: nothing else.
+    assert len([fd for fd in held if int(fd) > 2]) == 1
+
+
+def test_judging_processes_end_with_their_owner(call: Call) -> None:
+    judges = Judges(call, IntakePolicy(), processes=2)
+    list(judges.judge_all([(proposal(), ON_TIME)] * 2))
+    assert len(children()) == 2
+    del judges
+    gc.collect()
+    assert children() == set()
+
+
+def test_without_isolation_the_mail_is_judged_in_the_daemon(call: Call) -> None:
+    judges = Judges(call, IntakePolicy(isolate=False), processes=2)
+    results = list(judges.judge_all([(proposal(), ON_TIME), (GARBAGE, ON_TIME)]))
+    assert children() == set()
+    assert [r.verdict.status for r in results if isinstance(r, Judged)] == [
+        Status.ACCEPTED,
+        Status.IGNORED,
+    ]
