@@ -44,12 +44,46 @@ ROOT = Path(__file__).resolve().parent.parent
 # Spawns argv[2:] and writes its exit status, peak RSS, CPU and wall time to argv[1]. The CPU
 # time and peak RSS cover the processes it waited for too (mailbot's judging processes).
 RSS_WRAPPER = """\
-import json, os, sys, time
+import json, os, sys, threading, time
 began = time.monotonic()
+session = os.getsid(0)
+peak = {"pss_kb": 0, "rss_kb": 0}
+done = threading.Event()
+
+def field(text, name):
+    for line in text.splitlines():
+        if line.startswith(name):
+            return int(line.split()[1])
+    return 0
+
+def sample():
+    # Every process of the measured session but this one: mailbot and its judging processes.
+    while not done.wait(0.02):
+        pss = rss = 0
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == os.getpid():
+                continue
+            try:
+                if os.getsid(int(name)) != session:
+                    continue
+                with open(f"/proc/{name}/smaps_rollup") as rollup:
+                    text = rollup.read()
+            except OSError:
+                continue
+            pss += field(text, "Pss:")
+            rss += field(text, "Rss:")
+        peak["pss_kb"] = max(peak["pss_kb"], pss)
+        peak["rss_kb"] = max(peak["rss_kb"], rss)
+
+watcher = threading.Thread(target=sample, daemon=True)
+watcher.start()
 pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
 _, status, usage = os.wait4(pid, 0)
+done.set()
+watcher.join()
 with open(sys.argv[1], "w") as out:
     json.dump({"exit": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss,
+               "tree_pss_kb": peak["pss_kb"], "tree_rss_kb": peak["rss_kb"],
                "cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": time.monotonic() - began}, out)
 """
 
@@ -130,6 +164,10 @@ def run_child(
     return {
         **result,
         "peak_rss_mb": round(rss["maxrss_kb"] / 1024, 1),
+        # Sampled every 20 ms: all of mailbot's processes together (PSS counts a page
+        # the judging processes share with the daemon once; RSS counts it in each).
+        "peak_tree_pss_mb": round(rss["tree_pss_kb"] / 1024, 1),
+        "peak_tree_rss_mb": round(rss["tree_rss_kb"] / 1024, 1),
         "cpu_s": round(rss["cpu_s"], 2),
         "wall_s": round(rss["wall_s"], 2),
     }

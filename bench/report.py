@@ -7,6 +7,18 @@ from typing import Any
 BACKLOG_TARGET = 2000  # mails: the backlog the memory target is set for
 
 
+def peak_memory(run: dict[str, Any]) -> float:
+    """MB: all of mailbot's processes together at their peak (PSS), else the largest one's RSS."""
+    value: float = run.get("peak_tree_pss_mb") or run["peak_rss_mb"]
+    return value
+
+
+def _memory(run: dict[str, Any]) -> str:
+    if not run.get("peak_tree_pss_mb"):
+        return f"{run['peak_rss_mb']:.0f} MB"
+    return f"{run['peak_tree_pss_mb']:.0f} MB (largest process {run['peak_rss_mb']:.0f})"
+
+
 def _verdict(ok: bool | None) -> str:
     return "" if ok is None else ("met" if ok else "MISSED")
 
@@ -66,23 +78,21 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
         out.append(
             (
-                f"(3) peak RSS, {mails:,}-mail backlog",
-                f"{sqlite['peak_rss_mb']:.0f} MB",
+                f"(3) peak memory, {mails:,}-mail backlog",
+                _memory(sqlite),
                 target,
-                _verdict(sqlite["peak_rss_mb"] < 300) if full else "",
+                _verdict(peak_memory(sqlite) < 300) if full else "",
             )
         )
     if "baseline" in results:
-        out.append(
-            ("(3) peak RSS, empty mailbox", f"{results['baseline']['peak_rss_mb']:.0f} MB", "", "")
-        )
+        out.append(("(3) peak memory, empty mailbox", _memory(results["baseline"]), "", ""))
     big = results.get("big_mail")
     if big:
-        times = big["peak_rss_mb"] / big["mail_mb"]
+        times = peak_memory(big) / big["mail_mb"]
         out.append(
             (
-                f"(3) peak RSS, one {big['mail_mb']:.0f} MB mail",
-                f"{big['peak_rss_mb']:.0f} MB = {times:.1f} x the mail",
+                f"(3) peak memory, one {big['mail_mb']:.0f} MB mail",
+                f"{_memory(big)} = {times:.1f} x the mail",
                 "< 4 x the mail",
                 _verdict(times < 4),
             )

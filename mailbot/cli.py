@@ -23,6 +23,7 @@ from mailbot.daemon import Daemon
 from mailbot.demo import run_demo
 from mailbot.documents.template import write_form
 from mailbot.errors import MailbotError
+from mailbot.memory import release_large_blocks
 from mailbot.names import shown
 from mailbot.report import describe_form, export, format_log, intake_log, show, unmatched_mails
 from mailbot.reprocess import reprocess
@@ -110,6 +111,7 @@ def init(ctx: click.Context) -> None:
 @one_line_errors
 def run(ctx: click.Context, once: bool) -> None:
     """Watch the mailbox, judge and record every mail, answer every applicant."""
+    release_large_blocks()
     daemon = Daemon(_app(ctx))
     if once:
         polled, sent = daemon.once()

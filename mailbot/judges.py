@@ -52,6 +52,7 @@ from mailbot.bounded import (
 from mailbot.calls import Call
 from mailbot.checks.limits import too_complex
 from mailbot.checks.policy import IntakePolicy
+from mailbot.memory import release_large_blocks
 from mailbot.parsing import Message
 from mailbot.store.content import content_sha256
 from mailbot.verdict import Verdict
@@ -228,6 +229,7 @@ def _serve(conn: Connection, call: Call, policy: IntakePolicy) -> None:
     """A judging process: mail after mail until the pipe closes or a limit is reached."""
     logging.disable(logging.CRITICAL)
     _close_inherited(conn.fileno())
+    release_large_blocks()
     # The readers of the proposal's files, imported once for every mail to come.
     import docx  # noqa: F401
     import pypdf  # noqa: F401

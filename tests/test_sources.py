@@ -440,6 +440,27 @@ def test_maildir_batches_and_files_that_move_or_vanish(tmp_path: Path) -> None:
     ]
 
 
+def test_a_maildir_backlog_of_scans_is_read_a_few_megabytes_at_a_time(tmp_path: Path) -> None:
+    """A fetch holds at most BATCH_BYTES of mail; a mail bigger than that comes alone."""
+    from mailbot.sources.maildir import BATCH_BYTES
+
+    root = tmp_path / "Maildir"
+    start = datetime(2021, 7, 30, 20, 0, tzinfo=UTC)
+    sizes = [6, 6, 6, 20, 1, 1]
+    keys = [
+        deliver(root, b"Subject: x\r\n\r\n" + b"x" * (mb * 2**20), start + timedelta(minutes=n))
+        for n, mb in enumerate(sizes)
+    ]
+    batches = list(MaildirMailbox(root).fetch_new("INBOX", Cursor()))
+    assert [[i.location for i in batch] for batch in batches] == [
+        keys[0:2],
+        keys[2:3],
+        keys[3:4],
+        keys[4:6],
+    ]
+    assert all(sum(len(i.raw) for i in b) <= BATCH_BYTES or len(b) == 1 for b in batches)
+
+
 def test_maildir_settle_moves_and_flags(tmp_path: Path) -> None:
     root = tmp_path / "Maildir"
     mails = [sample(n) for n in range(3)]

@@ -28,7 +28,7 @@ IDLE_STEP = 0.5
 _FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE"]
 
 # A fetch brings at most this much mail at once (and at most imap.batch_size mails).
-BATCH_BYTES = 32 * 1024 * 1024
+BATCH_BYTES = 16 * 1024 * 1024
 
 
 def server_folder(name: str, delimiter: str | None, prefix: str = "") -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from mailbot.sources.base import Cursor, Fetched, SourceError
 
 BATCH_SIZE = 50
+BATCH_BYTES = 16 * 1024 * 1024  # as the IMAP source: a backlog of scans is read in parts
 
 _deliveries = itertools.count(1)
 
@@ -91,6 +92,21 @@ class _Entry:
     key: str
     path: Path
     mtime: float
+    size: int = 0
+
+
+def _runs(entries: list[_Entry]) -> Iterator[list[_Entry]]:
+    """Batches of at most BATCH_SIZE mails and BATCH_BYTES (a bigger mail alone)."""
+    run: list[_Entry] = []
+    held = 0
+    for entry in entries:
+        if run and (len(run) == BATCH_SIZE or held + entry.size > BATCH_BYTES):
+            yield run
+            run, held = [], 0
+        run.append(entry)
+        held += entry.size
+    if run:
+        yield run
 
 
 class MaildirMailbox:
@@ -111,9 +127,9 @@ class MaildirMailbox:
     def fetch_new(self, folder: str, cursor: Cursor) -> Iterator[list[Fetched]]:
         # Without UIDs every mail is "new"; the caller skips the locations it has.
         entries = sorted(self._entries(folder).values(), key=lambda e: (e.mtime, e.key))
-        for start in range(0, len(entries), BATCH_SIZE):
+        for run in _runs(entries):
             batch: list[Fetched] = []
-            for entry in entries[start : start + BATCH_SIZE]:
+            for entry in run:
                 raw = self._read(entry)
                 if raw is None:
                     continue
@@ -200,10 +216,10 @@ class MaildirMailbox:
         try:
             if not item.is_file():
                 return None
-            mtime = item.stat().st_mtime
+            stat = item.stat()
         except FileNotFoundError:
             return None  # moved between the listing and the stat
-        return _Entry(message_key(item.name), Path(item.path), mtime)
+        return _Entry(message_key(item.name), Path(item.path), stat.st_mtime, stat.st_size)
 
     def _read(self, entry: _Entry) -> bytes | None:
         """The mail's bytes, followed if its flags changed meanwhile; None if it is gone."""
