@@ -79,7 +79,9 @@ class App:
     def judges(self) -> Judges:
         """The judging processes, started at the first mail to judge."""
         if self._judges is None:
-            self._judges = Judges(self.call, self.policy, self.settings.intake.judge_processes)
+            self._judges = Judges(
+                self.call, self.policy, self.settings.intake.judge_processes, self.blobs
+            )
         return self._judges
 
     def close_judges(self) -> None:

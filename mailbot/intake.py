@@ -47,6 +47,7 @@ from mailbot.replies.bounced import mark_bounced
 from mailbot.replies.context import reply_context
 from mailbot.replies.outbox import queue_reply
 from mailbot.sources.base import Cursor, Fetched, Mailbox
+from mailbot.store.blobs import StoreError
 from mailbot.store.content import content_sha256
 from mailbot.store.leases import Lease, LeaseLost
 from mailbot.store.models import Attachment, FolderState, Mail, utcnow
@@ -181,6 +182,13 @@ def process(
             judged = app.judges.judge(item.raw, item.received_at)
         except Exception as exc:
             judged = exc
+    if isinstance(judged, StoreError):
+        # The disk refused the judging process: the mail stays for the next poll.
+        log.debug("%s %s: not stored", source, item.location, exc_info=judged)
+        report.failed += 1
+        report.fault = judged
+        return None
+    stored = False
     if isinstance(judged, Exception):
         # The per-mail boundary: keep the mail, let a person read it.
         log.error(
@@ -194,12 +202,13 @@ def process(
         message = parse_message(b"")
         verdict = _unjudged(app, item)
     else:
-        message, verdict = judged.message, judged.verdict
+        message, verdict, stored = judged.message, judged.verdict, judged.stored
         raw_sha256, content = judged.raw_sha256, judged.content_sha256
     try:
-        app.blobs.put(item.raw, raw_sha256)
-        for attachment in message.attachments:
-            app.blobs.put(attachment.data, attachment.sha256)
+        if not stored:  # else the judging process wrote them
+            app.blobs.put(item.raw, raw_sha256)
+            for attachment in message.attachments:
+                app.blobs.put(attachment.data, attachment.sha256)
         fault_point("after_store")
         mail, fresh = _record(app, source, item, raw_sha256, content, message, verdict, lease)
         status = mail.status

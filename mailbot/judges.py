@@ -54,26 +54,64 @@ from mailbot.checks.limits import too_complex
 from mailbot.checks.policy import IntakePolicy
 from mailbot.memory import release_large_blocks
 from mailbot.parsing import Message
+from mailbot.store.blobs import BlobStore, StoreError
 from mailbot.store.content import content_sha256
 from mailbot.verdict import Verdict
 
 log = logging.getLogger(__name__)
 
 
+# Files bigger than this stay in the blob store once a judging process stored them:
+# the daemon does not need a scan's bytes to record and answer the mail.
+KEEP_IN_STORE = 256 * 1024
+
+
 @dataclasses.dataclass(frozen=True)
 class Judged:
-    """One mail judged: what it says, the verdict, and the two hashes it is stored under."""
+    """One mail judged: what it says, the verdict, and the two hashes it is stored under.
+
+    ``stored``: the raw mail and every attachment are in the blob store
+    already, and attachments over KEEP_IN_STORE are there only
+    (``Attachment.in_store``).
+    """
 
     message: Message
     verdict: Verdict
     raw_sha256: str
     content_sha256: str
+    stored: bool = False
 
 
-def judge_one(raw: bytes, call: Call, received_at: datetime | None, policy: IntakePolicy) -> Judged:
-    """Hash, parse and judge one mail in this process (no time or memory limit)."""
+def judge_one(
+    raw: bytes,
+    call: Call,
+    received_at: datetime | None,
+    policy: IntakePolicy,
+    blobs: BlobStore | None = None,
+) -> Judged:
+    """Hash, parse and judge one mail in this process (no time or memory limit).
+
+    With ``blobs``, store the mail and its files too (StoreError if the
+    disk refuses) and leave the large files' bytes there.
+    """
     message, verdict = parse_and_judge(raw, call, received_at, policy)
-    return Judged(message, verdict, hashlib.sha256(raw).hexdigest(), content_sha256(raw))
+    judged = Judged(message, verdict, hashlib.sha256(raw).hexdigest(), content_sha256(raw))
+    return judged if blobs is None else store(judged, raw, blobs)
+
+
+def store(judged: Judged, raw: bytes, blobs: BlobStore) -> Judged:
+    """Write the mail and its files to the blob store; large files then live there only."""
+    blobs.put(raw, judged.raw_sha256)
+    for attachment in judged.message.attachments:
+        blobs.put(attachment.data, attachment.sha256)
+    kept = tuple(
+        dataclasses.replace(a, data=b"", stored_size=len(a.data))
+        if len(a.data) > KEEP_IN_STORE
+        else a
+        for a in judged.message.attachments
+    )
+    message = dataclasses.replace(judged.message, attachments=kept)
+    return dataclasses.replace(judged, message=message, stored=True)
 
 
 def default_processes() -> int:
@@ -83,11 +121,11 @@ def default_processes() -> int:
 class _Worker:
     """One judging process and the daemon's end of its pipe."""
 
-    def __init__(self, call: Call, policy: IntakePolicy) -> None:
+    def __init__(self, call: Call, policy: IntakePolicy, blobs: BlobStore | None) -> None:
         context = multiprocessing.get_context("fork")
         self.conn, theirs = context.Pipe(duplex=True)
         self.process = context.Process(
-            target=_serve, args=(theirs, call, policy), daemon=True, name="mailbot-judge"
+            target=_serve, args=(theirs, call, policy, blobs), daemon=True, name="mailbot-judge"
         )
         with warnings.catch_warnings():
             # Python 3.12 warns of any fork while threads run; the child is safe (docstring).
@@ -128,9 +166,16 @@ class _Worker:
 class Judges:
     """A few judging processes; see the module's documentation."""
 
-    def __init__(self, call: Call, policy: IntakePolicy, processes: int = 0) -> None:
+    def __init__(
+        self,
+        call: Call,
+        policy: IntakePolicy,
+        processes: int = 0,
+        blobs: BlobStore | None = None,
+    ) -> None:
         self.call = call
         self.policy = policy
+        self.blobs = blobs
         self.processes = processes or default_processes()
         self._idle: list[_Worker] = []
         # Processes left behind by an owner that forgot to close() stop with it.
@@ -155,7 +200,7 @@ class Judges:
         if not self.policy.isolate:
             for raw, received_at in mails:
                 try:
-                    yield judge_one(raw, self.call, received_at, self.policy)
+                    yield judge_one(raw, self.call, received_at, self.policy, self.blobs)
                 except Exception as exc:  # the caller's per-mail boundary decides
                     yield exc
             return
@@ -174,14 +219,14 @@ class Judges:
                     return
                 worker, raw, received_at = busy.popleft()
                 outcome = worker.answer(self.policy.judge_timeout)
-                if isinstance(outcome, Overrun) or outcome[0] != "done":
+                if isinstance(outcome, Overrun) or outcome[0] not in ("done", "store"):
                     # Spent: out of time or memory, dead, or failed in mailbot's code.
                     worker.stop()
                 else:
                     self._idle.append(worker)
                 try:
                     result: Judged | Exception = self._result(raw, received_at, outcome)
-                except JudgeError as exc:
+                except (JudgeError, StoreError) as exc:
                     result = exc
                 yield result
         finally:
@@ -195,7 +240,7 @@ class Judges:
     def _worker(self) -> _Worker:
         if self._idle:
             return self._idle.pop()
-        return _Worker(self.call, self.policy)
+        return _Worker(self.call, self.policy, self.blobs)
 
     def _result(
         self, raw: bytes, received_at: datetime | None, outcome: tuple[str, Any] | Overrun
@@ -207,6 +252,8 @@ class Judges:
                 return judged
             if kind == "error":
                 raise JudgeError(f"judging failed in the judging process:\n{value}")
+            if kind == "store":
+                raise StoreError(value)
             outcome = Overrun(
                 f"needed more than {self.policy.judge_memory / 2**20:.0f} MB of memory"
             )
@@ -217,7 +264,8 @@ class Judges:
         )
         message = head if not isinstance(head, Overrun) else bare_message(raw, outcome.reason)
         verdict = ignored(message, self.call, received_at, too_complex(outcome.reason))
-        return Judged(message, verdict, hashlib.sha256(raw).hexdigest(), content_sha256(raw))
+        judged = Judged(message, verdict, hashlib.sha256(raw).hexdigest(), content_sha256(raw))
+        return judged if self.blobs is None else store(judged, raw, self.blobs)
 
 
 def _stop_all(workers: list[_Worker]) -> None:
@@ -225,7 +273,7 @@ def _stop_all(workers: list[_Worker]) -> None:
         workers.pop().stop()
 
 
-def _serve(conn: Connection, call: Call, policy: IntakePolicy) -> None:
+def _serve(conn: Connection, call: Call, policy: IntakePolicy, blobs: BlobStore | None) -> None:
     """A judging process: mail after mail until the pipe closes or a limit is reached."""
     logging.disable(logging.CRITICAL)
     _close_inherited(conn.fileno())
@@ -242,9 +290,11 @@ def _serve(conn: Connection, call: Call, policy: IntakePolicy) -> None:
         except (EOFError, OSError):
             return
         try:
-            answer: tuple[str, Any] = ("done", judge_one(raw, call, received_at, policy))
+            answer: tuple[str, Any] = ("done", judge_one(raw, call, received_at, policy, blobs))
         except MemoryError:
             answer = ("memory", "")
+        except StoreError as exc:  # the disk: the mail stays in the mailbox for the next poll
+            answer = ("store", str(exc))
         except BaseException:  # sent to the daemon, which raises it at its per-mail boundary
             answer = ("error", traceback.format_exc())
         del raw
@@ -252,7 +302,7 @@ def _serve(conn: Connection, call: Call, policy: IntakePolicy) -> None:
             conn.send(answer)
         except MemoryError:
             conn.send(("memory", ""))
-        if answer[0] != "done":
+        if answer[0] not in ("done", "store"):
             return  # a process that ran out of memory or failed is replaced
 
 

@@ -24,10 +24,17 @@ class Attachment:
     sha256: str
     named: bool = True  # False: the sender gave no name and mailbot made one up
     container: str | None = None  # the archive, winmail.dat or forwarded mail it came in
+    # Set when ``data`` was left in the blob store (under ``sha256``): the file's size.
+    stored_size: int | None = None
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        return len(self.data) if self.stored_size is None else self.stored_size
+
+    @property
+    def in_store(self) -> bool:
+        """The bytes are in the blob store only (``data`` is empty)."""
+        return self.stored_size is not None
 
     @property
     def stem(self) -> str:

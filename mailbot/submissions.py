@@ -151,7 +151,12 @@ def _judge_together(
                 sha256=item["sha256"],
             )
         )
-    combined = dataclasses.replace(message, attachments=(*earlier, *message.attachments))
+    # A judging process left this mail's large files in the store: read them back.
+    own = [
+        dataclasses.replace(a, data=blobs.get(a.sha256), stored_size=None) if a.in_store else a
+        for a in message.attachments
+    ]
+    combined = dataclasses.replace(message, attachments=(*earlier, *own))
     together = judge(combined, call, verdict.received_at)
     if MISSING & set(together.codes()):
         return None

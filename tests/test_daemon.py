@@ -217,8 +217,15 @@ def test_replies_wait_while_smtp_is_down_and_all_go_out_after(
         assert {r.state for r in session.scalars(select(Reply))} == {"sent"}
 
 
-def test_resubmission_and_completion_keep_one_reference(tmp_path: Path, db_url: str) -> None:
+@pytest.mark.parametrize("in_store", [False, True], ids=["as-judged", "files-in-store"])
+def test_resubmission_and_completion_keep_one_reference(
+    tmp_path: Path, db_url: str, in_store: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailbot import judges
     from mailbot.sources.maildir import deliver
+
+    if in_store:  # as for scans: the judging process leaves every file's bytes in the store
+        monkeypatch.setattr(judges, "KEEP_IN_STORE", 0)
 
     values = settings_values(tmp_path, db_url)
     app = make_app(values)

@@ -16,9 +16,10 @@ from mailbot import judges as judges_module
 from mailbot.bounded import JudgeError
 from mailbot.calls import Call
 from mailbot.checks.policy import MB, IntakePolicy
-from mailbot.judges import Judged, Judges, judge_one
+from mailbot.judges import KEEP_IN_STORE, Judged, Judges, judge_one
+from mailbot.store.blobs import BlobStore, StoreError
 from mailbot.verdict import Status
-from tests.mailfactory import build_mail
+from tests.mailfactory import Att, build_mail
 from tests.test_bounded import ON_TIME, SUBJECT, proposal
 
 GARBAGE = b"\x00\xff garbage \x80"
@@ -179,3 +180,38 @@ def test_without_isolation_the_mail_is_judged_in_the_daemon(call: Call) -> None:
         Status.ACCEPTED,
         Status.IGNORED,
     ]
+
+
+def test_the_judging_processes_store_the_mail_and_keep_the_scans_out_of_the_daemon(
+    call: Call, tmp_path: Path
+) -> None:
+    blobs = BlobStore(tmp_path / "store")
+    judges = Judges(call, IntakePolicy(), processes=2, blobs=blobs)
+    try:
+        raw = proposal(Att("现场照片.jpg", os.urandom(400 * 1024)))
+        judged = judges.judge(raw, ON_TIME)
+    finally:
+        judges.close()
+    assert judged.stored and blobs.get(judged.raw_sha256) == raw
+    alone = judge_one(raw, call, ON_TIME, IntakePolicy())
+    for kept, full in zip(judged.message.attachments, alone.message.attachments, strict=True):
+        assert blobs.get(kept.sha256) == full.data
+        assert kept.size == full.size
+        assert kept.in_store == (full.size > KEEP_IN_STORE)
+        assert kept.data == (b"" if kept.in_store else full.data)
+    assert any(a.in_store for a in judged.message.attachments)
+    assert judged.verdict == alone.verdict
+
+
+def test_a_store_the_disk_refuses_is_a_store_error_and_the_process_goes_on(
+    call: Call, tmp_path: Path
+) -> None:
+    (tmp_path / "store").write_text("not a folder")
+    judges = Judges(call, IntakePolicy(), processes=1, blobs=BlobStore(tmp_path / "store"))
+    try:
+        results = list(judges.judge_all([(proposal(), ON_TIME)] * 2))
+        assert all(isinstance(r, StoreError) for r in results)
+        assert "cannot write to the store" in str(results[0])
+        assert len(children()) == 1  # the same process, waiting for the next mail
+    finally:
+        judges.close()
