@@ -6,6 +6,10 @@ by mailbot.charsets, since both libraries lose Chinese text that real
 clients send. Parsing never raises: whatever the bytes, a Message comes out,
 and what went wrong is listed in ``defects``.
 
+Large base64 bodies are not handed to the parsers: mailbot.fastmime cuts
+them out and decodes them in one call each, and the tree comes out as if
+they had been parsed (the same parts, payloads and defects).
+
 Files that hide the applicant's files are opened (mailbot.containers): the
 files inside a .zip, an Outlook winmail.dat and a forwarded mail (one level
 deep) follow their container in ``attachments``, each naming it in
@@ -27,6 +31,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 import mailparser
 
+from mailbot import fastmime
 from mailbot.calls import DocumentsSection
 from mailbot.charsets import (
     decode_bytes,
@@ -81,8 +86,8 @@ def parse_message(raw: bytes, limits: DocumentsSection | None = None) -> Message
     ``limits`` bound the opening of archives and winmail.dat (the call's
     ``[documents]``; the defaults when not given).
     """
-    tree, parsed_by, defects = _build_tree(raw)
-    walker = _Walker(Budget(limits or DocumentsSection()))
+    tree, parsed_by, defects, cut = _build_tree(raw)
+    walker = _Walker(Budget(limits or DocumentsSection()), cut=cut)
     try:
         walker.walk(tree)
     except Exception as exc:  # a part the libraries cannot read must not cost the mail
@@ -92,24 +97,59 @@ def parse_message(raw: bytes, limits: DocumentsSection | None = None) -> Message
     return _message(raw, tree, parsed_by, walker, tuple(defects))
 
 
-def _build_tree(raw: bytes) -> tuple[EmailMessage, str, list[str]]:
+def _build_tree(raw: bytes) -> tuple[EmailMessage, str, list[str], fastmime.Cut | None]:
+    """The MIME tree, who built it and what went wrong; the cut its large bodies came from."""
+    cut = _cut(raw)
     try:
-        parsed = mailparser.MailParser.from_bytes(raw)
+        parsed = None
+        if cut is not None:
+            try:
+                parsed = _parse_cut(cut)
+            except fastmime.Unsettled as exc:  # not expected: the whole mail is parsed instead
+                log.warning("base64 runs not settled (%s): parsing the whole mail", exc)
+                cut = None
+        if parsed is None:
+            parsed = mailparser.MailParser.from_bytes(raw)
         if parsed.message is not None:
             categories = sorted(parsed.defects_categories)
-            return parsed.message, "mail-parser", [f"mime: {c}" for c in categories]
+            return parsed.message, "mail-parser", [f"mime: {c}" for c in categories], cut
     except Exception as exc:  # mail-parser raises on hostile input: fall back, keep the reason
         log.info("mail-parser failed (%s), falling back to the standard library", exc)
         reason = f"mail-parser: {type(exc).__name__}: {exc}"
     else:
         reason = "mail-parser: no message"
     try:
-        return email.message_from_bytes(raw, policy=email.policy.compat32), "email", [reason]
+        tree = email.message_from_bytes(raw, policy=email.policy.compat32)
+        return tree, "email", [reason], None
     except Exception as exc:  # e.g. RecursionError on absurd nesting
         log.info("the standard library failed too (%s): reading headers only", exc)
         headers_only = email.parser.BytesHeaderParser(policy=email.policy.compat32)
         tree = headers_only.parsebytes(raw, headersonly=True)
-        return tree, "headers-only", [reason, f"email: {type(exc).__name__}: {exc}"]
+        return tree, "headers-only", [reason, f"email: {type(exc).__name__}: {exc}"], None
+
+
+# mail-parser's own guard (RecursionError made MailParserRecursionError) around a tree we build.
+_GUARDED = getattr(mailparser.MailParser, "_parse_guarded", None)
+
+
+def _cut(raw: bytes) -> fastmime.Cut | None:
+    if _GUARDED is None:
+        return None
+    try:
+        return fastmime.cut(raw)
+    except Exception:  # a fault here must not cost the mail: it is parsed whole
+        log.warning("cannot cut the base64 runs out: parsing the whole mail", exc_info=True)
+        return None
+
+
+def _parse_cut(cut: fastmime.Cut) -> mailparser.MailParser:
+    """``MailParser.from_bytes(raw)``, on the cut mail: the same frames down to the parser.
+
+    The parser recurses once per nesting level: called from as deep a
+    frame as mail-parser calls it, it gives up at the same depth.
+    """
+    assert _GUARDED is not None
+    return _GUARDED(lambda: cut.settle(email.message_from_bytes(cut.data, _class=fastmime.Message)))
 
 
 class _Walker:
@@ -119,9 +159,12 @@ class _Walker:
     it, and mail forwarded inside it is not opened (one level deep).
     """
 
-    def __init__(self, budget: Budget, container: str | None = None) -> None:
+    def __init__(
+        self, budget: Budget, container: str | None = None, cut: fastmime.Cut | None = None
+    ) -> None:
         self.budget = budget
         self.container = container
+        self.cut = cut
         self.attachments: list[Attachment] = []
         self.containers: list[Container] = []
         self.inline_parts: list[InlinePart] = []
@@ -201,7 +244,7 @@ class _Walker:
 
     def payload(self, part: EmailMessage) -> bytes:
         if part.is_multipart():
-            return part.as_bytes()
+            return self.flatten(part)
         try:
             data = part.get_payload(decode=True)
         except Exception as exc:  # a body the library cannot decode: keep its raw octets
@@ -209,6 +252,10 @@ class _Walker:
             raw = part.get_payload()
             return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
         return data if isinstance(data, bytes) else b""
+
+    def flatten(self, part: EmailMessage) -> bytes:
+        """The part as bytes, as the standard library writes it, base64 runs cut out or not."""
+        return self.cut.flatten(part) if self.cut is not None else part.as_bytes()
 
     def forwarded_name(self, part: EmailMessage) -> str:
         inner = part.get_payload()
@@ -223,7 +270,7 @@ class _Walker:
         if part.is_multipart() and content_type.startswith("message/"):
             children = part.get_payload()
             inner = children[0] if isinstance(children, list) and children else None
-            data = inner.as_bytes() if isinstance(inner, EmailMessage) else b""
+            data = self.flatten(inner) if isinstance(inner, EmailMessage) else b""
         else:
             data = self.payload(part)
         named = bool(filename)
@@ -284,7 +331,7 @@ class _Walker:
                 Container(forwarded.filename, FORWARDED, forwarded.sha256, refused=DAMAGED)
             )
             return
-        walker = _Walker(self.budget, container=forwarded.filename)
+        walker = _Walker(self.budget, container=forwarded.filename, cut=self.cut)
         try:
             walker.walk(inner[0])
         except Exception as exc:  # as for the mail itself: what was read so far still counts

@@ -113,7 +113,7 @@ def measure_mime(raw: bytes, *, max_depth: int, max_parts: int) -> MimeShape:
                 break
             continue
         pattern = _delimiters(stack)
-        match = pattern.search(raw, pos) if pattern is not None else None
+        match = _search(pattern, raw, pos) if pattern is not None else None
         if match is None:
             break
         pos = match.end() + 1
@@ -154,6 +154,38 @@ def _content_type(block: bytes) -> tuple[str, bytes | None]:
         return kind, None
     boundary = found.group(1) if found.group(1) is not None else found.group(2)
     return kind, boundary or None
+
+
+_LINE_DASHES = re.compile(rb"\n--")
+_WINDOW = 1 << 16
+
+
+def _search(pattern: re.Pattern[bytes], raw: bytes, pos: int) -> re.Match[bytes] | None:
+    """``pattern.search(raw, pos)``, trying only the lines that begin with "--".
+
+    A delimiter line begins with "--", and base64 has no "-": ``find``
+    passes over a body at memory speed where the pattern would be tried at
+    every byte. Where there are dashes, the lines that begin with them are
+    sought a window at a time.
+    """
+    if pos == 0 or raw[pos - 1 : pos] == b"\n":
+        match = pattern.match(raw, pos)
+        if match is not None:
+            return match
+    at = pos
+    while True:
+        dash = raw.find(b"-", at)
+        if dash < 0:
+            return None
+        # A line beginning with that dash has its "\n" just before it; later ones, in the window.
+        line = _LINE_DASHES.search(raw, max(dash - 1, pos), dash + _WINDOW)
+        if line is None:
+            at = dash + _WINDOW - 2  # a "\n--" across the window's end is found from there
+            continue
+        match = pattern.match(raw, line.start() + 1)
+        if match is not None:
+            return match
+        at = line.start() + 2
 
 
 _PATTERNS: dict[tuple[bytes, ...], re.Pattern[bytes]] = {}

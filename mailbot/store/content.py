@@ -48,8 +48,26 @@ def is_trace(name: str) -> bool:
 
 def content_sha256(raw: bytes) -> str:
     """The sha256 of the mail as its sender wrote it (see the module's documentation)."""
-    text = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    head, separator, body = text.partition(b"\n\n")
+    return _content_sha256(raw, _CHUNK)
+
+
+_CHUNK = 2**20  # the body is normalised and hashed this many bytes at a time
+# The first blank line: two line breaks in a row, each read as the normalisation
+# (CRLF, then CR, to LF) reads it. Atomic, so that one CRLF never counts as two.
+_BLANK_LINE = re.compile(rb"(?>\r\n|\r|\n)(?>\r\n|\r|\n)")
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _content_sha256(raw: bytes, chunk: int) -> str:
+    """``content_sha256`` without copying the mail: the body goes ``chunk`` bytes at a time.
+
+    The digest is that of the whole mail with CRLF and then CR made LF, cut
+    at the first blank line: the headers kept, the blank line, and the body
+    without the newlines at its end. Only the header block is normalised as
+    a whole; a piece of the body never ends between the CR and LF of a CRLF.
+    """
+    blank = _BLANK_LINE.search(raw)
+    head = _normalised(raw if blank is None else raw[: blank.start()])
     kept: list[bytes] = []
     dropping = False
     for number, line in enumerate(head.split(b"\n")):
@@ -65,6 +83,35 @@ def content_sha256(raw: bytes) -> str:
         if not dropping:
             kept.append(line)
     digest = hashlib.sha256(b"\n".join(kept))
-    digest.update(separator)
-    digest.update(body.rstrip(b"\n"))
+    if blank is None:
+        return digest.hexdigest()
+    digest.update(b"\n\n")
+    view = memoryview(raw)
+    held = 0  # newlines that ended the body so far: hashed only once more text follows
+    position = blank.end()
+    while position < len(raw):
+        end = min(position + chunk, len(raw))
+        if raw[end - 1 : end + 1] == b"\r\n":
+            end += 1
+        text: bytes | memoryview = view[position:end]  # hashed where it lies, without a CR
+        if raw.find(b"\r", position, end) >= 0:
+            piece = raw[position:end]
+            # Where every CR is a CRLF's, deleting them is the normalisation (and much faster).
+            text = _normalised(piece) if _LONE_CR.search(piece) else piece.replace(b"\r", b"")
+        kept_length = len(text)
+        if text[-1] == 0x0A:
+            kept_length = len(bytes(text).rstrip(b"\n"))
+        if kept_length:
+            while held:
+                step = min(held, chunk)
+                digest.update(b"\n" * step)
+                held -= step
+            digest.update(text[:kept_length])
+        held += len(text) - kept_length
+        position = end
     return digest.hexdigest()
+
+
+def _normalised(data: bytes) -> bytes:
+    """Every line ending made LF: CRLF first, then a CR alone."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
