@@ -41,8 +41,8 @@ from tests.servers import Dovecot, SmtpSink
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Spawns argv[2:] and writes its exit status, peak RSS, CPU and wall time to argv[1]. The CPU
-# time and peak RSS cover the processes it waited for too (mailbot's judging processes).
+# Spawns argv[2:] and writes its exit status, peak RSS, CPU and wall time to argv[1], with the
+# peak of all its processes together sampled every 20 ms (mailbot and its judging processes).
 RSS_WRAPPER = """\
 import json, os, sys, threading, time
 began = time.monotonic()

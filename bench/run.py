@@ -5,7 +5,7 @@ mailbox with a call's mail, and measures in one run:
 
 1. the ceiling: every mail's raw bytes fetched with imapclient in batches;
 2. mailbot end to end (`mailbot run --once`) on a fresh SQLite database;
-3. peak RSS during (2), with no mail, and with one 50 MB mail;
+3. peak memory (all processes together) during (2), with no mail, and with one 50 MB mail;
 4. the idle poll on 1,000 and 10,000 processed mails (flag mode);
 5. reply latency, APPEND to reply at the SMTP sink, with the daemon in IDLE;
 6. (2) again on PostgreSQL.
@@ -228,7 +228,7 @@ def run_all(args: argparse.Namespace, bench: Bench, results: dict[str, Any], out
         say("where the time goes: mailbot's stages one by one")
         results["stages"] = stages(3 if args.quick else 20, bench.builder)
 
-    say("(3) peak RSS with no mail, and with one big mail")
+    say("(3) peak memory with no mail, and with one big mail")
     results["baseline"] = run_child(bench, bench.settings("baseline"), "baseline")
     if "big" not in args.skip:
         raw, item = one_big_mail(bench, args.big_mail_mb)

@@ -31,7 +31,7 @@ def test_quick_benchmark_runs_prints_its_table_and_writes_json(tmp_path: Path) -
     for row in (
         "(1) ceiling",
         "(2) end to end, SQLite",
-        "(3) peak RSS",
+        "(3) peak memory",
         "(4) idle poll",
         "(5) reply latency",
         "(6) end to end, PostgreSQL",

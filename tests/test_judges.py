@@ -43,17 +43,19 @@ def pool(call: Call) -> Iterator[Judges]:
 
 
 def children() -> set[int]:
-    """The pids of this process's live children (Linux /proc)."""
+    """The pids of this process's live forks (Linux /proc): the servers the fixtures run are not."""
     me = os.getpid()
+    ours = Path(f"/proc/{me}/cmdline").read_bytes()
     found = set()
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
                 stat = Path(f"/proc/{name}/stat").read_text()
+                command = Path(f"/proc/{name}/cmdline").read_bytes()
             except OSError:
                 continue
             fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == me and fields[0] != "Z":
+            if int(fields[1]) == me and fields[0] != "Z" and command == ours:
                 found.add(int(name))
     return found
 
