@@ -98,6 +98,7 @@ class Bench:
     builder: MailBuilder
     batch_size: int | None = None
     log: Callable[[str], None] = print
+    judge_processes: int | None = None  # [intake] judge_processes; None: mailbot's default
 
     @property
     def env(self) -> dict[str, str]:
@@ -115,6 +116,8 @@ class Bench:
         if self.batch_size:
             values["source"]["imap"]["batch_size"] = self.batch_size
         values["source"].update(source)
+        if self.judge_processes is not None:
+            values.setdefault("intake", {})["judge_processes"] = self.judge_processes
         values["replies"] = {"transport": "smtp", "smtp": values["replies"]["smtp"]}
         config = folder / "mailbot.toml"
         config.write_text(toml(values), encoding="utf-8")

@@ -62,6 +62,11 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         help="run (2) once more under pyinstrument; writes the profile beside the JSON",
     )
     parser.add_argument("--batch-size", type=int, help="IMAP fetch batch (default: mailbot's, 25)")
+    parser.add_argument(
+        "--judge-processes",
+        type=int,
+        help="[intake] judge_processes (default: mailbot's, one per CPU)",
+    )
     parser.add_argument("--big-mail-mb", type=float, default=50.0)
     parser.add_argument(
         "--idle-sizes", default="1000,10000", help="processed mails, comma-separated"
@@ -160,13 +165,16 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine(),
         "batch_size": batch,
+        "judge_processes": args.judge_processes,
     }
     work = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
     try:
         with Dovecot() as dovecot, SmtpSink() as sink:
             # mailbot reads the IMAP password from the variable the config names, here too.
             os.environ[PASSWORD_ENV] = dovecot.password
-            bench = Bench(work, dovecot, sink, MailBuilder(), args.batch_size, say)
+            bench = Bench(
+                work, dovecot, sink, MailBuilder(), args.batch_size, say, args.judge_processes
+            )
             run_all(args, bench, results, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)

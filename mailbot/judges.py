@@ -1,8 +1,10 @@
 """Judges: long-lived judging processes that parse, hash and judge mail ahead of the intake.
 
-A fetched batch is judged by a few processes at once (one per CPU by
-default, [intake] judge_processes) while the daemon stores and answers the
-mail judged before it; the results come back in the batch's order. Each
+A fetched batch is judged by a few processes at once ([intake]
+judge_processes; by default one per CPU but the daemon's own) while the
+daemon records and answers the mail judged before it; the results come
+back in the batch's order. A judging process also writes the mail and its
+files to the blob store, and sends back only the small files' bytes. Each
 process is forked once, imports the document readers once, and judges mail
 after mail under the limits mailbot.bounded sets for one: the memory limit
 is set when it starts (judge_memory beyond what it then holds), the time
@@ -115,7 +117,9 @@ def store(judged: Judged, raw: bytes, blobs: BlobStore) -> Judged:
 
 
 def default_processes() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    """One judging process per CPU but the daemon's own, and at least one."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) - 1)
 
 
 class _Worker:

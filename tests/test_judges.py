@@ -217,3 +217,11 @@ def test_a_store_the_disk_refuses_is_a_store_error_and_the_process_goes_on(
         assert len(children()) == 1  # the same process, waiting for the next mail
     finally:
         judges.close()
+
+
+@pytest.mark.parametrize(("cpus", "processes"), [(1, 1), (2, 1), (4, 3), (16, 15)])
+def test_by_default_one_judging_process_per_cpu_but_the_daemons(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, processes: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cpus)), raising=False)
+    assert judges_module.default_processes() == processes
