@@ -8,28 +8,20 @@ queue and send the replies, file the mail) and writes how long the command
 took, apart from starting Python and importing mailbot, to RESULT.json.
 With PROFILE-STEM the command runs under pyinstrument (a development tool,
 not a dependency of mailbot), which writes PROFILE-STEM.txt and .html.
-With MAILBOT_BENCH_PRELOAD set, python-docx and pypdf are imported first.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 
 STARTED = time.perf_counter()
-PRELOAD = "MAILBOT_BENCH_PRELOAD"  # set: the proposed preload before the judging fork
 
 
 def main(argv: list[str]) -> int:
     config, result = argv[0], argv[1]
     profile = argv[2] if len(argv) > 2 else None
-    if os.environ.get(PRELOAD):
-        # The fix proposed for mailbot.bounded: import what judging needs before it forks,
-        # so that each judging process does not import python-docx and pypdf anew.
-        import docx  # noqa: F401
-        import pypdf  # noqa: F401
     from mailbot.cli import main as command
 
     imported = time.perf_counter()

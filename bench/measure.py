@@ -25,9 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, inspect, select, text, update
+from sqlalchemy import func, insert, select, update
 
-from bench.child import PRELOAD
 from bench.corpus import MIX, Applicants, MailBuilder, Planned, message_id, plan, small_mails
 from bench.mailbox import Filler, uid_layout
 from mailbot.app import App
@@ -134,7 +133,6 @@ def run_child(
     *,
     profile: Path | None = None,
     timeout: float = 3600,
-    preload: bool = False,
 ) -> dict[str, Any]:
     """`mailbot run --once` in a child process: its time from inside, its peak RSS from outside."""
     folder = config.parent
@@ -146,7 +144,7 @@ def run_child(
         wrapper = subprocess.Popen(
             [sys.executable, "-c", RSS_WRAPPER, str(rss_path), *command],
             cwd=ROOT,
-            env={**bench.env, PRELOAD: "1"} if preload else bench.env,
+            env=bench.env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # so a timeout can end the measured process too
@@ -209,14 +207,13 @@ def end_to_end(
     database_url: str | None = None,
     *,
     profile: Path | None = None,
-    preload: bool = False,
 ) -> dict[str, Any]:
     """Process the whole INBOX once, as `mailbot run --once` does, on a fresh database."""
     config = bench.settings(name, database_url)
     url = load_settings(config).database()
     bench.sink.clear()
     timeout = 120 + 3 * len(expected)
-    result = run_child(bench, config, name, profile=profile, timeout=timeout, preload=preload)
+    result = run_child(bench, config, name, profile=profile, timeout=timeout)
     result["check"] = verify(url, expected)
     result["replies_at_sink"] = len(bench.sink.messages)
     # A run's blob store holds about twice its mailbox: gone before the next run.
@@ -311,9 +308,6 @@ def idle_polls(bench: Bench, sizes: list[int], repeats: int) -> list[dict[str, A
             bench.log(
                 f"  idle poll on {size:,} processed mails: {results[-1]['poll_ms_median']} ms"
             )
-        if results and _add_unsettled_index(app):
-            # Not mailbot's schema (yet): what the index the README proposes would change.
-            results[-1]["with_unsettled_index"] = _idle_costs(app, repeats)
     finally:
         app.db.dispose()
     return results
@@ -340,22 +334,6 @@ def _idle_costs(app: App, repeats: int) -> dict[str, Any]:
         "outbox_check_ms_median": round(statistics.median(outbox) * 1000, 2),
         "repeats": repeats,
     }
-
-
-def _add_unsettled_index(app: App) -> bool:
-    """Add the partial index on unsettled mail that the README proposes, if mailbot lacks one."""
-    indexes = inspect(app.db.engine).get_indexes("mails")
-    if any("settled" in (index.get("column_names") or []) for index in indexes):
-        return False
-    if any("settled" in str(index.get("dialect_options", {})) for index in indexes):
-        return False
-    # The condition as SQLAlchemy writes Mail.settled.is_(False), so the planner matches it.
-    condition = "settled IS 0" if app.db.engine.dialect.name == "sqlite" else "settled IS false"
-    with app.db.engine.begin() as connection:
-        connection.execute(
-            text(f"CREATE INDEX bench_mails_unsettled ON mails (source, folder) WHERE {condition}")
-        )
-    return True
 
 
 def _timed_poll(app: App, mailbox: Any) -> float:

@@ -53,7 +53,6 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     for key, label, before in (
         ("sqlite", "(2) end to end, SQLite", "ceiling"),
-        ("sqlite_preloaded", "    the same, docx and pypdf preloaded", "ceiling"),
         ("postgresql", "(6) end to end, PostgreSQL", "ceiling_before_postgresql"),
     ):
         run = results.get(key)
@@ -111,17 +110,6 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                     f"{figure} = {ratio:.2f} x",
                     "<= 1.5 x the smallest",
                     _verdict(ratio <= 1.5),
-                )
-            )
-        proposed = step.get("with_unsettled_index")
-        if proposed and index:
-            ratio = proposed["poll_ms_median"] / idle[0]["poll_ms_median"]
-            out.append(
-                (
-                    "    the same with the proposed index",
-                    f"{proposed['poll_ms_median']:.2f} ms median = {ratio:.2f} x",
-                    "",
-                    "",
                 )
             )
     latency = results.get("latency")

@@ -74,7 +74,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-repeats", type=int, default=30)
     parser.add_argument("--latency-mails", type=int, default=50)
     parser.add_argument(
-        "--skip", default="", help="comma-separated: preload,postgresql,stages,big,latency,idle"
+        "--skip", default="", help="comma-separated: postgresql,stages,big,latency,idle"
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -200,11 +200,6 @@ def run_all(args: argparse.Namespace, bench: Bench, results: dict[str, Any], out
     say("(2) mailbot run --once on SQLite")
     results["sqlite"] = end_to_end(bench, "sqlite", expected)
     results["sqlite"]["filed"] = move_back(bench.dovecot)
-
-    if "preload" not in args.skip:
-        say("(2) again with the proposed fix: python-docx and pypdf imported before the fork")
-        results["sqlite_preloaded"] = end_to_end(bench, "preloaded", expected, preload=True)
-        results["sqlite_preloaded"]["filed"] = move_back(bench.dovecot)
 
     if "postgresql" in args.skip:
         results["postgresql"] = {"skipped": "--skip postgresql"}

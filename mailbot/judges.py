@@ -63,6 +63,11 @@ from mailbot.verdict import Verdict
 log = logging.getLogger(__name__)
 
 
+# A judging process is replaced after judging this many mails: the C libraries under
+# python-docx and pypdf keep a little of every document they read (about 0.15 MB a
+# proposal, outside Python's own memory), which over a backlog of thousands adds up.
+RECYCLE_AFTER = 200
+
 # Files bigger than this stay in the blob store once a judging process stored them:
 # the daemon does not need a scan's bytes to record and answer the mail.
 KEEP_IN_STORE = 256 * 1024
@@ -139,11 +144,14 @@ class _Worker:
             self.process.start()
         theirs.close()
         self.started: float | None = None  # when its current mail was handed over
+        self.pid = self.process.pid
+        self.served = 0  # mails judged
 
     def hand(self, raw: bytes, received_at: datetime | None) -> None:
         self.conn.send(received_at)
         self.conn.send_bytes(raw)
         self.started = time.monotonic()
+        self.served += 1
 
     def answer(self, timeout: float) -> tuple[str, Any] | Overrun:
         """The answer for the mail handed over, or an Overrun (the process is then spent)."""
@@ -223,8 +231,12 @@ class Judges:
                     return
                 worker, raw, received_at = busy.popleft()
                 outcome = worker.answer(self.policy.judge_timeout)
-                if isinstance(outcome, Overrun) or outcome[0] not in ("done", "store"):
-                    # Spent: out of time or memory, dead, or failed in mailbot's code.
+                if (
+                    isinstance(outcome, Overrun)
+                    or outcome[0] not in ("done", "store")
+                    or worker.served >= RECYCLE_AFTER
+                ):
+                    # Spent: out of time or memory, dead, failed in mailbot's code, or old.
                     worker.stop()
                 else:
                     self._idle.append(worker)
@@ -236,6 +248,10 @@ class Judges:
         finally:
             for worker, _raw, _received_at in busy:  # the caller stopped early
                 worker.stop()
+
+    def pids(self) -> list[int]:
+        """The judging processes waiting for mail."""
+        return [worker.pid for worker in self._idle if worker.pid is not None]
 
     def close(self) -> None:
         """Stop the judging processes (new ones start if more mail comes)."""

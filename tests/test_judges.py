@@ -225,3 +225,14 @@ def test_by_default_one_judging_process_per_cpu_but_the_daemons(
 ) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cpus)), raising=False)
     assert judges_module.default_processes() == processes
+
+
+def test_a_judging_process_is_replaced_after_so_many_mails(
+    pool: Judges, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(judges_module, "RECYCLE_AFTER", 2)
+    list(pool.judge_all([(proposal(), ON_TIME)] * 2))
+    first = set(pool.pids())
+    results = list(pool.judge_all([(proposal(), ON_TIME)] * 4))
+    assert all(isinstance(r, Judged) and r.verdict.status is Status.ACCEPTED for r in results)
+    assert first.isdisjoint(pool.pids()) and not first & children()
