@@ -148,9 +148,14 @@ class _Worker:
         self.served = 0  # mails judged
 
     def hand(self, raw: bytes, received_at: datetime | None) -> None:
-        self.conn.send(received_at)
-        self.conn.send_bytes(raw)
         self.started = time.monotonic()
+        try:
+            self.conn.send(received_at)
+            self.conn.send_bytes(raw)
+        except OSError:
+            # It stopped reading: ended, or could not hold the mail. What it
+            # answered before, if anything, is still there for answer().
+            pass
         self.served += 1
 
     def answer(self, timeout: float) -> tuple[str, Any] | Overrun:
@@ -308,6 +313,9 @@ def _serve(conn: Connection, call: Call, policy: IntakePolicy, blobs: BlobStore 
             received_at = conn.recv()
             raw = conn.recv_bytes()
         except (EOFError, OSError):
+            return
+        except MemoryError:  # the mail alone is over the limit
+            conn.send(("memory", ""))
             return
         try:
             answer: tuple[str, Any] = ("done", judge_one(raw, call, received_at, policy, blobs))
