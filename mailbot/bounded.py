@@ -1,21 +1,23 @@
-"""Parse and judge one mail under limits, so that no mail can hang or exhaust the daemon.
+"""The limits one mail is parsed and judged under, so that no mail can hang or exhaust the daemon.
 
 The size and MIME structure are measured first, in one pass over the bytes
 (mailbot.checks.limits); a mail over [intake] max_mail_size, max_depth or
-max_parts is never handed to the parsers. The rest runs, when [intake]
-isolate is on, in a child process with a memory limit (RLIMIT_AS and
-RLIMIT_DATA, judge_memory beyond what the child holds when it starts) and a
-time limit (judge_timeout), killed when it overruns. Whatever happens, a
-Message and a Verdict come back: on an overrun, a Message read from the
-header block alone and a verdict ``ignored`` with the code ``too_complex``,
-for a person to read. An error in mailbot's own code is raised again here
-(JudgeError), for the caller's per-mail boundary.
+max_parts is never handed to the parsers (parse_and_judge). The time and
+memory limits are kept by running the work in another process:
+mailbot.judges keeps long-lived judging processes for the intake, and
+run_bounded runs one piece of work in a child of its own, with a memory
+limit (RLIMIT_AS and RLIMIT_DATA, judge_memory beyond what the child holds
+when it starts) and a time limit, killed when it overruns. A mail that
+overran is read from its header block alone (headers_only, else
+bare_message) and gets the verdict ``ignored`` with the code
+``too_complex``, for a person to read. An error in mailbot's own code is
+raised again in the daemon (JudgeError), for the caller's per-mail boundary.
 
-The child is a fork of the daemon (nothing to pickle on the way in, no
-module imported again). It touches nothing the daemon's other threads may
-hold at the moment of the fork: no database, no socket, and no logging
-(a log stream's lock held by another thread would stay held in the child),
-and it ends with os._exit, running no finalizer of the daemon's.
+A child of run_bounded is a fork of the daemon (nothing to pickle on the
+way in, no module imported again). It touches nothing the daemon's other
+threads may hold at the moment of the fork: no database, no socket, and no
+logging (a log stream's lock held by another thread would stay held in the
+child), and it ends with os._exit, running no finalizer of the daemon's.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any, TypeVar
 
 from mailbot.calls import Call
 from mailbot.checks import judge
-from mailbot.checks.limits import screen, too_complex
+from mailbot.checks.limits import screen
 from mailbot.checks.policy import IntakePolicy
 from mailbot.errors import MailbotError
 from mailbot.parsing import Message, parse_message
@@ -59,28 +61,6 @@ class Overrun:
     """The child went over a limit or ended without an answer."""
 
     reason: str
-
-
-def judge_bounded(
-    raw: bytes, call: Call, received_at: datetime | None, policy: IntakePolicy
-) -> tuple[Message, Verdict]:
-    """Parse and judge one mail under the policy's limits; never hangs.
-
-    Raises JudgeError only for a fault in mailbot itself, as judge() would.
-    """
-    if not policy.isolate:
-        return parse_and_judge(raw, call, received_at, policy)
-    outcome = run_bounded(
-        parse_and_judge, (raw, call, received_at, policy), policy.judge_timeout, policy.judge_memory
-    )
-    if not isinstance(outcome, Overrun):
-        return outcome
-    log.warning("a mail of %d bytes went over a limit (%s)", len(raw), outcome.reason)
-    head = run_bounded(
-        headers_only, (raw, outcome.reason), policy.judge_timeout, policy.judge_memory
-    )
-    message = head if not isinstance(head, Overrun) else bare_message(raw, outcome.reason)
-    return message, ignored(message, call, received_at, too_complex(outcome.reason))
 
 
 def parse_and_judge(

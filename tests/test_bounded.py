@@ -14,15 +14,16 @@ import pytest
 from sqlalchemy import select
 
 from mailbot import bounded
-from mailbot.bounded import JudgeError, Overrun, judge_bounded, run_bounded
+from mailbot.bounded import JudgeError, Overrun, run_bounded
 from mailbot.calls import Call
 from mailbot.checks import judge
 from mailbot.checks.limits import measure_mime, screen
 from mailbot.checks.policy import MB, IntakePolicy
 from mailbot.config import load_settings
+from mailbot.judges import Judges
 from mailbot.parsing import Message, parse_message
 from mailbot.store.models import Mail, Reply
-from mailbot.verdict import Status
+from mailbot.verdict import Status, Verdict
 from tests.daemon_support import dispose_apps, make_app, settings_values
 from tests.docfactory import form_docx
 from tests.mailfactory import CLIENTS, Att, build_mail, pdf_bytes
@@ -41,6 +42,18 @@ def proposal(*extra: Att) -> bytes:
         *extra,
     ]
     return build_mail("qqmail", subject=SUBJECT, attachments=files)
+
+
+def judge_bounded(
+    raw: bytes, call: Call, received_at: datetime, policy: IntakePolicy
+) -> tuple[Message, Verdict]:
+    """One mail through a judging process of its own, as the intake judges it."""
+    judges = Judges(call, policy, processes=1)
+    try:
+        judged = judges.judge(raw, received_at)
+    finally:
+        judges.close()
+    return judged.message, judged.verdict
 
 
 def nested(levels: int) -> bytes:
