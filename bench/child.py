@@ -13,6 +13,7 @@ not a dependency of mailbot), which writes PROFILE-STEM.txt and .html.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -41,7 +42,9 @@ def main(argv: list[str]) -> int:
     if profiler is not None:
         profiler.stop()
         with open(f"{profile}.txt", "w", encoding="utf-8") as out:
-            out.write(profiler.output_text(unicode=True, color=False))
+            # Paths relative to the checkout: the results name no folder of the machine.
+            root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+            out.write(profiler.output_text(unicode=True, color=False).replace(root, ""))
         with open(f"{profile}.html", "w", encoding="utf-8") as out:
             out.write(profiler.output_html())
     with open(result, "w", encoding="utf-8") as out:
