@@ -9,10 +9,12 @@ process is forked once, imports the document readers once, and judges mail
 after mail under the limits mailbot.bounded sets for one: the memory limit
 is set when it starts (judge_memory beyond what it then holds), the time
 limit is counted per mail from the moment the mail is handed over. A
-process that overruns either limit, or dies, is killed and replaced; its
-mail is then read as mailbot.bounded reads one that overran (the header
-block alone, ``too_complex``). A fault in mailbot's own code is raised
-again in the daemon as JudgeError, at the mail's place in the batch.
+process that overruns either limit, or dies, is killed and replaced, and
+its mail is read from the header block alone and flagged ``too_complex``
+(mailbot.bounded's headers_only). A fault in mailbot's own code comes back
+as a JudgeError in the mail's place in the batch, and a disk that refuses
+the mail as a StoreError. A process is also replaced after RECYCLE_AFTER
+mails.
 
 A judging process keeps nothing of the daemon's open: right after the fork
 it closes every file descriptor but its own pipe, so that a database or
