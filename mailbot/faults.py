@@ -6,7 +6,8 @@ it sends itself SIGKILL, as a power cut or the OOM killer would end it:
 no finalizer, no rollback, no log line. Without the variable the hook does
 nothing. The points, in the order a mail passes them:
 
-``after_fetch``   a mail's bytes are in hand; nothing is written (intake.process)
+``after_fetch``   a mail is judged (a judging process may have stored its files);
+                  nothing is recorded (intake.process)
 ``after_store``   its raw bytes and attachments are in the blob store; the
                   transaction that records it has not committed
 ``after_verdict`` the mail, its verdict and its reply are committed; the mail

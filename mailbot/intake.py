@@ -123,7 +123,7 @@ def poll(
                         report.known += 1
                     else:
                         outcome = next(judged)
-                        status = process(app, mailbox.name, item, report, on_mail, lease, outcome)
+                        status = process(app, mailbox.name, item, outcome, report, on_mail, lease)
                     if status is None:  # not stored: leave it in the mailbox for the next poll
                         halted = True
                         break
@@ -156,32 +156,18 @@ def process(
     app: App,
     source: str,
     item: Fetched,
-    report: PollReport | None = None,
+    judged: Judged | Exception,
+    report: PollReport,
     on_mail: Callable[[Mail], None] | None = None,
     lease: Lease | None = None,
-    judged: Judged | Exception | None = None,
 ) -> str | None:
-    """Record one fetched mail; return its status, or None when it could not be stored.
+    """Record one fetched mail, judged already (Judges.judge_all); return its status.
 
-    ``judged`` is the mail already judged (Judges.judge_all), else it is
-    judged here. When it could not be stored, ``report.fault`` holds the
-    exception, for the caller to log once however often the mail is tried
-    again.
+    Returns None when it could not be stored: ``report.fault`` then holds
+    the exception, for the caller to log once however often the mail is
+    tried again.
     """
-    report = report if report is not None else PollReport()
     fault_point("after_fetch")
-    if judged is None:
-        with app.db.transaction() as session:
-            known = session.scalar(
-                select(Mail.status).where(Mail.source == source, Mail.location == item.location)
-            )
-        if known is not None:
-            report.known += 1
-            return known
-        try:
-            judged = app.judges.judge(item.raw, item.received_at)
-        except Exception as exc:
-            judged = exc
     if isinstance(judged, StoreError):
         # The disk refused the judging process: the mail stays for the next poll.
         log.debug("%s %s: not stored", source, item.location, exc_info=judged)
