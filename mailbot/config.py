@@ -58,12 +58,33 @@ class Outcomes(_Section):
         return str(getattr(self, status))
 
 
-class ImapSettings(_Section):
+class OAuth2Settings(_Section):
+    """Where an OAuth2 access token comes from: a refresh token and the provider's token URL."""
+
+    token_url: str = ""
+    client_id: str = ""
+    client_secret_env: str = ""  # empty: a public client, no secret
+    refresh_token_env: str = ""
+    scope: str = ""
+
+
+class TlsSettings(_Section):
+    """Certificate checks for one server: always verified, a private CA may be added."""
+
+    ca_file: str = ""  # PEM file of CAs trusted beside the system's
+    insecure: bool = False  # skip verification: logged as a warning at every start
+
+
+class ImapSettings(TlsSettings):
     host: str = "127.0.0.1"
     port: int = 993
     security: Literal["ssl", "starttls", "plain"] = "ssl"
     username: str = ""
+    auth: Literal["password", "xoauth2", "oauthbearer"] = "password"
     password_env: str = "MAILBOT_IMAP_PASSWORD"
+    oauth2: OAuth2Settings = OAuth2Settings(refresh_token_env="MAILBOT_IMAP_REFRESH_TOKEN")
+    # RFC 2971 ID after login: "auto" when the server offers it, "always", "never".
+    send_id: Literal["auto", "always", "never"] = "auto"
     folders: list[str] = ["INBOX"]
     batch_size: int = Field(default=25, ge=1)
     idle: bool = True
@@ -85,12 +106,14 @@ class SourceSettings(_Section):
     maildir: MaildirSettings = MaildirSettings()
 
 
-class SmtpSettings(_Section):
+class SmtpSettings(TlsSettings):
     host: str = "127.0.0.1"
     port: int = 587
     security: Literal["ssl", "starttls", "plain"] = "starttls"
     username: str = ""
+    auth: Literal["password", "xoauth2", "oauthbearer"] = "password"
     password_env: str = "MAILBOT_SMTP_PASSWORD"
+    oauth2: OAuth2Settings = OAuth2Settings(refresh_token_env="MAILBOT_SMTP_REFRESH_TOKEN")
     timeout: Duration = 30.0
 
 
