@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from mailbot.calls import Call, load_call
 from mailbot.checks.policy import IntakePolicy
-from mailbot.config import Settings, secret
+from mailbot.config import Settings, TlsSettings, secret
 from mailbot.judges import Judges
 from mailbot.replies.render import Renderer
 from mailbot.replies.sender import OutboxDirTransport, SmtpTransport, Transport
 from mailbot.sources.base import Mailbox
 from mailbot.store.blobs import BlobStore
 from mailbot.store.db import Database
+
+T = TypeVar("T", bound=TlsSettings)
 
 
 @dataclass
@@ -40,8 +43,9 @@ class App:
         if source.kind == "imap":
             from mailbot.sources.imap import ImapMailbox
 
-            password = secret(source.imap.password_env)
-            return ImapMailbox(source.imap, password, flag=source.flag)
+            imap = self.with_ca_path(source.imap)
+            password = secret(imap.password_env)
+            return ImapMailbox(imap, password, flag=source.flag)
         from mailbot.sources.maildir import MaildirMailbox
 
         return MaildirMailbox(self.settings.path(source.maildir.path), flag=source.flag)
@@ -49,10 +53,16 @@ class App:
     def transport(self) -> Transport:
         replies = self.settings.replies
         if replies.transport == "smtp":
-            smtp = replies.smtp
+            smtp = self.with_ca_path(replies.smtp)
             password = secret(smtp.password_env) if smtp.username else None
             return SmtpTransport(smtp, password)
         return OutboxDirTransport(self.settings.path(replies.outbox_dir))
+
+    def with_ca_path(self, server: T) -> T:
+        """The server's settings with ca_file read against the config's folder."""
+        if not server.ca_file:
+            return server
+        return server.model_copy(update={"ca_file": str(self.settings.path(server.ca_file))})
 
     def target_folder(self, status: str) -> str:
         """Where a mail of this status is filed; "" means flag it where it is."""

@@ -19,7 +19,6 @@ import os
 import re
 import smtplib
 import socket
-import ssl
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from typing import Protocol
 
 from mailbot.config import ConfigError, SmtpSettings
 from mailbot.errors import MailbotError
+from mailbot.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ class SmtpTransport:
 
     def _open(self) -> smtplib.SMTP:
         settings = self.settings
-        context = ssl.create_default_context()
+        context = client_context(settings, self.server)
         smtp: smtplib.SMTP
         try:
             if settings.security == "ssl":

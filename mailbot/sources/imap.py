@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from imapclient.exceptions import (  # type: ignore[import-untyped]
 
 from mailbot.config import ImapSettings
 from mailbot.sources.base import Cursor, Fetched, SourceError
+from mailbot.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ class ImapMailbox:
         if self._client is not None:
             return self._client
         s = self.settings
-        context = ssl.create_default_context() if s.security != "plain" else None
+        context = client_context(s, self.name) if s.security != "plain" else None
         client = IMAPClient(
             s.host, port=s.port, ssl=s.security == "ssl", ssl_context=context, timeout=s.timeout
         )
