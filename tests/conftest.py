@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from mailbot.calls import Call, load_call
 from mailbot.cli import main
 from tests.servers import Dovecot, Postgres, SmtpSink
+from tests.tlsfactory import CertificateAuthority, ServerCertificate
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules" / "anso2021.toml"
@@ -97,4 +98,33 @@ def database_url(postgres: Postgres) -> Iterator[str]:
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
     with SmtpSink() as sink:
+        yield sink
+
+
+# TLS as an office's servers have it: a certificate from a private CA, made for this session.
+
+
+@pytest.fixture(scope="session")
+def private_ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
+    return CertificateAuthority(tmp_path_factory.mktemp("private-ca"))
+
+
+@pytest.fixture(scope="session")
+def server_certificate(private_ca: CertificateAuthority) -> ServerCertificate:
+    return private_ca.issue("127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def dovecot_tls(server_certificate: ServerCertificate) -> Iterator[Dovecot]:
+    """Dovecot with the private CA's certificate: STARTTLS on port, IMAP over TLS on tls_port."""
+    with Dovecot(tls_cert=server_certificate.cert, tls_key=server_certificate.key) as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_tls_sink(
+    private_ca: CertificateAuthority, server_certificate: ServerCertificate
+) -> Iterator[SmtpSink]:
+    """An SMTP sink offering STARTTLS with the private CA's certificate."""
+    with SmtpSink(tls_context=private_ca.server_context(server_certificate)) as sink:
         yield sink

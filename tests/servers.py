@@ -20,6 +20,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import tempfile
@@ -271,10 +272,16 @@ _CHROOTED_SERVICES = (
 
 
 class Dovecot(_ManagedServer):
-    """A private Dovecot 2.3 IMAP server (no TLS) with one Maildir user."""
+    """A private Dovecot 2.3 IMAP server with one Maildir user.
+
+    Without a certificate it speaks plain IMAP only. Given one (``tls_cert``
+    and ``tls_key``, PEM files), ``port`` also offers STARTTLS and ``tls_port``
+    speaks IMAP over TLS from the first byte; plain logins stay allowed.
+    """
 
     host: str
     port: int
+    tls_port: int | None
     user: str
     password: str
 
@@ -285,11 +292,17 @@ class Dovecot(_ManagedServer):
         user: str | None = None,
         run_as: str | None = None,
         startup_timeout: float = 15.0,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
     ) -> None:
         """*run_as* owns the mail when running as root (default: nobody)."""
         self._binary = _find_dovecot()
         self.host = LOCALHOST
         self.port = port or free_port()
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        self._tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
+        self.tls_port = free_port() if self._tls is not None else None
         self.user = user or f"mailbot-{secrets.token_hex(4)}"
         self.password = secrets.token_urlsafe(18)
         self._run_as = run_as
@@ -361,7 +374,7 @@ state_dir = {root}/state
 instance_name = mailbot-test-{self.port}
 protocols = imap
 listen = {self.host}
-ssl = no
+{self._ssl_settings()}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 log_path = {root}/dovecot.log
@@ -398,7 +411,8 @@ service imap-login {{
     port = {self.port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = {self.host}
+    port = {self.tls_port or 0}
   }}
 }}
 service anvil {{
@@ -411,6 +425,13 @@ service anvil {{
         conf = root / "dovecot.conf"
         conf.write_text(config)
         return conf
+
+    def _ssl_settings(self) -> str:
+        if self._tls is None:
+            return "ssl = no"
+        cert, key = self._tls
+        # The config process reads both files as root, before it drops privileges.
+        return f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}"
 
     def start(self) -> Self:
         if self.running:
@@ -601,16 +622,29 @@ class _SinkHandler:
 
 
 class SmtpSink(_ManagedServer):
-    """An aiosmtpd server that records every message; AUTH is offered but optional."""
+    """An aiosmtpd server that records every message; AUTH is offered but optional.
+
+    Given ``tls_context`` (a server context with its certificate) it offers
+    STARTTLS; ``ident`` replaces the software name in its 220 greeting.
+    """
 
     host: str
     port: int
     user: str
     password: str
 
-    def __init__(self, *, port: int | None = None, ready_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        ready_timeout: float = 5.0,
+        tls_context: ssl.SSLContext | None = None,
+        ident: str | None = None,
+    ) -> None:
         self.host = LOCALHOST
         self.port = port or free_port()
+        self._tls_context = tls_context
+        self._ident = ident
         self.user = f"mailbot-{secrets.token_hex(4)}"
         self.password = secrets.token_urlsafe(18)
         self._ready_timeout = ready_timeout
@@ -682,6 +716,8 @@ class SmtpSink(_ManagedServer):
             authenticator=self._authenticate,
             auth_require_tls=False,
             enable_SMTPUTF8=True,
+            tls_context=self._tls_context,
+            ident=self._ident,
         )
         controller.start()
         self._controller = controller
