@@ -280,3 +280,7 @@ def describe(verdict: Verdict, call: Call) -> str:
 from mailbot.web.cli import register  # noqa: E402  (last: the desk's commands use the helpers above)
 
 register(main)
+
+from mailbot.doctor.cli import register as register_doctor  # noqa: E402
+
+register_doctor(main)

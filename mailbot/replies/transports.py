@@ -304,6 +304,20 @@ class SmtpTransport:
             text = text.replace(self._password, "***")
         return text
 
+    # -- looking without sending (mailbot doctor) -----------------------------
+
+    def probe(self) -> list[str]:
+        """Open a session as for a reply (connect, TLS, login) and close it.
+
+        Returns the extensions the server offers after login; raises
+        TransportUnavailable as a send would.
+        """
+        smtp = self._smtp or self._open()
+        try:
+            return sorted(smtp.esmtp_features)
+        finally:
+            self.close()
+
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

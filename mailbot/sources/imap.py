@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from imapclient import DELETED, IMAPClient  # type: ignore[import-untyped]
+from imapclient import DELETED, SEEN, IMAPClient  # type: ignore[import-untyped]
 from imapclient.exceptions import (  # type: ignore[import-untyped]
     IMAPClientAbortError,
     IMAPClientError,
+    LoginError,
 )
 
 from mailbot.config import ImapSettings
@@ -427,6 +430,50 @@ class ImapMailbox:
                 return False
         return False
 
+    # -- looking without touching (mailbot doctor) ----------------------------
+
+    def probe(self, folders: Iterable[str]) -> ImapProbe:
+        """Log in as the daemon does and look around, changing nothing.
+
+        Raises LoginRefused when the server refuses the login, SourceError
+        for anything else.
+        """
+        try:
+            with self._talking("logging in"):
+                client = self._connect()
+        except SourceError as exc:
+            if isinstance(exc.__cause__, LoginError):
+                raise LoginRefused(str(exc)) from exc
+            raise
+        with self._talking("listing folders"):
+            capabilities = frozenset(_text(c).upper() for c in client.capabilities())
+            exist = {f: client.folder_exists(self._server_folder(client, f)) for f in folders}
+        return ImapProbe(capabilities, exist)
+
+    def server_time(self, folder: str) -> datetime:
+        """The server's clock: the INTERNALDATE of a probe appended to ``folder``.
+
+        The probe goes in flagged \\Deleted and \\Seen and is removed at once by
+        UID EXPUNGE, which touches no other mail: only for a folder mailbot
+        files into, never a watched one, and only where the server offers UIDPLUS.
+        """
+        with self._talking(f"reading the clock in {folder}"):
+            client = self._connect()
+            name = self._server_folder(client, folder)
+            response = client.append(name, _CLOCK_PROBE, flags=(DELETED, SEEN))
+            found = _APPENDUID.search(_text(response))
+            if found is None:
+                raise SourceError(f"{self.name}: no APPENDUID for the clock probe in {folder}")
+            uid = int(found.group(1))
+            self._selected = None
+            client.select_folder(name)
+            try:
+                stamp = client.fetch([uid], [b"INTERNALDATE"])[uid][b"INTERNALDATE"]
+            finally:
+                # Not CLOSE: it would also expunge mail others marked \\Deleted.
+                client.uid_expunge([uid])
+        return _aware_utc(stamp)
+
 
 def _announces_news(responses: list[Any]) -> bool:
     for response in responses:
@@ -443,3 +490,22 @@ def _announces_news(responses: list[Any]) -> bool:
 
 def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+_APPENDUID = re.compile(r"\[APPENDUID \d+ (\d+)\]")
+_CLOCK_PROBE = (
+    b"From: mailbot doctor <doctor@invalid>\r\nSubject: mailbot doctor clock probe\r\n"
+    b"Auto-Submitted: auto-generated\r\n\r\nRemoved as soon as its INTERNALDATE is read.\r\n"
+)
+
+
+class LoginRefused(SourceError):
+    """The server refused the login: the user name, the password or the token is wrong."""
+
+
+@dataclass(frozen=True)
+class ImapProbe:
+    """What a login shows: the server's capabilities, and which folders exist."""
+
+    capabilities: frozenset[str]
+    folders: dict[str, bool]
