@@ -274,6 +274,24 @@ def test_unwise_settings_are_warnings_and_exit_0(tmp_path: Path, setup: Path) ->
     assert "touch -d" in checks["Maildir"]["text"]
 
 
+def test_insecure_and_plain_connections_are_warnings_and_exit_0(
+    tmp_path: Path, setup: Path, imap: Dovecot, smtp_tls_sink: SmtpSink
+) -> None:
+    config = write_config(
+        tmp_path, imap, smtp_tls_sink,
+        source_imap={"ca_file": None, "insecure": True},
+        replies_smtp={"security": "plain"},
+    )  # fmt: skip
+    code, checks, _ = doctor(config)
+    assert code == 0
+    assert checks["IMAP TLS"]["status"] == "warn"
+    assert "NOT verified (insecure = true)" in checks["IMAP TLS"]["text"]
+    assert checks["IMAP login"]["status"] == "ok"
+    assert checks["SMTP TLS"]["status"] == "warn"
+    assert "a plain connection to 127.0.0.1" in checks["SMTP TLS"]["text"]
+    assert checks["SMTP login"]["status"] == "ok"
+
+
 def test_a_missing_maildir_fails(tmp_path: Path, setup: Path) -> None:
     config = write_config(tmp_path, None, None, source_maildir={"path": "no/such/Maildir"})
     code, checks, _ = doctor(config)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from mailbot.config import TlsSettings
+from mailbot.config import ImapSettings, SmtpSettings, TlsSettings
 from mailbot.doctor.findings import Finding, fail, ok, warn
 
 # A certificate that runs out sooner than this is worth a warning.
@@ -149,3 +149,11 @@ def banner_time(banner: str) -> datetime | None:
         return parsedate_to_datetime(found.group(0))
     except (TypeError, ValueError):
         return None
+
+
+def credentials_fix(settings: ImapSettings | SmtpSettings, section: str) -> str:
+    """Where the login's secret comes from, for the fix of a refused login."""
+    if settings.auth == "password":
+        return f"check username in {section} and the password in ${settings.password_env}"
+    token = settings.oauth2.refresh_token_env
+    return f"check username and [{section[1:-1]}.oauth2] in the config, and the token in ${token}"

@@ -11,6 +11,7 @@ from mailbot.config import ConfigError, ImapSettings
 from mailbot.doctor.connections import (
     check_tcp,
     clock_finding,
+    credentials_fix,
     plain_warning,
     tls_failure,
     tls_success,
@@ -102,7 +103,7 @@ def _check_session(app: App, mailbox: ImapMailbox) -> list[Finding]:
             fail(
                 "IMAP login",
                 f"the server refused the login of {settings.username!r}: {exc}",
-                f"check username in {SECTION} and the password in ${settings.password_env}",
+                credentials_fix(settings, SECTION),
             )
         ]
     except SourceError as exc:

@@ -12,9 +12,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot.calls import Call, load_call
 from mailbot.config import ConfigError, Settings, load_settings
-from mailbot.doctor.findings import Finding, fail, ok, skip, warn
+from mailbot.doctor.findings import Finding, fail, ok, warn
 from mailbot.errors import MailbotError
 from mailbot.store.blobs import DIR_MODE, FILE_MODE
 from mailbot.store.db import Database
@@ -35,19 +34,6 @@ def check_config(path: Path | None) -> tuple[Settings | None, Finding]:
     except ConfigError as exc:
         return None, fail("config", str(exc), "correct it; config.example.toml explains every key")
     return settings, ok("config", f"{path} read")
-
-
-def check_rules(settings: Settings) -> tuple[Call | None, Finding]:
-    try:
-        call = load_call(settings.path(settings.rules))
-    except MailbotError as exc:
-        return None, fail("rules", str(exc), "set rules in the config to the call's rules file")
-    section = call.call
-    return call, ok(
-        "rules",
-        f"{section.id} from {call.source}: mailbox {section.mailbox}, "
-        f"deadline {section.deadline} ({section.timezone})",
-    )
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -272,7 +258,3 @@ def check_digest(settings: Settings) -> Finding:
             "add the secretariat's addresses to [digest] to",
         )
     return ok("digest", f"sent at {settings.digest.at} to {', '.join(settings.digest.to)}")
-
-
-def not_checked(check: str, why: str) -> Finding:
-    return skip(check, f"not checked: {why}")

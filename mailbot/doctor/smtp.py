@@ -16,6 +16,7 @@ from mailbot.doctor.connections import (
     banner_time,
     check_tcp,
     clock_finding,
+    credentials_fix,
     plain_warning,
     tls_failure,
     tls_success,
@@ -141,7 +142,7 @@ def _check_login(app: App, settings: SmtpSettings, send_test: str | None) -> Fin
         return fail(
             "SMTP login",
             str(exc),
-            f"check username in {SECTION} and the password in ${settings.password_env}",
+            credentials_fix(settings, SECTION),
         )
     finally:
         transport.close()
