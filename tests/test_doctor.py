@@ -314,13 +314,13 @@ def _as_nobody() -> list[str]:
 def test_a_store_mailbot_cannot_write_is_named() -> None:
     """The store made by root (say, by `sudo mailbot init`) and mailbot running as itself."""
     folder = Path(tempfile.mkdtemp(prefix="mailbot-doctor-", dir="/tmp"))
+    store = folder / "store"
     try:
         maildir = folder / "Maildir"
         for sub in ("cur", "new", "tmp"):
             (maildir / sub).mkdir(parents=True)
         config = write_config(folder, None, None, source_maildir={"path": "Maildir"})
         assert CliRunner().invoke(main, ["--config", str(config), "init"]).exit_code == 0
-        store = folder / "store"
         store.mkdir(mode=0o700)
         prefix: list[str] = []
         if os.geteuid() == 0:
@@ -343,7 +343,8 @@ def test_a_store_mailbot_cannot_write_is_named() -> None:
         assert f"{store} is not writable" in checks["store"]["text"]
         assert "chown -R" in checks["store"]["fix"]
     finally:
-        store.chmod(0o700)
+        if store.exists():
+            store.chmod(0o700)
         shutil.rmtree(folder)
 
 
