@@ -188,6 +188,38 @@ def test_an_untrusted_certificate_is_named_with_the_fix_ca_file(
     assert checks["IMAP login"]["status"] == "skip"
 
 
+def test_starttls_is_checked_and_tls_on_a_plain_port_is_named(
+    tmp_path: Path, setup: Path, imap: Dovecot, smtp_tls_sink: SmtpSink
+) -> None:
+    starttls = {"security": "starttls", "port": imap.port}
+    code, checks, _ = doctor(write_config(tmp_path, imap, smtp_tls_sink, source_imap=starttls))
+    assert code == 0
+    assert checks["IMAP TLS"]["status"] == "ok"
+    assert "verified with ca_file" in checks["IMAP TLS"]["text"]
+    wrong = {"security": "ssl", "port": imap.port}
+    code, checks, _ = doctor(write_config(tmp_path, imap, smtp_tls_sink, source_imap=wrong))
+    assert code == 1
+    assert failures(checks) == {"IMAP TLS"}
+    assert checks["IMAP TLS"]["text"].startswith(f"no TLS with 127.0.0.1:{imap.port}")
+    assert '"ssl" on 993/465, "starttls" on 143/587' in checks["IMAP TLS"]["fix"]
+
+
+def test_a_server_without_starttls_is_named(
+    tmp_path: Path,
+    setup: Path,
+    dovecot: Dovecot,
+    smtp_tls_sink: SmtpSink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAILBOT_IMAP_PASSWORD", dovecot.password)
+    plain_only = {"security": "starttls", "port": dovecot.port, "username": dovecot.user}
+    code, checks, _ = doctor(write_config(tmp_path, None, smtp_tls_sink, source={"kind": "imap"},
+                                          source_imap={"host": dovecot.host, **plain_only}))  # fmt: skip
+    assert code == 1
+    assert failures(checks) == {"IMAP TLS"}
+    assert "does not offer STARTTLS" in checks["IMAP TLS"]["text"]
+
+
 def test_a_certificate_for_another_name_is_named_so(
     tmp_path: Path,
     setup: Path,
