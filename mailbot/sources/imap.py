@@ -468,10 +468,12 @@ class ImapMailbox:
             self._selected = None
             client.select_folder(name)
             try:
-                stamp = client.fetch([uid], [b"INTERNALDATE"])[uid][b"INTERNALDATE"]
+                stamp = client.fetch([uid], [b"INTERNALDATE"]).get(uid, {}).get(b"INTERNALDATE")
             finally:
-                # Not CLOSE: it would also expunge mail others marked \\Deleted.
+                # Not CLOSE: it would also expunge mail others marked deleted.
                 client.uid_expunge([uid])
+        if not isinstance(stamp, datetime):
+            raise SourceError(f"{self.name}: no INTERNALDATE for the clock probe in {folder}")
         return _aware_utc(stamp)
 
 
