@@ -386,3 +386,79 @@ def test_without_a_config_it_says_how_to_give_one(monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 1
     assert "FAIL  config: no config given" in result.stdout
     assert "--config PATH or MAILBOT_CONFIG" in result.stdout
+
+
+def test_rules_that_do_not_load_fail_and_the_servers_wait_for_them(
+    tmp_path: Path, setup: Path, imap: Dovecot, smtp_tls_sink: SmtpSink
+) -> None:
+    config = write_config(tmp_path, imap, smtp_tls_sink, **{"": {"rules": "rules/anso2021.toml"}})
+    code, checks, _ = doctor(config)
+    assert code == 1
+    assert failures(checks) == {"rules"}
+    assert "rules/anso2021.toml: no such rules file" in checks["rules"]["text"]
+    assert checks["IMAP"]["status"] == checks["SMTP"]["status"] == "skip"
+
+
+def test_store_files_open_to_others_are_a_warning(setup: Path, tmp_path: Path) -> None:
+    blob = tmp_path / "store" / "ab" / "cd" / ("abcd" + "0" * 60)
+    blob.parent.mkdir(parents=True, mode=0o700)
+    blob.parent.parent.chmod(0o755)
+    blob.write_bytes(b"a proposal")
+    blob.chmod(0o644)
+    code, checks, _ = doctor(setup)
+    assert code == 0
+    assert checks["store modes"]["status"] == "warn"
+    assert "2 of the store's files or folders are open to others" in checks["store modes"]["text"]
+    assert "ab 0755" in checks["store modes"]["text"]
+    assert f"chmod -R u=rwX,go= {tmp_path / 'store'}" == checks["store modes"]["fix"]
+
+
+def test_a_certificate_about_to_expire_is_a_warning(
+    tmp_path: Path,
+    setup: Path,
+    imap: Dovecot,
+    private_ca: CertificateAuthority,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    soon = private_ca.issue("127.0.0.1", days=5)
+    with SmtpSink(tls_context=private_ca.server_context(soon)) as sink:
+        monkeypatch.setenv("MAILBOT_SMTP_PASSWORD", sink.password)
+        code, checks, _ = doctor(write_config(tmp_path, imap, sink))
+    assert code == 0
+    assert checks["SMTP TLS"]["status"] == "warn"
+    assert "(4 days)" in checks["SMTP TLS"]["text"] or "(5 days)" in checks["SMTP TLS"]["text"]
+    assert "renewed soon" in checks["SMTP TLS"]["fix"]
+
+
+def test_postgresql_at_the_current_migration_and_unreachable_without_its_password(
+    tmp_path: Path, setup: Path, database_url: str
+) -> None:
+    from sqlalchemy import make_url
+
+    db = Database(database_url)
+    db.upgrade()
+    db.dispose()
+    (tmp_path / "Maildir").mkdir()
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / "Maildir" / sub).mkdir()
+    config = write_config(
+        tmp_path,
+        None,
+        None,
+        source_maildir={"path": "Maildir"},
+        **{"": {"database_url": database_url}},
+    )
+    code, checks, output = doctor(config)
+    assert code == 0, output
+    assert checks["database"]["status"] == "ok"
+    assert "(the current one)" in checks["database"]["text"]
+    url = make_url(database_url)
+    gone = url.set(port=free_port()).render_as_string(hide_password=False)
+    config = write_config(
+        tmp_path, None, None, source_maildir={"path": "Maildir"}, **{"": {"database_url": gone}}
+    )
+    code, checks, output = doctor(config)
+    assert code == 1
+    assert failures(checks) == {"database"}
+    assert "cannot reach postgresql+psycopg://mailbot:***@127.0.0.1:" in checks["database"]["text"]
+    assert url.password and url.password not in output
