@@ -257,7 +257,7 @@ def test_a_database_behind_the_current_migration_is_named(setup: Path, tmp_path:
     assert code == 1
     assert failures(checks) == {"database"}
     assert f"not at {head}" in checks["database"]["text"]
-    assert "mailbot --config CONFIG init" in checks["database"]["fix"]
+    assert checks["database"]["fix"] == f"run `mailbot --config {setup} init`"
 
 
 def test_a_missing_database_is_named_and_not_created(setup: Path, tmp_path: Path) -> None:

@@ -39,10 +39,10 @@ def diagnose(config_path: Path | None, send_test: str | None = None) -> list[Fin
     """Run every check that applies to the config; a test message only when asked."""
     settings, finding = check_config(config_path)
     findings = [finding]
-    if settings is None:
+    if settings is None or config_path is None:
         return findings
     app, finding = _build(settings)
-    findings += [finding, check_database(settings), *check_store(settings)]
+    findings += [finding, check_database(settings, config_path), *check_store(settings)]
     try:
         findings += _source(settings, app)
         findings += _replies(settings, app, send_test)

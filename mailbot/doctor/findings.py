@@ -27,8 +27,9 @@ class Finding:
     fix: str = ""
 
     def line(self) -> str:
-        fix = f" Fix: {self.fix}" if self.fix and self.status != Status.OK else ""
-        return f"{self.status:<4}  {self.check}: {self.text}{fix}"
+        fix = f"; fix: {self.fix}" if self.fix and self.status != Status.OK else ""
+        text = self.text.rstrip(".") if fix else self.text
+        return f"{self.status:<4}  {self.check}: {text}{fix}"
 
 
 def ok(check: str, text: str) -> Finding:

@@ -43,9 +43,9 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(parsed.database or "")
 
 
-def check_database(settings: Settings) -> Finding:
+def check_database(settings: Settings, config_path: Path) -> Finding:
     url = settings.database()
-    init = "run `mailbot --config CONFIG init`"
+    init = f"run `mailbot --config {config_path} init`"
     sqlite = _sqlite_file(url)
     if sqlite is not None and not sqlite.exists():
         # Opening it would create an empty file: a check must leave nothing behind.

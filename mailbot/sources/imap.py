@@ -443,7 +443,9 @@ class ImapMailbox:
                 client = self._connect()
         except SourceError as exc:
             if isinstance(exc.__cause__, LoginError):
-                raise LoginRefused(str(exc)) from exc
+                # imapclient words it as the repr of the server's bytes: b'[...] ...'
+                said = re.sub(r"^b(['\"])(.*)\1$", r"\2", _one_line(exc.__cause__))
+                raise LoginRefused(said) from exc
             raise
         with self._talking("listing folders"):
             capabilities = frozenset(_text(c).upper() for c in client.capabilities())
@@ -502,7 +504,7 @@ _CLOCK_PROBE = (
 
 
 class LoginRefused(SourceError):
-    """The server refused the login: the user name, the password or the token is wrong."""
+    """The server refused the login (the user name, password or token); says the server's words."""
 
 
 @dataclass(frozen=True)
