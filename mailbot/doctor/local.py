@@ -20,6 +20,8 @@ from mailbot.store.db import Database
 
 # A store walk names at most this many files or folders with the wrong mode.
 _SHOWN = 3
+# The store makes folders DIR_MODE and files FILE_MODE: none of these bits.
+_OTHERS = 0o077 & ~(DIR_MODE | FILE_MODE)
 
 
 def check_config(path: Path | None) -> tuple[Settings | None, Finding]:
@@ -149,13 +151,14 @@ def _store_modes(root: Path) -> Finding:
     """Blobs 0600 in folders 0700, as the store makes them: they hold applicants' mail."""
     wrong: list[str] = []
     for folder, dirs, files in os.walk(root):
-        for name, mode in [(folder, DIR_MODE)] + [
-            (os.path.join(folder, f), FILE_MODE) for f in files if not f.startswith(".")
-        ]:
-            actual = stat.S_IMODE(os.lstat(name).st_mode)
-            if actual != mode:
-                wrong.append(f"{os.path.relpath(name, root)} {actual:04o}")
         dirs.sort()
+        for name in [folder, *(os.path.join(folder, f) for f in sorted(files))]:
+            try:
+                actual = stat.S_IMODE(os.lstat(name).st_mode)
+            except FileNotFoundError:
+                continue  # a temporary file renamed meanwhile
+            if actual & _OTHERS:
+                wrong.append(f"{os.path.relpath(name, root)} {actual:04o}")
     if wrong:
         shown = ", ".join(wrong[:_SHOWN]) + (", …" if len(wrong) > _SHOWN else "")
         return warn(
@@ -164,7 +167,11 @@ def _store_modes(root: Path) -> Finding:
             "they hold applicants' mail",
             f"chmod -R u=rwX,go= {root}",
         )
-    return ok("store modes", "folders 0700 and files 0600: readable by mailbot's user alone")
+    return ok(
+        "store modes",
+        f"nothing open to group or others (the store makes folders {DIR_MODE:04o}, "
+        f"files {FILE_MODE:04o})",
+    )
 
 
 def check_maildir(settings: Settings) -> list[Finding]:
