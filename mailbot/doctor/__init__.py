@@ -6,10 +6,14 @@ or folder is created, no mail touched; the only writes are a temporary file
 in the store (removed at once), an IMAP clock probe appended to an existing
 outcome folder and expunged by UID, and a test message when asked for one.
 
-    findings   one Finding per check, and how they are printed
-    local      config, rules, database, store, Maildir, outbox folder, digest
+    findings     one Finding per check, and how they are printed
+    local        config, database, store, Maildir, outbox folder, digest
     connections  TCP, TLS certificates and clocks, for both servers
     imap, smtp   the two servers, logged in through the daemon's own code
+    cli          the `mailbot doctor` command
+
+The rules (and whatever else App.build loads) are checked here, by building
+the daemon's own App.
 """
 
 from __future__ import annotations
