@@ -14,9 +14,11 @@ from imapclient import DELETED, IMAPClient  # type: ignore[import-untyped]
 from imapclient.exceptions import (  # type: ignore[import-untyped]
     IMAPClientAbortError,
     IMAPClientError,
+    LoginError,
 )
 
 from mailbot.config import ImapSettings
+from mailbot.oauth2 import OAuth2Error, SaslAnswer, TokenSource
 from mailbot.sources.base import Cursor, Fetched, SourceError
 from mailbot.tls import client_context
 
@@ -81,11 +83,18 @@ def _aware_utc(value: datetime) -> datetime:
 class ImapMailbox:
     """An IMAP account: one connection, opened when first needed and reopened after a drop."""
 
-    def __init__(self, settings: ImapSettings, password: str, *, flag: str = "$MailbotDone"):
+    def __init__(
+        self,
+        settings: ImapSettings,
+        credential: str | TokenSource,
+        *,
+        flag: str = "$MailbotDone",
+    ):
+        """``credential`` is the password, or where OAuth2 access tokens come from."""
         self.settings = settings
         self.flag = flag
         self.name = f"imap://{settings.username}@{settings.host}:{settings.port}"
-        self._password = password
+        self._credential = credential
         self._client: Any = None
         self._selected: tuple[str, int] | None = None  # (folder, UIDVALIDITY)
         self._layout: tuple[str | None, str] | None = None  # (delimiter, personal prefix)
@@ -218,7 +227,7 @@ class ImapMailbox:
         try:
             if s.security == "starttls":
                 client.starttls(context)
-            client.login(s.username, self._password)
+            self._login(client)
         except BaseException:
             with suppress(OSError):
                 client.shutdown()
@@ -227,6 +236,39 @@ class ImapMailbox:
         client.normalise_times = False
         self._client = client
         return client
+
+    def _login(self, client: Any) -> None:
+        credential = self._credential
+        if isinstance(credential, str):
+            client.login(self.settings.username, credential)
+            return
+        mechanism = self.settings.auth.upper()
+        if not client.has_capability(f"AUTH={mechanism}"):
+            offered = " ".join(c.decode() for c in client.capabilities() if c.startswith(b"AUTH="))
+            raise SourceError(
+                f"{self.name} does not offer {mechanism} login (source.imap.auth); "
+                f"it offers {offered or 'no SASL mechanism'}"
+            )
+        try:
+            token = credential.token()
+            try:
+                self._sasl(client, token)
+            except LoginError:
+                # Expired or revoked early: one new token, then the refusal stands.
+                log.info("%s refused the access token; getting a new one", self.name)
+                self._sasl(client, credential.renew(token))
+        except OAuth2Error as exc:
+            raise SourceError(f"{self.name}: {exc}") from None
+        except LoginError as exc:
+            raise SourceError(
+                f"{self.name} refused the OAuth2 login of {self.settings.username!r} even "
+                f"with a new access token ({credential.mask(_one_line(exc))}): check that "
+                "the account may use IMAP and that source.imap.oauth2.scope grants it"
+            ) from None
+
+    def _sasl(self, client: Any, token: str) -> None:
+        mechanism = self.settings.auth.upper()
+        client.sasl_login(mechanism, SaslAnswer(mechanism, self.settings.username, token))
 
     def _forget(self) -> None:
         self._client = None
