@@ -396,6 +396,8 @@ userdb {{
 protocol imap {{
   # The default of 10 per user and IP is easily hit by a daemon plus test clients.
   mail_max_userip_connections = 200
+  # Tests read what a client said of itself (RFC 2971 ID) from the log.
+  imap_id_log = *
 }}
 service imap-login {{
   inet_listener imap {{

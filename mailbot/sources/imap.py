@@ -17,6 +17,7 @@ from imapclient.exceptions import (  # type: ignore[import-untyped]
     LoginError,
 )
 
+from mailbot import __version__
 from mailbot.config import ImapSettings
 from mailbot.oauth2 import OAuth2Error, SaslAnswer, TokenSource
 from mailbot.sources.base import Cursor, Fetched, SourceError
@@ -228,6 +229,7 @@ class ImapMailbox:
             if s.security == "starttls":
                 client.starttls(context)
             self._login(client)
+            self._identify(client)
         except BaseException:
             with suppress(OSError):
                 client.shutdown()
@@ -269,6 +271,21 @@ class ImapMailbox:
     def _sasl(self, client: Any, token: str) -> None:
         mechanism = self.settings.auth.upper()
         client.sasl_login(mechanism, SaslAnswer(mechanism, self.settings.username, token))
+
+    def _identify(self, client: Any) -> None:
+        """Say who we are (RFC 2971): Coremail and NetEase refuse SELECT until told."""
+        mode = self.settings.send_id
+        if mode == "never" or (mode == "auto" and not client.has_capability("ID")):
+            return
+        if client.has_capability("ID"):
+            server = client.id_({"name": "mailbot", "version": __version__})
+            log.debug("%s: ID sent; the server is %s", self.name, server)
+            return
+        # imapclient's id_() insists on the capability, which "always" is for doing without;
+        # imaplib's xatom sends the command as it is (reached as quiet_imaplib says).
+        typ, data = client._imap.xatom("ID", f'("name" "mailbot" "version" "{__version__}")')
+        if typ != "OK":
+            raise IMAPClientError(f"ID command error: {typ} {data}")
 
     def _forget(self) -> None:
         self._client = None
