@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -28,6 +30,8 @@ class App:
     blobs: BlobStore
     renderer: Renderer
     _judges: Judges | None = field(default=None, init=False, repr=False)
+    # What OAuth2 token lifetimes are measured by (a test sets a fake one).
+    token_clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     # Per config section: a reconnect or the next batch of replies reuses the token.
     _tokens: dict[str, TokenSource] = field(default_factory=dict, init=False, repr=False)
 
@@ -71,7 +75,9 @@ class App:
             )
         tokens = self._tokens.get(section)
         if tokens is None or tokens.settings != server.oauth2:
-            tokens = TokenSource.from_settings(server.oauth2, section, timeout=server.timeout)
+            tokens = TokenSource.from_settings(
+                server.oauth2, section, clock=self.token_clock, timeout=server.timeout
+            )
             self._tokens[section] = tokens
         return tokens
 

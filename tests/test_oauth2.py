@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from mailbot.app import App
+from mailbot.cli import main
 from mailbot.config import ConfigError, ImapSettings, OAuth2Settings, SmtpSettings
+from mailbot.daemon import Daemon
 from mailbot.oauth2 import OAuth2Error, TokenSource
 from mailbot.replies.transports import SmtpTransport, TransportUnavailable
 from mailbot.sources.base import SourceError
 from mailbot.sources.imap import ImapMailbox
+from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values, toml
 from tests.mailfactory import build_mail
 from tests.oauth_servers import OAuthDovecot, OAuthSmtpSink, TokenServer
 from tests.servers import free_port
@@ -50,6 +56,12 @@ def provider() -> Iterator[TokenServer]:
 def dovecot_oauth(provider: TokenServer) -> Iterator[OAuthDovecot]:
     with OAuthDovecot(provider) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _dispose() -> Iterator[None]:
+    yield
+    dispose_apps()
 
 
 @pytest.fixture
@@ -345,3 +357,91 @@ def test_a_wrong_client_secret_and_an_unreachable_endpoint(
     tokens = TokenSource.from_settings(oauth2_settings(provider, token_url=url), "source.imap")
     with pytest.raises(OAuth2Error, match=f"cannot reach the token endpoint {url}: "):
         tokens.token()
+
+
+# ----------------------------------------------------------------- the daemon
+
+
+def oauth2_table(provider: TokenServer, scope: str) -> dict[str, str]:
+    return {
+        "token_url": provider.token_url,
+        "client_id": provider.client_id,
+        "client_secret_env": SECRET_ENV,
+        "refresh_token_env": REFRESH_ENV,
+        "scope": scope,
+    }
+
+
+def daemon_app(
+    tmp_path: Path, server: OAuthDovecot, sink: OAuthSmtpSink, provider: TokenServer
+) -> App:
+    values = settings_values(
+        tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}", imap=server, smtp=sink
+    )
+    values["source"]["imap"].update(
+        auth="xoauth2",
+        oauth2=oauth2_table(provider, "https://outlook.office365.com/IMAP.AccessAsUser.All"),
+    )
+    values["replies"]["smtp"].update(
+        username=server.user,
+        auth="oauthbearer",
+        oauth2=oauth2_table(provider, "https://outlook.office365.com/SMTP.Send"),
+    )
+    return make_app(values)
+
+
+def test_the_daemon_fetches_and_answers_over_oauth2_as_tokens_expire_and_are_refused(
+    dovecot_oauth: OAuthDovecot,
+    smtp_oauth: OAuthSmtpSink,
+    provider: TokenServer,
+    refresh_token: str,
+    clock: FakeClock,
+    tmp_path: Path,
+) -> None:
+    dovecot_oauth.clear()
+    app = daemon_app(tmp_path, dovecot_oauth, smtp_oauth, provider)
+    app.token_clock = clock
+    daemon = Daemon(app)
+    issued, asked = len(provider.issued), len(provider.introspections)
+    people = [
+        ("中国科学院植物研究所", "张喆"),
+        ("中国科学院微生物研究所", "李娜"),
+        ("中国科学院大气物理研究所", "王堃"),
+    ]
+
+    def round_trip(n: int) -> None:
+        dovecot_oauth.append("INBOX", proposal("outlook", *people[n]), july(20 + n))
+        polled, sent = daemon.once()
+        assert (polled.new, polled.failed, sent.sent) == (1, 0, 1)
+
+    round_trip(0)  # one token for IMAP, one for SMTP
+    assert len(provider.issued) == issued + 2
+    clock.advance(LIFETIME * 0.9)  # both about to expire
+    provider.expire_access_tokens()
+    round_trip(1)
+    assert len(provider.issued) == issued + 4
+    assert refused(provider, asked) == 0  # renewed before use
+    provider.expire_access_tokens()  # both revoked early
+    round_trip(2)
+    assert len(provider.issued) == issued + 6
+    assert refused(provider, asked) == 2  # each refused once, then renewed
+    assert len(smtp_oauth.wait_for(3)) == 3
+
+
+def test_run_without_the_refresh_token_in_the_environment_is_one_line(
+    dovecot_oauth: OAuthDovecot,
+    smtp_oauth: OAuthSmtpSink,
+    provider: TokenServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(REFRESH_ENV, raising=False)
+    monkeypatch.setenv(SECRET_ENV, provider.client_secret)
+    values = daemon_app(tmp_path, dovecot_oauth, smtp_oauth, provider).settings.model_dump()
+    config = tmp_path / "mailbot.toml"
+    config.write_text(toml({k: v for k, v in values.items() if k != "base_dir"}))
+    result = CliRunner().invoke(main, ["--config", str(config), "run", "--once"])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"mailbot: the environment variable {REFRESH_ENV} (the OAuth2 refresh token) is not set\n"
+    )
