@@ -48,6 +48,7 @@ class OAuth2Error(MailbotError):
 class _Token:
     value: str
     renew_at: float  # on the source's clock
+    expires_at: float
 
 
 def check_token_url(url: str, section: str) -> None:
@@ -137,9 +138,26 @@ class TokenSource:
         """An access token that is not about to expire."""
         with self._lock:
             token = self._token
-            if token is None or self._clock() >= token.renew_at:
-                token = self._fetch()
-            return token.value
+            if token is None:
+                return self._fetch().value
+            now = self._clock()
+            if now < token.renew_at:
+                return token.value
+            try:
+                return self._fetch().value
+            except OAuth2Error as exc:
+                if now >= token.expires_at:
+                    raise
+                # The provider's hiccup need not stop the mail while the old token lives.
+                self._token = token
+                log.warning(
+                    "%s: cannot renew the OAuth2 access token yet (%s); using the current one "
+                    "for %.0f s more",
+                    self.section,
+                    exc,
+                    token.expires_at - now,
+                )
+                return token.value
 
     def renew(self, refused: str) -> str:
         """A new access token after a server refused ``refused`` (unless another thread
@@ -167,7 +185,8 @@ class TokenSource:
         if isinstance(rotated, str) and rotated:
             # Microsoft hands out a new refresh token with each access token.
             self._refresh_token = rotated
-        self._token = _Token(value, started + lifetime - min(REFRESH_MARGIN, lifetime / 4))
+        expires_at = started + lifetime
+        self._token = _Token(value, expires_at - min(REFRESH_MARGIN, lifetime / 4), expires_at)
         log.info("%s: got an OAuth2 access token valid for %.0f s", self.section, lifetime)
         return self._token
 

@@ -25,9 +25,10 @@ _COMMAND = re.compile(rb"^(\S+) (\S+)(?: (.*))?$")
 class FakeCoremail(_ManagedServer):
     """One mailbox, empty INBOX, any password; ``ids`` holds what clients sent with ID."""
 
-    def __init__(self, *, advertise_id: bool = True) -> None:
+    def __init__(self, *, advertise_id: bool = True, refuse_id: bool = False) -> None:
         self.host = LOCALHOST
         self.advertise_id = advertise_id
+        self.refuse_id = refuse_id
         self.ids: list[bytes] = []
         self._server: socketserver.ThreadingTCPServer | None = None
         self._thread: threading.Thread | None = None
@@ -77,6 +78,9 @@ class _Session(socketserver.StreamRequestHandler):
                 self._send(f"* CAPABILITY {capabilities}")
             elif command == b"LIST":
                 self._send('* LIST (\\Noselect) "/" ""')
+            elif command == b"ID" and self.owner.refuse_id:
+                self._send(f"{tag} NO ID not allowed here")
+                continue
             elif command == b"ID":
                 self.owner.ids.append(rest or b"")
                 identified = True

@@ -43,6 +43,7 @@ class _State:
     client_id: str
     client_secret: str
     lifetime: int
+    down: bool = False  # the token endpoint answers 503
     refresh_tokens: dict[str, _Grant] = field(default_factory=dict)
     access_tokens: dict[str, str] = field(default_factory=dict)  # token -> user
     issued: list[str] = field(default_factory=list)
@@ -120,6 +121,11 @@ class TokenServer(_ManagedServer):
         with self._state.lock:
             self._state.refresh_tokens[refresh_token].revoked = True
 
+    def set_down(self, down: bool) -> None:
+        """Make the token endpoint answer 503 Service Unavailable, or stop that."""
+        with self._state.lock:
+            self._state.down = down
+
     def expire_access_tokens(self) -> None:
         """Every access token handed out so far stops working."""
         with self._state.lock:
@@ -171,6 +177,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
         state = self.state
+        if state.down:
+            self._answer(503, {"error": "temporarily_unavailable"})
+            return
         if form.get("grant_type") != "refresh_token":
             self._answer(400, {"error": "unsupported_grant_type"})
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -130,3 +131,21 @@ def test_id_is_said_again_on_every_new_connection(coremail: FakeCoremail) -> Non
     finally:
         imap.close()
     assert len(coremail.ids) == 2
+
+
+def test_a_refused_id_is_a_warning_and_the_servers_own_refusal_is_the_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with FakeCoremail(refuse_id=True) as server:
+        port = server.port
+        imap = open_coremail(server)
+        try:
+            with pytest.raises(SourceError, match="Unsafe Login"):
+                imap.uidvalidity("INBOX")
+        finally:
+            imap.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"imap://anso2021@cstnet.cn@127.0.0.1:{port} refused the ID command "
+        "(id failed: ID not allowed here)"
+    ]

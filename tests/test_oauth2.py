@@ -202,6 +202,29 @@ def test_a_revoked_refresh_token_is_one_clear_error(
         assert not any(secret in text for secret in secrets)
 
 
+def test_a_token_for_another_account_is_refused_even_when_new(
+    dovecot_oauth: OAuthDovecot, provider: TokenServer, refresh_token: str, clock: FakeClock
+) -> None:
+    settings = ImapSettings(
+        host=dovecot_oauth.host,
+        port=dovecot_oauth.port,
+        security="plain",
+        username="someone-else",
+        auth="xoauth2",
+        timeout=10.0,
+    )
+    imap = ImapMailbox(settings, token_source(provider, clock, "source.imap"))
+    issued = len(provider.issued)
+    with pytest.raises(SourceError) as caught:
+        imap.uidvalidity("INBOX")
+    imap.close()
+    assert len(provider.issued) == issued + 2  # the first token, and one new one
+    message = str(caught.value)
+    assert "refused the OAuth2 login of 'someone-else' even with a new access token" in message
+    assert "source.imap.oauth2.scope" in message
+    assert not any(token in message for token in provider.issued)
+
+
 def test_a_server_without_the_mechanism_is_named(
     provider: TokenServer, refresh_token: str, clock: FakeClock, mailbox: Any
 ) -> None:
@@ -319,6 +342,27 @@ def test_the_token_endpoint_gets_the_refresh_grant(
     assert provider.scopes[-1] == oauth2_settings(provider).scope
     assert tokens.renew(first) != first
     assert tokens.renew(first) == provider.issued[-1]  # another caller renewed it already
+
+
+def test_a_provider_outage_before_expiry_keeps_the_current_token(
+    provider: TokenServer,
+    refresh_token: str,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tokens = token_source(provider, clock, "source.imap")
+    first = tokens.token()
+    provider.set_down(True)
+    try:
+        clock.advance(LIFETIME * 0.9)  # due for renewal, not yet expired
+        assert tokens.token() == first
+        assert "cannot renew the OAuth2 access token yet" in caplog.text
+        clock.advance(LIFETIME * 0.1)  # expired: nothing to fall back on
+        with pytest.raises(OAuth2Error, match=r"gave no access token \(temporarily_unavailable\)"):
+            tokens.token()
+    finally:
+        provider.set_down(False)
+    assert tokens.token() != first
 
 
 @pytest.mark.parametrize(

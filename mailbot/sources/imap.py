@@ -273,19 +273,28 @@ class ImapMailbox:
         client.sasl_login(mechanism, SaslAnswer(mechanism, self.settings.username, token))
 
     def _identify(self, client: Any) -> None:
-        """Say who we are (RFC 2971): Coremail and NetEase refuse SELECT until told."""
+        """Say who we are (RFC 2971): Coremail and NetEase refuse SELECT until told.
+
+        A server that refuses our ID gets no second try; should it then refuse
+        SELECT too, that refusal is the error the operator sees.
+        """
         mode = self.settings.send_id
         if mode == "never" or (mode == "auto" and not client.has_capability("ID")):
             return
-        if client.has_capability("ID"):
-            server = client.id_({"name": "mailbot", "version": __version__})
-            log.debug("%s: ID sent; the server is %s", self.name, server)
-            return
-        # imapclient's id_() insists on the capability, which "always" is for doing without;
-        # imaplib's xatom sends the command as it is (reached as quiet_imaplib says).
-        typ, data = client._imap.xatom("ID", f'("name" "mailbot" "version" "{__version__}")')
-        if typ != "OK":
-            raise IMAPClientError(f"ID command error: {typ} {data}")
+        try:
+            if client.has_capability("ID"):
+                server = client.id_({"name": "mailbot", "version": __version__})
+                log.debug("%s: ID sent; the server is %s", self.name, server)
+                return
+            # imapclient's id_() insists on the capability, which "always" does without;
+            # imaplib's xatom sends the command as it is (reached as quiet_imaplib says).
+            typ, data = client._imap.xatom("ID", f'("name" "mailbot" "version" "{__version__}")')
+            if typ != "OK":
+                raise IMAPClientError(f"ID command error: {typ} {data}")
+        except IMAPClientAbortError:
+            raise
+        except IMAPClientError as exc:
+            log.warning("%s refused the ID command (%s)", self.name, _one_line(exc))
 
     def _forget(self) -> None:
         self._client = None
