@@ -29,7 +29,7 @@ from typing import Protocol
 from mailbot.config import ConfigError, SmtpSettings
 from mailbot.errors import MailbotError
 from mailbot.oauth2 import OAuth2Error, SaslAnswer, TokenSource
-from mailbot.tls import client_context
+from mailbot.tls import certificate_hint, client_context
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,9 @@ class SmtpTransport:
                     timeout=settings.timeout,
                 )
         except (smtplib.SMTPException, OSError) as exc:
+            hint = certificate_hint(exc, "replies.smtp")
             raise TransportUnavailable(
-                f"cannot reach the {self.server}: {self._describe(exc)}"
+                f"cannot reach the {self.server}: {self._describe(exc)}{hint}"
             ) from None
         try:
             # The final dot goes out on its own after the message, and the server
@@ -287,7 +288,8 @@ class SmtpTransport:
             ) from None
         except (smtplib.SMTPException, OSError) as exc:
             smtp.close()
-            raise TransportUnavailable(f"the {self.server}: {self._describe(exc)}") from None
+            hint = certificate_hint(exc, "replies.smtp")
+            raise TransportUnavailable(f"the {self.server}: {self._describe(exc)}{hint}") from None
         self._smtp = smtp
         return smtp
 

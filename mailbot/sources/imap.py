@@ -21,7 +21,7 @@ from mailbot import __version__
 from mailbot.config import ImapSettings
 from mailbot.oauth2 import OAuth2Error, SaslAnswer, TokenSource
 from mailbot.sources.base import Cursor, Fetched, SourceError
-from mailbot.tls import client_context
+from mailbot.tls import certificate_hint, client_context
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,8 @@ class ImapMailbox:
             yield
         except (OSError, IMAPClientError) as exc:
             self._drop()
-            raise SourceError(f"{self.name}: {doing}: {_one_line(exc)}") from exc
+            hint = certificate_hint(exc, "source.imap")
+            raise SourceError(f"{self.name}: {doing}: {_one_line(exc)}{hint}") from exc
         except BaseException:
             # Whatever else happened, the connection may be mid-command or in IDLE.
             self._drop()
