@@ -11,6 +11,7 @@ or put into an error message.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -36,8 +37,6 @@ REFRESH_MARGIN = 300.0
 DEFAULT_LIFETIME = 3600.0
 # The token endpoint's answer is a small JSON object; more is not read.
 MAX_RESPONSE = 1 << 20
-
-MECHANISMS = ("xoauth2", "oauthbearer")
 
 
 class OAuth2Error(MailbotError):
@@ -223,7 +222,7 @@ class TokenSource:
             with exc:
                 detail = _json_object(exc.read(MAX_RESPONSE), exc.headers, strict=False)
             raise self._refused(exc.code, detail) from None
-        except OSError as exc:  # URLError and timeouts too
+        except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts too
             reason = getattr(exc, "reason", None) or exc
             raise OAuth2Error(f"cannot reach the token endpoint {self.url}: {reason}") from None
         except ValueError as exc:
@@ -256,17 +255,23 @@ def _from_env(name: str, key: str, what: str) -> str:
 
 
 def _lifetime(value: object) -> float:
-    try:
-        seconds = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    """Seconds from ``expires_in``: a number, or a string of one (as some providers send)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         return DEFAULT_LIFETIME
-    return seconds if seconds > 0 else DEFAULT_LIFETIME
+    try:
+        seconds = float(value)
+    except ValueError:
+        return DEFAULT_LIFETIME
+    return seconds if 0 < seconds < float("inf") else DEFAULT_LIFETIME
 
 
 def _json_object(data: bytes, headers: Message, *, strict: bool = True) -> dict[str, object]:
-    charset = headers.get_content_charset() or "utf-8"
     try:
-        value = json.loads(data.decode(charset, "replace"))
+        text = data.decode(headers.get_content_charset() or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        text = data.decode("utf-8", "replace")
+    try:
+        value = json.loads(text)
     except ValueError:
         if strict:
             raise ValueError("something that is not JSON") from None
