@@ -259,6 +259,7 @@ class _OAuthSinkHandler(_SinkHandler):
 
     def __init__(self, sink: OAuthSmtpSink) -> None:
         super().__init__(sink)
+        self._sink: OAuthSmtpSink = sink
         self._tokens = sink.tokens
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
@@ -284,6 +285,7 @@ class _OAuthSinkHandler(_SinkHandler):
         acknowledged = await server.challenge_auth(error)
         if not isinstance(acknowledged, bytes):
             return AuthResult(success=False, handled=True)
+        self._sink.acknowledgements.append(acknowledged)
         return AuthResult(success=False, handled=False)
 
 
@@ -312,6 +314,8 @@ class OAuthSmtpSink(SmtpSink):
     def __init__(self, tokens: TokenServer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.tokens = tokens
+        # What clients answered to a refusal (RFC 7628, 3.2.2: %x01, or empty for XOAUTH2).
+        self.acknowledgements: list[bytes] = []
 
     def _handler(self) -> _SinkHandler:
         return _OAuthSinkHandler(self)

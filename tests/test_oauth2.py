@@ -296,6 +296,7 @@ def test_smtp_sends_after_an_oauth2_login_and_again_after_a_refusal(
     assert [m.auth_user for m in received] == [user, user]
     assert len(provider.issued) == issued + 2
     assert refused(provider, asked) == 1
+    assert smtp_oauth.acknowledgements == [b"\x01" if auth == "oauthbearer" else b""]
 
 
 def test_smtp_with_a_revoked_refresh_token_is_unavailable_with_the_fix(
