@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from mailbot.calls import Call, load_call
 from mailbot.checks.policy import IntakePolicy
-from mailbot.config import Settings, TlsSettings, secret
+from mailbot.config import ConfigError, ImapSettings, Settings, SmtpSettings, TlsSettings, secret
 from mailbot.judges import Judges
+from mailbot.oauth2 import TokenSource
 from mailbot.replies.render import Renderer
 from mailbot.replies.sender import OutboxDirTransport, SmtpTransport, Transport
 from mailbot.sources.base import Mailbox
@@ -27,6 +30,10 @@ class App:
     blobs: BlobStore
     renderer: Renderer
     _judges: Judges | None = field(default=None, init=False, repr=False)
+    # What OAuth2 token lifetimes are measured by (a test sets a fake one).
+    token_clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    # Per config section: a reconnect or the next batch of replies reuses the token.
+    _tokens: dict[str, TokenSource] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def build(cls, settings: Settings) -> App:
@@ -44,8 +51,7 @@ class App:
             from mailbot.sources.imap import ImapMailbox
 
             imap = self.with_ca_path(source.imap)
-            password = secret(imap.password_env)
-            return ImapMailbox(imap, password, flag=source.flag)
+            return ImapMailbox(imap, self.credential(imap, "source.imap"), flag=source.flag)
         from mailbot.sources.maildir import MaildirMailbox
 
         return MaildirMailbox(self.settings.path(source.maildir.path), flag=source.flag)
@@ -54,9 +60,26 @@ class App:
         replies = self.settings.replies
         if replies.transport == "smtp":
             smtp = self.with_ca_path(replies.smtp)
-            password = secret(smtp.password_env) if smtp.username else None
-            return SmtpTransport(smtp, password)
+            if smtp.auth == "password" and not smtp.username:
+                return SmtpTransport(smtp, None)
+            return SmtpTransport(smtp, self.credential(smtp, "replies.smtp"))
         return OutboxDirTransport(self.settings.path(replies.outbox_dir))
+
+    def credential(self, server: ImapSettings | SmtpSettings, section: str) -> str | TokenSource:
+        """How to log in to a server: its password, or its OAuth2 token source."""
+        if server.auth == "password":
+            return secret(server.password_env)
+        if not server.username:
+            raise ConfigError(
+                f"{section}.username is empty: OAuth2 login ({server.auth}) names the account"
+            )
+        tokens = self._tokens.get(section)
+        if tokens is None or tokens.settings != server.oauth2:
+            tokens = TokenSource.from_settings(
+                server.oauth2, section, clock=self.token_clock, timeout=server.timeout
+            )
+            self._tokens[section] = tokens
+        return tokens
 
     def with_ca_path(self, server: T) -> T:
         """The server's settings with ca_file read against the config's folder."""

@@ -36,3 +36,19 @@ def client_context(settings: TlsSettings, server: str) -> ssl.SSLContext:
                 f"ca_file {settings.ca_file}: cannot be read as PEM certificates: {reason}"
             ) from None
     return context
+
+
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH: the certificate names another server.
+_HOSTNAME_MISMATCH = 62
+
+
+def certificate_hint(exc: BaseException, section: str) -> str:
+    """How to fix a certificate that failed verification ("" for any other error)."""
+    if not isinstance(exc, ssl.SSLCertVerificationError):
+        return ""
+    if exc.verify_code == _HOSTNAME_MISMATCH:
+        return f"; the certificate is for another name: set {section}.host to a name it carries"
+    return (
+        "; if the server's certificate comes from a private CA, give the CA's PEM file "
+        f"as {section}.ca_file"
+    )

@@ -356,6 +356,15 @@ class Dovecot(_ManagedServer):
             "mail_gid": str(mail_user.pw_gid),
         }
 
+    def _auth_config(self, passwd: Path) -> str:
+        """How users log in: by password, from the passwd file."""
+        return f"""\
+auth_mechanisms = plain login
+passdb {{
+  driver = passwd-file
+  args = {passwd}
+}}"""
+
     def _write_config(self, root: Path) -> Path:
         accounts = self._service_accounts()
         passwd = root / "passwd"
@@ -376,7 +385,7 @@ protocols = imap
 listen = {self.host}
 {self._ssl_settings()}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+{self._auth_config(passwd)}
 log_path = {root}/dovecot.log
 default_internal_user = {accounts["internal_user"]}
 default_internal_group = {accounts["internal_group"]}
@@ -393,10 +402,6 @@ mail_fsync = never
 mailbox_idle_check_interval = 1 secs
 # Tests deliberately try wrong passwords; the 2 s default delay would slow them.
 auth_failure_delay = 0
-passdb {{
-  driver = passwd-file
-  args = {passwd}
-}}
 userdb {{
   driver = static
   args = allow_all_users=yes
@@ -404,6 +409,8 @@ userdb {{
 protocol imap {{
   # The default of 10 per user and IP is easily hit by a daemon plus test clients.
   mail_max_userip_connections = 200
+  # Tests read what a client said of itself (RFC 2971 ID) from the log.
+  imap_id_log = *
 }}
 service imap-login {{
   inet_listener imap {{
@@ -700,13 +707,16 @@ class SmtpSink(_ManagedServer):
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=auth_data)
 
+    def _handler(self) -> _SinkHandler:
+        return _SinkHandler(self)
+
     def start(self) -> Self:
         if self._controller is not None:
             return self
         # aiosmtpd closes the event loop on stop, so each start needs a new
         # Controller and loop.
         controller = Controller(
-            _SinkHandler(self),
+            self._handler(),
             hostname=self.host,
             port=self.port,
             loop=asyncio.new_event_loop(),

@@ -28,7 +28,8 @@ from typing import Protocol
 
 from mailbot.config import ConfigError, SmtpSettings
 from mailbot.errors import MailbotError
-from mailbot.tls import client_context
+from mailbot.oauth2 import OAuth2Error, SaslAnswer, TokenSource
+from mailbot.tls import certificate_hint, client_context
 
 log = logging.getLogger(__name__)
 
@@ -96,17 +97,19 @@ class SmtpTransport:
     def __init__(
         self,
         settings: SmtpSettings,
-        password: str | None,
+        credential: str | TokenSource | None,
         *,
         local_hostname: str | None = None,
     ) -> None:
-        if settings.username and not password:
+        """``credential`` is the password, where OAuth2 access tokens come from, or None
+        for a server that takes replies without a login."""
+        if settings.username and not credential:
             raise ConfigError(
                 f"replies.smtp.username is {settings.username!r} but no password was given: "
                 f"set the environment variable {settings.password_env}"
             )
         self.settings = settings
-        self._password = password
+        self._credential = credential
         # None lets smtplib say socket.getfqdn() in EHLO, which may ask DNS.
         self._local_hostname = local_hostname
         self._smtp: smtplib.SMTP | None = None
@@ -255,8 +258,9 @@ class SmtpTransport:
                     timeout=settings.timeout,
                 )
         except (smtplib.SMTPException, OSError) as exc:
+            hint = certificate_hint(exc, "replies.smtp")
             raise TransportUnavailable(
-                f"cannot reach the {self.server}: {self._describe(exc)}"
+                f"cannot reach the {self.server}: {self._describe(exc)}{hint}"
             ) from None
         try:
             # The final dot goes out on its own after the message, and the server
@@ -272,8 +276,7 @@ class SmtpTransport:
                     )
                 smtp.starttls(context=context)
                 smtp.ehlo()
-            if settings.username and self._password:
-                smtp.login(settings.username, self._password)
+            self._login(smtp)
         except TransportUnavailable:
             smtp.close()
             raise
@@ -285,9 +288,37 @@ class SmtpTransport:
             ) from None
         except (smtplib.SMTPException, OSError) as exc:
             smtp.close()
-            raise TransportUnavailable(f"the {self.server}: {self._describe(exc)}") from None
+            hint = certificate_hint(exc, "replies.smtp")
+            raise TransportUnavailable(f"the {self.server}: {self._describe(exc)}{hint}") from None
         self._smtp = smtp
         return smtp
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        credential = self._credential
+        if isinstance(credential, str):
+            smtp.login(self.settings.username, credential)
+        elif credential is not None:
+            self._oauth2_login(smtp, credential)
+
+    def _oauth2_login(self, smtp: smtplib.SMTP, tokens: TokenSource) -> None:
+        mechanism = self.settings.auth.upper()
+        offered = (smtp.esmtp_features.get("auth") or "").upper().split()
+        if mechanism not in offered:
+            raise TransportUnavailable(
+                f"the {self.server} does not offer {mechanism} login (replies.smtp.auth); "
+                f"it offers {' '.join(offered) or 'no login'}"
+            )
+        user = self.settings.username
+        try:
+            token = tokens.token()
+            try:
+                smtp.auth(mechanism, SaslAnswer(mechanism, user, token))
+            except smtplib.SMTPAuthenticationError:
+                # Expired or revoked early: one new token, then the refusal stands.
+                log.info("the %s refused the access token; getting a new one", self.server)
+                smtp.auth(mechanism, SaslAnswer(mechanism, user, tokens.renew(token)))
+        except OAuth2Error as exc:
+            raise TransportUnavailable(f"the {self.server}: {exc}") from None
 
     def _describe(self, exc: BaseException) -> str:
         if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -299,9 +330,11 @@ class SmtpTransport:
             text = f"{exc.smtp_code} {_text(exc.smtp_error)}"
         else:
             text = f"{type(exc).__name__}: {exc}"
-        if self._password:
-            # A server that echoes what it was sent must not put the password in the log.
-            text = text.replace(self._password, "***")
+        # A server that echoes what it was sent must not put the password in the log.
+        if isinstance(self._credential, str):
+            text = text.replace(self._credential, "***")
+        elif self._credential is not None:
+            text = self._credential.mask(text)
         return text
 
     # -- looking without sending (mailbot doctor) -----------------------------

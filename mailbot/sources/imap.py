@@ -19,9 +19,11 @@ from imapclient.exceptions import (  # type: ignore[import-untyped]
     LoginError,
 )
 
+from mailbot import __version__
 from mailbot.config import ImapSettings
+from mailbot.oauth2 import OAuth2Error, SaslAnswer, TokenSource
 from mailbot.sources.base import Cursor, Fetched, SourceError
-from mailbot.tls import client_context
+from mailbot.tls import certificate_hint, client_context
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +86,18 @@ def _aware_utc(value: datetime) -> datetime:
 class ImapMailbox:
     """An IMAP account: one connection, opened when first needed and reopened after a drop."""
 
-    def __init__(self, settings: ImapSettings, password: str, *, flag: str = "$MailbotDone"):
+    def __init__(
+        self,
+        settings: ImapSettings,
+        credential: str | TokenSource,
+        *,
+        flag: str = "$MailbotDone",
+    ):
+        """``credential`` is the password, or where OAuth2 access tokens come from."""
         self.settings = settings
         self.flag = flag
         self.name = f"imap://{settings.username}@{settings.host}:{settings.port}"
-        self._password = password
+        self._credential = credential
         self._client: Any = None
         self._selected: tuple[str, int] | None = None  # (folder, UIDVALIDITY)
         self._layout: tuple[str | None, str] | None = None  # (delimiter, personal prefix)
@@ -203,7 +212,8 @@ class ImapMailbox:
             yield
         except (OSError, IMAPClientError) as exc:
             self._drop()
-            raise SourceError(f"{self.name}: {doing}: {_one_line(exc)}") from exc
+            hint = certificate_hint(exc, "source.imap")
+            raise SourceError(f"{self.name}: {doing}: {_one_line(exc)}{hint}") from exc
         except BaseException:
             # Whatever else happened, the connection may be mid-command or in IDLE.
             self._drop()
@@ -221,7 +231,8 @@ class ImapMailbox:
         try:
             if s.security == "starttls":
                 client.starttls(context)
-            client.login(s.username, self._password)
+            self._login(client)
+            self._identify(client)
         except BaseException:
             with suppress(OSError):
                 client.shutdown()
@@ -230,6 +241,63 @@ class ImapMailbox:
         client.normalise_times = False
         self._client = client
         return client
+
+    def _login(self, client: Any) -> None:
+        credential = self._credential
+        if isinstance(credential, str):
+            client.login(self.settings.username, credential)
+            return
+        mechanism = self.settings.auth.upper()
+        if not client.has_capability(f"AUTH={mechanism}"):
+            offered = " ".join(c.decode() for c in client.capabilities() if c.startswith(b"AUTH="))
+            raise SourceError(
+                f"{self.name} does not offer {mechanism} login (source.imap.auth); "
+                f"it offers {offered or 'no SASL mechanism'}"
+            )
+        try:
+            token = credential.token()
+            try:
+                self._sasl(client, token)
+            except LoginError:
+                # Expired or revoked early: one new token, then the refusal stands.
+                log.info("%s refused the access token; getting a new one", self.name)
+                self._sasl(client, credential.renew(token))
+        except OAuth2Error as exc:
+            raise SourceError(f"{self.name}: {exc}") from None
+        except LoginError as exc:
+            raise SourceError(
+                f"{self.name} refused the OAuth2 login of {self.settings.username!r} even "
+                f"with a new access token ({credential.mask(_one_line(exc))}): check that "
+                "the account may use IMAP and that source.imap.oauth2.scope grants it"
+            ) from None
+
+    def _sasl(self, client: Any, token: str) -> None:
+        mechanism = self.settings.auth.upper()
+        client.sasl_login(mechanism, SaslAnswer(mechanism, self.settings.username, token))
+
+    def _identify(self, client: Any) -> None:
+        """Say who we are (RFC 2971): Coremail and NetEase refuse SELECT until told.
+
+        A server that refuses our ID gets no second try; should it then refuse
+        SELECT too, that refusal is the error the operator sees.
+        """
+        mode = self.settings.send_id
+        if mode == "never" or (mode == "auto" and not client.has_capability("ID")):
+            return
+        try:
+            if client.has_capability("ID"):
+                server = client.id_({"name": "mailbot", "version": __version__})
+                log.debug("%s: ID sent; the server is %s", self.name, server)
+                return
+            # imapclient's id_() insists on the capability, which "always" does without;
+            # imaplib's xatom sends the command as it is (reached as quiet_imaplib says).
+            typ, data = client._imap.xatom("ID", f'("name" "mailbot" "version" "{__version__}")')
+            if typ != "OK":
+                raise IMAPClientError(f"ID command error: {typ} {data}")
+        except IMAPClientAbortError:
+            raise
+        except IMAPClientError as exc:
+            log.warning("%s refused the ID command (%s)", self.name, _one_line(exc))
 
     def _forget(self) -> None:
         self._client = None
