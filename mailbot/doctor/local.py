@@ -125,13 +125,15 @@ def check_store(settings: Settings) -> list[Finding]:
         return [fail("store", f"{root} is not a folder", "set store_dir to a folder")]
     why = _writable(root)
     if why:
-        owner = _user(root.stat().st_uid)
+        owner_uid = root.stat().st_uid
+        owner = _user(owner_uid)
+        fix = (
+            f"chmod u+rwx {root}"
+            if owner_uid == os.geteuid()
+            else f"chown -R {me} {root}, or run mailbot as {owner}"
+        )
         return [
-            fail(
-                "store",
-                f"{root} is not writable by {me} (it belongs to {owner}): {why}",
-                f"chown -R {me} {root}, or run mailbot as {owner}",
-            )
+            fail("store", f"{root} is not writable by {me} (it belongs to {owner}): {why}", fix)
         ]
     findings = [ok("store", f"{root} writable by {me}")]
     owner_uid = root.stat().st_uid
