@@ -55,16 +55,18 @@ def test_the_imap_source_trusts_a_private_ca_given_as_ca_file_and_no_other(
     port = dovecot_tls.tls_port if security == "ssl" else dovecot_tls.port
     trusted = imap_settings(dovecot_tls, port=port, security=security, ca_file=str(private_ca.cert))
     assert read_inbox(trusted, dovecot_tls.password)
-    with pytest.raises(SourceError, match="certificate verify failed"):
+    with pytest.raises(SourceError, match="certificate verify failed") as caught:
         read_inbox(imap_settings(dovecot_tls, port=port, security=security), dovecot_tls.password)
+    assert str(caught.value).endswith("give the CA's PEM file as source.imap.ca_file")
 
 
 def test_the_smtp_transport_trusts_a_private_ca_given_as_ca_file_and_no_other(
     smtp_tls_sink: SmtpSink, private_ca: CertificateAuthority
 ) -> None:
     untrusted = SmtpTransport(smtp_settings(smtp_tls_sink), smtp_tls_sink.password)
-    with pytest.raises(TransportUnavailable, match="certificate verify failed"):
+    with pytest.raises(TransportUnavailable, match="certificate verify failed") as caught:
         untrusted.send(MESSAGE, "a@anso.org.cn", ["b@example.cn"])
+    assert str(caught.value).endswith("give the CA's PEM file as replies.smtp.ca_file")
     assert smtp_tls_sink.messages == []
     settings = smtp_settings(smtp_tls_sink, ca_file=str(private_ca.cert))
     trusted = SmtpTransport(settings, smtp_tls_sink.password)
@@ -101,3 +103,15 @@ def test_a_ca_file_that_is_no_certificate_is_a_one_line_config_error(
     bad.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match=r"ca_file .*ca\.pem: cannot be read as PEM"):
         read_inbox(imap_settings(dovecot_tls, ca_file=str(bad)), dovecot_tls.password)
+
+
+def test_a_certificate_for_another_name_says_which_setting_to_change(
+    dovecot_tls: Dovecot, private_ca: CertificateAuthority
+) -> None:
+    # The certificate is for 127.0.0.1; "localhost" reaches the same server under another name.
+    settings = imap_settings(dovecot_tls, host="localhost", ca_file=str(private_ca.cert))
+    with pytest.raises(SourceError, match="Hostname mismatch") as caught:
+        read_inbox(settings, dovecot_tls.password)
+    assert str(caught.value).endswith(
+        "; the certificate is for another name: set source.imap.host to a name it carries"
+    )
