@@ -121,3 +121,18 @@ def test_the_wheel_runs_demo_check_and_form_template_outside_the_checkout(tmp_pa
     init = run(mailbot, "init", "--config", config, "--data-dir", office / "data", cwd=office)
     assert "Edit it next" in init.stdout
     assert "database ready" in run(mailbot, "--config", config, "init", cwd=office).stdout
+    # The desk's pages come from the bundled templates too.
+    login = run(python, "-c", DESK_LOGIN, config, cwd=office).stdout
+    assert "200" in login.splitlines()[0] and "<form" in login
+
+
+DESK_LOGIN = """
+import sys
+from mailbot.app import App
+from mailbot.config import load_settings
+from mailbot.web.app import create_app
+
+page = create_app(App.build(load_settings(sys.argv[1]))).test_client().get("/login")
+print(page.status_code)
+print(page.get_data(as_text=True))
+"""
