@@ -24,7 +24,8 @@ HEADER = """\
 NEXT_STEPS = """\
 wrote {config}: state under {data_dir}
 Edit it next (every key is explained in the file):
-  [source]   kind = "imap", and [source.imap] host, username (password from ${imap_env})
+  [source]   kind = "imap", and [source.imap] host, username (password from ${imap_env});
+             or keep "maildir" and set [source.maildir] path to the Maildir mail is delivered to
   [replies]  transport = "smtp", and [replies.smtp] host, username (password from ${smtp_env})
   [digest]   to = the secretariat's addresses
   rules      "{call}" is the call shipped with mailbot; a path names your own rules file

@@ -134,11 +134,20 @@ def test_commands_that_need_a_database_refuse_to_run_without_a_config(
 
 def test_mailbot_config_in_the_environment_is_the_config(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
-    config.write_text('database_url = "sqlite:///db.sqlite3"\n', encoding="utf-8")
+    config.write_text(
+        'database_url = "sqlite:///db.sqlite3"\n[intake]\ndeny = ["*@spam.example"]\n',
+        encoding="utf-8",
+    )
     env = {"MAILBOT_CONFIG": str(config)}
     assert mailbot("init", cwd=tmp_path, env=env).returncode == 0
     assert mailbot("log", cwd=tmp_path, env=env).returncode == 0
     assert (tmp_path / "db.sqlite3").is_file()
+    mail = tmp_path / "spam.eml"
+    mail.write_bytes(
+        build_mail("outlook", subject="合作专项建议书：A+B", sender=("B", "b@spam.example"))
+    )
+    verdict = json.loads(mailbot("check", str(mail), "--json", cwd=tmp_path, env=env).stdout)
+    assert [p["code"] for p in verdict["problems"]] == ["denied_sender"]
 
 
 # --------------------------------------------------------------------------- form-template
