@@ -15,9 +15,10 @@ from mailbot import bundled
 from mailbot.config import ConfigError
 
 HEADER = """\
-# Written by `mailbot init`. The state (database, store, outbox, Maildir)
-# lives under {data_dir}. The call's rules and the templates are the ones
-# shipped with mailbot ({templates}).
+# Written by `mailbot init`. The state (database, store, outbox, Maildir) is
+# kept under {data_dir}: those paths are absolute; every
+# other key below has its default. The call's rules and the templates are
+# the ones shipped with mailbot ({templates}).
 
 """
 
