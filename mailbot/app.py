@@ -22,6 +22,22 @@ from mailbot.store.db import Database
 T = TypeVar("T", bound=TlsSettings)
 
 
+def intake_policy(settings: Settings) -> IntakePolicy:
+    """The operator's [intake] settings as the checks read them (daemon and `check` alike)."""
+    intake = settings.intake
+    return IntakePolicy(
+        own_addresses=frozenset([settings.replies.from_address, *intake.own_addresses]),
+        deny=tuple(intake.deny),
+        authserv_id=intake.authserv_id,
+        max_mail_size=intake.max_mail_size,
+        max_depth=intake.max_depth,
+        max_parts=intake.max_parts,
+        isolate=intake.isolate,
+        judge_timeout=intake.judge_timeout,
+        judge_memory=intake.judge_memory,
+    )
+
+
 @dataclass
 class App:
     settings: Settings
@@ -39,10 +55,10 @@ class App:
     def build(cls, settings: Settings) -> App:
         return cls(
             settings=settings,
-            call=load_call(settings.path(settings.rules)),
+            call=load_call(settings.rules_path()),
             db=Database(settings.database()),
             blobs=BlobStore(settings.path(settings.store_dir)),
-            renderer=Renderer(settings.path(settings.templates_dir)),
+            renderer=Renderer(settings.templates_path()),
         )
 
     def open_mailbox(self) -> Mailbox:
@@ -95,18 +111,7 @@ class App:
     @property
     def policy(self) -> IntakePolicy:
         """The operator's [intake] settings as the checks read them."""
-        intake = self.settings.intake
-        return IntakePolicy(
-            own_addresses=frozenset([self.settings.replies.from_address, *intake.own_addresses]),
-            deny=tuple(intake.deny),
-            authserv_id=intake.authserv_id,
-            max_mail_size=intake.max_mail_size,
-            max_depth=intake.max_depth,
-            max_parts=intake.max_parts,
-            isolate=intake.isolate,
-            judge_timeout=intake.judge_timeout,
-            judge_memory=intake.judge_memory,
-        )
+        return intake_policy(self.settings)
 
     @property
     def judges(self) -> Judges:

@@ -12,9 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, field_validator
 
+from mailbot.bundled import DEFAULT_CALL, bundled_calls, rules_dir
 from mailbot.errors import MailbotError
-
-DEFAULT_RULES = Path("rules/anso2021.toml")
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)?\s*$", re.IGNORECASE)
 _UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
@@ -299,13 +298,36 @@ def normalise_name(text: str) -> str:
     return "".join(ch for ch in folded if not ch.isspace())
 
 
-def load_call(path: str | Path = DEFAULT_RULES) -> Call:
+def rules_file(value: str | Path = DEFAULT_CALL, base: Path | None = None) -> Path:
+    """The rules file a setting names: a bundled call ("anso2021") or a file.
+
+    A value with a path separator or ending in .toml is a file, a relative
+    one read against ``base`` (the config's folder; else the working
+    directory); any other value names a call shipped with mailbot.
+    """
+    text = str(value)
+    if "/" in text or "\\" in text or text.endswith(".toml") or isinstance(value, Path):
+        path = Path(text).expanduser()
+        return path if path.is_absolute() or base is None else base / path
+    if text not in bundled_calls():
+        known = ", ".join(bundled_calls())
+        raise RulesError(
+            f"rules = {text!r}: no call of that name ships with mailbot (there are: {known}); "
+            "a rules file is named by a path such as ./mycall.toml"
+        )
+    return rules_dir() / f"{text}.toml"
+
+
+def load_call(path: str | Path = DEFAULT_CALL) -> Call:
     """Read and validate a rules file, or raise RulesError naming the file and key."""
-    path = Path(path)
+    path = rules_file(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise RulesError(f"{path}: no such rules file") from None
+        hint = ""
+        if path.stem in bundled_calls():
+            hint = f' (rules = "{path.stem}" names the call shipped with mailbot)'
+        raise RulesError(f"{path}: no such rules file{hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError(f"{path}: cannot read rules file: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

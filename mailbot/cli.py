@@ -14,17 +14,19 @@ from typing import Any, TypeVar
 import click
 
 from mailbot import __version__
-from mailbot.app import App
+from mailbot.app import App, intake_policy
 from mailbot.bounded import parse_and_judge
-from mailbot.calls import DEFAULT_RULES, Call, load_call
+from mailbot.calls import Call, load_call, rules_file
 from mailbot.checks.policy import IntakePolicy
-from mailbot.config import load_settings
+from mailbot.config import ConfigError, Settings, load_settings
 from mailbot.daemon import Daemon
 from mailbot.demo import run_demo
 from mailbot.documents.template import write_form
 from mailbot.errors import MailbotError
 from mailbot.memory import release_large_blocks
 from mailbot.names import shown
+from mailbot.newconfig import default_data_dir, write_config
+from mailbot.preflight import check_start
 from mailbot.report import describe_form, export, format_log, intake_log, show, unmatched_mails
 from mailbot.reprocess import reprocess
 from mailbot.verdict import Verdict
@@ -72,8 +74,8 @@ class IsoTime(click.ParamType):  # type: ignore[type-arg]
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="MAILBOT_CONFIG",
-    help="Settings file (see config.example.toml); default: built-in defaults. "
-    "Also read from $MAILBOT_CONFIG.",
+    help="Settings file (`mailbot init --config PATH` writes one). Also read from "
+    "$MAILBOT_CONFIG. Needed by every command that reads or writes the database.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging detail.")
 @click.pass_context
@@ -91,15 +93,43 @@ def main(ctx: click.Context, config_path: Path | None, verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+NO_CONFIG = "no config given: use --config or MAILBOT_CONFIG"
+
+
 def _app(ctx: click.Context, **overrides: Any) -> App:
+    if ctx.obj is None:  # never a database made wherever the command happens to run
+        raise ConfigError(NO_CONFIG)
     return App.build(load_settings(ctx.obj, **overrides))
 
 
+def _settings_if_given(ctx: click.Context) -> Settings | None:
+    """The settings when a config is given; commands that need no database run without."""
+    return None if ctx.obj is None else load_settings(ctx.obj)
+
+
 @main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The settings file: written when missing, else its database is created or upgraded.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where a new config keeps the database, store, outbox and Maildir "
+    "(default: /var/lib/mailbot for root, else ~/.local/share/mailbot).",
+)
 @click.pass_context
 @one_line_errors
-def init(ctx: click.Context) -> None:
-    """Create the database schema, or upgrade it to this version of mailbot."""
+def init(ctx: click.Context, config_path: Path | None, data_dir: Path | None) -> None:
+    """Write a new config (a missing file), or create or upgrade its database."""
+    ctx.obj = config_path or ctx.obj
+    if ctx.obj is not None and not Path(ctx.obj).exists():
+        click.echo(write_config(Path(ctx.obj), data_dir or default_data_dir()))
+        return
+    if data_dir is not None:
+        raise ConfigError(f"{ctx.obj} exists: --data-dir only applies to a new config")
     app = _app(ctx)
     revision = app.db.upgrade()
     click.echo(f"database ready at revision {revision}")
@@ -112,7 +142,9 @@ def init(ctx: click.Context) -> None:
 def run(ctx: click.Context, once: bool) -> None:
     """Watch the mailbox, judge and record every mail, answer every applicant."""
     release_large_blocks()
-    daemon = Daemon(_app(ctx))
+    app = _app(ctx)
+    check_start(app.settings)
+    daemon = Daemon(app)
     if once:
         polled, sent = daemon.once()
         click.echo(f"fetched: {polled.summary()}; replies: {sent}")
@@ -176,19 +208,31 @@ def reprocess_command(ctx: click.Context, reply: bool) -> None:
         click.echo(f"  {line}")
 
 
+RULES_HELP = (
+    "A bundled call's name (anso2021) or a rules file; default: the config's rules, "
+    "else the bundled call."
+)
+
+
+def _call(ctx: click.Context, rules: str | None) -> tuple[Call, Settings | None]:
+    """The call --rules names, else the config's, else the bundled one; and the settings."""
+    settings = _settings_if_given(ctx)
+    if rules is not None:
+        return load_call(rules_file(rules, Path.cwd())), settings
+    if settings is not None:
+        return load_call(settings.rules_path()), settings
+    return load_call(rules_file()), None
+
+
 @main.command("form-template")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--rules",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_RULES,
-    show_default=True,
-    help="The call's rules file (its [form] gives the labels).",
-)
+@click.option("--rules", metavar="CALL|FILE", help=RULES_HELP)
+@click.pass_context
 @one_line_errors
-def form_template_command(file: Path, rules: Path) -> None:
-    """Write the call's blank bilingual proposal form to FILE.docx."""
-    write_form(load_call(rules), file)
+def form_template_command(ctx: click.Context, file: Path, rules: str | None) -> None:
+    """Write the call's blank bilingual proposal form to FILE.docx (its folder is made)."""
+    call, _settings = _call(ctx, rules)
+    write_form(call, file)
     click.echo(f"form written to {file}")
 
 
@@ -219,20 +263,19 @@ def demo_command(directory: Path) -> None:
     help="When the mailbox received the mail (default: its topmost Received header, "
     "else its Date). A time without offset is read in the call's time zone.",
 )
-@click.option(
-    "--rules",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_RULES,
-    show_default=True,
-    help="The call's rules file.",
-)
+@click.option("--rules", metavar="CALL|FILE", help=RULES_HELP)
+@click.pass_context
 @one_line_errors
-def check(file: Path, as_json: bool, received_at: datetime | None, rules: Path) -> None:
+def check(
+    ctx: click.Context, file: Path, as_json: bool, received_at: datetime | None, rules: str | None
+) -> None:
     """Judge one mail (an .eml file, or - for standard input); store and send nothing."""
-    call = load_call(rules)
+    call, settings = _call(ctx, rules)
     raw = _read(file)
-    # The daemon's own judge, with its size and structure limits (no child process here).
-    _message, verdict = parse_and_judge(raw, call, received_at, IntakePolicy())
+    # The daemon's own judge under the config's [intake] policy (deny list, own
+    # addresses, authserv_id, limits); in this process, not a judging process.
+    policy = IntakePolicy() if settings is None else intake_policy(settings)
+    _message, verdict = parse_and_judge(raw, call, received_at, policy)
     if as_json:
         click.echo(json.dumps(verdict.as_json(), ensure_ascii=False, indent=2))
     else:

@@ -2,7 +2,9 @@
 
 Every key is documented in config.example.toml. Relative paths are read
 against the folder of the config file (or the working directory when no
-file is given). Secrets never live here: the config names the environment
+file is given). The call's rules and the templates ship with mailbot:
+`rules = "anso2021"` names a bundled call, and an empty `templates_dir`
+means the bundled templates. Secrets never live here: the config names the environment
 variable that holds each password.
 """
 
@@ -16,7 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from mailbot.calls import Size
+from mailbot import bundled
+from mailbot.calls import Size, rules_file
 from mailbot.errors import MailbotError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -151,10 +154,10 @@ class IntakeSettings(_Section):
 
 
 class Settings(_Section):
-    rules: str = "rules/anso2021.toml"
+    rules: str = bundled.DEFAULT_CALL  # a bundled call's name, or a path to a rules file
     database_url: str = "sqlite:///var/mailbot.sqlite3"
     store_dir: str = "var/store"
-    templates_dir: str = "templates"
+    templates_dir: str = ""  # empty: the templates shipped with mailbot
     source: SourceSettings = SourceSettings()
     replies: ReplySettings = ReplySettings()
     digest: DigestSettings = DigestSettings()
@@ -165,6 +168,14 @@ class Settings(_Section):
         """A path from the settings, read against the config file's folder."""
         path = Path(value).expanduser()
         return path if path.is_absolute() else Path(self.base_dir) / path
+
+    def rules_path(self) -> Path:
+        """The call's rules file: a bundled call, or a file read against the config's folder."""
+        return rules_file(self.rules, Path(self.base_dir))
+
+    def templates_path(self) -> Path:
+        """The templates folder: the bundled one unless templates_dir names another."""
+        return self.path(self.templates_dir) if self.templates_dir else bundled.templates_dir()
 
     def database(self) -> str:
         """The database URL, with a relative SQLite path read like any other path."""

@@ -17,6 +17,7 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 from mailbot.app import App
+from mailbot.bundled import DEFAULT_CALL
 from mailbot.calls import Call, load_call
 from mailbot.config import load_settings
 from mailbot.daemon import Daemon
@@ -28,7 +29,6 @@ from mailbot.sources.maildir import deliver
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
 MAILBOX = "anso2021program@anso.org.cn"
 MARKER = ".mailbot-demo"
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -238,17 +238,14 @@ def run_demo(directory: Path) -> str:
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     (directory / MARKER).write_text("written by mailbot demo; removed by the next demo run\n")
-    here = Path.cwd()
-    root = here if (here / "rules").is_dir() else PACKAGE_ROOT
-    call = load_call(root / "rules" / "anso2021.toml")
+    call = load_call(DEFAULT_CALL)
     mails = samples(call)
     for sample in mails:
         deliver(directory / "Maildir", build(sample), sample.when)
     config = directory / "mailbot.toml"
     config.write_text(
         "# Settings of the demo; paths are read against this file's folder.\n"
-        f'rules = "{(root / "rules" / "anso2021.toml").as_posix()}"\n'
-        f'templates_dir = "{(root / "templates").as_posix()}"\n'
+        f'rules = "{DEFAULT_CALL}"  # the call shipped with mailbot\n'
         'database_url = "sqlite:///mailbot.sqlite3"\n'
         'store_dir = "store"\n\n'
         '[source]\nkind = "maildir"\n\n[source.maildir]\npath = "Maildir"\n\n'

@@ -96,6 +96,17 @@ def fill_form(
 
 
 def write_form(call: Call, path: Path) -> None:
+    """Write the call's blank form to path, making its folder; one-line error if it cannot."""
     if path.suffix.lower() != ".docx":
         raise MailbotError(f"{path}: the form is written as a .docx file")
-    path.write_bytes(blank_form(call))
+    data = blank_form(call)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise MailbotError(f"cannot write {path}: {path.parent} is not a folder") from None
+    except OSError as exc:
+        raise MailbotError(f"cannot create the folder {path.parent}: {exc.strerror}") from None
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise MailbotError(f"cannot write {path}: {exc.strerror or exc}") from None

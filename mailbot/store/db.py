@@ -16,9 +16,8 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.bundled import migrations_dir
 from mailbot.errors import MailbotError
-
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 class DatabaseError(MailbotError):
@@ -79,7 +78,7 @@ class Database:
 
     def alembic_config(self) -> AlembicConfig:
         config = AlembicConfig()
-        config.set_main_option("script_location", str(MIGRATIONS))
+        config.set_main_option("script_location", str(migrations_dir()))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         config.attributes["engine"] = self.engine
         return config

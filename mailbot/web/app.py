@@ -56,7 +56,7 @@ def create_app(
     from mailbot.web.guard import Guard
     from mailbot.web.pages import Pages
 
-    templates = app.settings.path(app.settings.templates_dir) / "web"
+    templates = app.settings.templates_path() / "web"
     flask = Flask("mailbot.web", template_folder=str(templates), static_folder=None)
     flask.config["MAX_CONTENT_LENGTH"] = MAX_FORM
     flask.jinja_env.autoescape = True  # every template is HTML, whatever its name

@@ -8,6 +8,7 @@ import logging
 import click
 
 from mailbot.cli import _app, one_line_errors
+from mailbot.preflight import check_templates
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def web(ctx: click.Context, host: str, port: int, secure_cookies: bool) -> None:
 
     app = _app(ctx)
     app.db.check_schema()
+    check_templates(app.settings)
     if not _loopback(host) and not secure_cookies:
         log.warning(
             "serving on %s without --secure-cookies: passwords and sessions cross the network "

@@ -1,0 +1,1 @@
+"""Alembic migrations of the database schema, shipped inside mailbot as mailbot.migrations."""
