@@ -277,6 +277,8 @@ def describe(verdict: Verdict, call: Call) -> str:
     return "\n".join(lines)
 
 
+from mailbot.service_cli import register as register_service  # noqa: E402  (uses the helpers above)
 from mailbot.web.cli import register  # noqa: E402  (last: the desk's commands use the helpers above)
 
 register(main)
+register_service(main)
