@@ -300,6 +300,7 @@ class Daemon:
                         lease.source,
                         lease.describe_other(),
                     )
+                    self.notifier.status(f"waiting: another mailbot serves {lease.source}")
                     waiting = True
             except (SQLAlchemyError, DatabaseError) as exc:
                 self._fault(exc)
