@@ -173,9 +173,11 @@ def _blobs(root: Path) -> Iterator[Path]:
 
 
 def copy_blobs(source: Path, target: Path) -> BlobCopy:
-    """Copy the blobs target lacks, each checked against its sha256 on the way."""
-    if not source.is_dir():
-        raise BackupError(f"no store at {source}")
+    """Copy the blobs target lacks, each checked against its sha256 on the way.
+
+    A store not made yet (no mail recorded) is an empty one: what the database
+    names is checked against the copy afterwards.
+    """
     _make_private_dir(target)
     total = copied = size = 0
     for blob in _blobs(source):

@@ -194,3 +194,15 @@ def test_a_postgresql_backup_copies_the_store_and_names_pg_dump(
     for name in files:
         copy = tmp_path / "b" / "store" / name[:2] / name[2:4] / name
         assert hashlib.sha256(copy.read_bytes()).hexdigest() == name
+
+
+def test_a_backup_before_the_first_mail_restores_an_empty_log(tmp_path: Path) -> None:
+    source = config_at(tmp_path / "live")
+    make_app(
+        settings_values(tmp_path / "live", f"sqlite:///{tmp_path / 'live' / 'mailbot.sqlite3'}")
+    )
+    out = mailbot(source, "backup", str(tmp_path / "backup"))
+    assert "0 blobs in the store, 0 new" in out  # no store folder yet: nothing is wrong
+    restored = config_at(tmp_path / "restored")
+    mailbot(restored, "restore", str(tmp_path / "backup"))
+    assert mailbot(restored, "log") == mailbot(source, "log")
