@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +23,9 @@ from markupsafe import escape
 from sqlalchemy import func, select
 
 from mailbot.cli import main
-from mailbot.daemon import Daemon
+from mailbot.daemon import STEP_GRACE, Daemon
 from mailbot.notify import Notifier, Pulse
-from mailbot.sources.maildir import deliver
+from mailbot.sources.maildir import MaildirMailbox, deliver
 from mailbot.status import next_digest
 from mailbot.store.models import Reply
 from tests.conftest import ROOT
@@ -258,3 +260,114 @@ def test_the_desk_shows_the_status_figures_in_a_strip_atop_its_pages(tmp_path: P
                 # Ages move on between the two reads; the rest is the same.
                 for part in re.split(r"\(\d+ (?:s|min|h|days) ago\)", text.strip()):
                     assert str(escape(part.strip())) in strip.group(1), (label, part)
+
+
+class EventHandler(logging.Handler):
+    """Sets an event when a log line says the given words."""
+
+    def __init__(self, event: threading.Event, words: str) -> None:
+        super().__init__()
+        self.event = event
+        self.words = words
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.words in record.getMessage():
+            self.event.set()
+
+
+class HungMaildir(MaildirMailbox):
+    """A Maildir whose wait for news hangs until released, as a stuck IDLE would."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def wait(self, stop: threading.Event, timeout: float) -> bool:
+        self.entered.set()
+        self.release.wait()
+        stop.wait(timeout)
+        return False
+
+
+class MainThreadClock:
+    """The pulse's fake clock; counts the main thread's looks (one per watchdog tick)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.looks = 0
+        self.changed = threading.Condition()
+
+    def __call__(self) -> float:
+        if threading.current_thread() is threading.main_thread():
+            with self.changed:
+                self.looks += 1
+                self.changed.notify_all()
+        return self.now
+
+    def wait_looks(self, more: int) -> None:
+        with self.changed:
+            target = self.looks + more
+            assert self.changed.wait_for(lambda: self.looks >= target, timeout=60)
+
+
+def drain(systemd: FakeSystemd) -> list[str]:
+    systemd.sock.setblocking(False)
+    try:
+        while True:
+            systemd.next()
+    except BlockingIOError:
+        pass
+    finally:
+        systemd.sock.settimeout(90)
+    return systemd.seen
+
+
+def test_a_hung_intake_loop_stops_the_watchdog_pings_until_it_moves_again(
+    tmp_path: Path, systemd: FakeSystemd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"))
+    mailbox = HungMaildir(tmp_path / "Maildir")
+    monkeypatch.setattr(app, "open_mailbox", lambda: mailbox)
+    daemon = Daemon(app)
+    daemon.notifier = Notifier({"NOTIFY_SOCKET": systemd.address, "WATCHDOG_USEC": "200000"})
+    clock = MainThreadClock()
+    daemon.pulse = Pulse(clock=clock)
+    hung = threading.Event()
+    noticed = EventHandler(hung, "watchdog is no longer pinged")
+    logging.getLogger("mailbot.daemon").addHandler(noticed)
+    failures: list[BaseException] = []
+
+    def observe() -> None:
+        try:
+            systemd.wait_for("READY=1")
+            assert mailbox.entered.wait(60)  # the loop now waits for news (its step: 1 s)
+            systemd.wait_for("WATCHDOG=1")
+            clock.now += 1.0 + STEP_GRACE + 1.0  # ... and is still there long after
+            assert hung.wait(60), "the daemon never noticed its loop hung"
+            drain(systemd)  # the pings sent before it noticed
+            seen = len(systemd.seen)
+            clock.wait_looks(5)
+            assert not any("WATCHDOG=1" in m for m in drain(systemd)[seen:])
+            mailbox.release.set()  # the loop moves on: pings resume
+            systemd.wait_for("WATCHDOG=1")
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            mailbox.release.set()
+            daemon.stop.set()
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    observer = threading.Thread(target=observe)
+    observer.start()
+    try:
+        daemon.run()  # in the main thread, as `mailbot run` runs it
+    finally:
+        daemon.stop.set()
+        mailbox.release.set()
+        observer.join(60)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        logging.getLogger("mailbot.daemon").removeHandler(noticed)
+    assert not failures, failures[0]
+    assert any("STOPPING=1" in message.splitlines() for message in drain(systemd))
