@@ -161,9 +161,14 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     mailbot = shutil.which("mailbot") or str(Path(sys.executable).parent / "mailbot")
     assert Path(mailbot).exists()
     copies = []
-    for unit in ("mailbot.service", "mailbot-web.service"):
+    for unit in (
+        "mailbot.service",
+        "mailbot-web.service",
+        "mailbot-backup.service",
+        "mailbot-backup.timer",
+    ):
         text = (UNITS / unit).read_text(encoding="utf-8")
-        assert "/opt/mailbot/.venv/bin/mailbot" in text
+        assert "/opt/mailbot/.venv/bin/mailbot" in text or unit.endswith(".timer")
         copy = tmp_path / unit
         copy.write_text(text.replace("/opt/mailbot/.venv/bin/mailbot", mailbot), encoding="utf-8")
         copies.append(str(copy))
