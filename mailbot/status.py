@@ -215,11 +215,18 @@ def mailbox_lines(box: MailboxStatus, tz: ZoneInfo, now: datetime) -> list[tuple
     error = (
         f"{box.error} ({_when(box.error_at, tz, now)})" if box.error and box.error_at else "none"
     )
+    # The poll stops at the first mail it cannot record: later batches were not even listed.
+    waiting = (
+        f"at least {plural(box.waiting, 'mail')} in the mailbox not yet recorded "
+        "(the last poll stopped there: see the last error)"
+        if box.waiting
+        else "0 mails in the mailbox not yet recorded"
+    )
     return [
         ("mailbox", box.source),
         ("daemon", daemon),
         ("last poll", polled),
-        ("waiting", f"{plural(box.waiting, 'mail')} in the mailbox not yet recorded"),
+        ("waiting", waiting),
         ("last error", error),
     ]
 

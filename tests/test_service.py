@@ -236,7 +236,7 @@ def test_status_shows_waiting_mail_the_outbox_and_the_last_error(tmp_path: Path)
     deliver(tmp_path / "Maildir", proposal("outlook", pi="王五"), july(22))
     Daemon(app).once()
     shown = status_of(config)
-    assert "waiting:     1 mail in the mailbox not yet recorded" in shown
+    assert "waiting:     at least 1 mail in the mailbox not yet recorded" in shown
     assert re.search(r"last error: .*store.*\(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CST", shown), shown
     app.close()
 
