@@ -31,11 +31,12 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import inspect, make_url
+from sqlalchemy import create_engine, inspect, make_url
 
 from mailbot import __version__
 from mailbot.errors import MailbotError
@@ -134,17 +135,9 @@ def copy_sqlite(source: Path, target: Path) -> None:
         raise BackupError(f"cannot copy the database {source} to {target}: {exc}") from None
 
 
-class _connect:
-    """A sqlite3 connection closed on leaving the block (sqlite3's own only commits)."""
-
-    def __init__(self, target: str, *, uri: bool = False) -> None:
-        self.connection = sqlite3.connect(target, uri=uri, timeout=30)
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.connection
-
-    def __exit__(self, *_exc: object) -> None:
-        self.connection.close()
+def _connect(target: str, *, uri: bool = False) -> closing[sqlite3.Connection]:
+    """A sqlite3 connection closed on leaving the block (sqlite3's own block only commits)."""
+    return closing(sqlite3.connect(target, uri=uri, timeout=30))
 
 
 def _read_copy(database: Path) -> tuple[str | None, set[str]]:
@@ -294,8 +287,6 @@ def restore(directory: Path, database_url: str, store: Path, *, force: bool) -> 
 
 def _refuse_to_overwrite(database_url: str, target: Path | None, store: Path) -> None:
     if target is not None and target.is_file() and target.stat().st_size > 0:
-        from sqlalchemy import create_engine
-
         engine = create_engine(database_url)
         try:
             tables = inspect(engine).get_table_names()
