@@ -320,10 +320,11 @@ def describe(verdict: Verdict, call: Call) -> str:
     return "\n".join(lines)
 
 
-from mailbot.web.cli import register  # noqa: E402  (last: the desk's commands use the helpers above)
-
-register(main)
-
+# Last: these modules' commands use the helpers above.
 from mailbot.doctor.cli import register as register_doctor  # noqa: E402
+from mailbot.service_cli import register as register_service  # noqa: E402
+from mailbot.web.cli import register as register_web  # noqa: E402
 
+register_web(main)
+register_service(main)
 register_doctor(main)

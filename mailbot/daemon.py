@@ -35,9 +35,11 @@ from mailbot.app import App
 from mailbot.digest import queue_digest
 from mailbot.errors import MailbotError
 from mailbot.intake import PollReport, poll
+from mailbot.notify import Notifier, Pulse
 from mailbot.outages import Outage
 from mailbot.replies.sender import SendReport, recover_interrupted, send_pending
 from mailbot.sources.base import Mailbox, SourceError
+from mailbot.status import StateRecorder
 from mailbot.store.blobs import StoreError
 from mailbot.store.db import DatabaseError
 from mailbot.store.leases import LEASE_TTL, Lease, LeaseHeld, LeaseLost, holder_name
@@ -46,6 +48,10 @@ log = logging.getLogger(__name__)
 
 BACKOFF_MAX = 60.0
 LEASE_WAIT_MAX = 5.0  # a waiting daemon looks at the lease this often at most
+# How long one step of the intake loop (a fetch, one mail, a wait beyond its
+# interval) may take before the loop counts as hung and the watchdog is no
+# longer pinged (systemd then restarts the daemon, WatchdogSec later).
+STEP_GRACE = 600.0
 
 
 def now() -> datetime:
@@ -86,6 +92,10 @@ class Daemon:
         )
         self.intake = Outage("the intake")
         self.transport_outage = Outage("replies", back="go out again")
+        self.notifier = Notifier()
+        self.pulse = Pulse()
+        self._hung_logged = False
+        self.recorder: StateRecorder | None = None  # once the mailbox's name is known
 
     # -- one round, as `mailbot run --once` does it ---------------------------
 
@@ -100,15 +110,22 @@ class Daemon:
                     f"{mailbox.name} is served by another mailbot, {lease.describe_other()}: "
                     "nothing done"
                 )
+            self.recorder = StateRecorder(
+                self.app.db, lease.source, self.app.call.id, self.holder, now
+            )
+            self.recorder.started()
             try:
                 report = poll(self.app, mailbox, self.stop, lease=lease)
             finally:
                 mailbox.close()
+            self._polled(report)
             if report.fault is not None:
                 self._fault(report.fault)
             return report, self._send()
         finally:
             self.app.close_judges()
+            if self.recorder is not None and lease.held:
+                self.recorder.stopped()
             self._release()
 
     def send(self) -> SendReport:
@@ -179,9 +196,13 @@ class Daemon:
         self._install_signal_handlers()
         self._mailbox = self.app.open_mailbox()
         lease = self._lease_for(self._mailbox)
+        self.recorder = StateRecorder(self.app.db, lease.source, self.app.call.id, self.holder, now)
+        # Started: the checks are done. Waiting for the lease is part of the service's life.
+        self.notifier.ready(f"serving {self._source_label()}")
         try:
             if not self._wait_for_lease(lease):
                 return
+            self.recorder.started()
             self._schedule()
             log.info(
                 "mailbot watching %s for %s (database %s)",
@@ -190,18 +211,40 @@ class Daemon:
                 self.app.db.safe_url,
             )
             try:
-                while not self.stop.wait(1.0):
-                    pass
+                self._keep_alive()
             finally:
                 log.info("stopping: finishing the mail in hand")
+                self.notifier.stopping()
                 if self.scheduler is not None:
                     self.scheduler.shutdown(wait=True)
         finally:
             if self._mailbox is not None:
                 self._mailbox.close()
             self.app.close_judges()
+            if self.recorder is not None and lease.held:
+                self.recorder.stopped()
             self._release()
             log.info("stopped")
+
+    def _keep_alive(self) -> None:
+        """Until stopped: ping systemd's watchdog while the intake loop keeps its word."""
+        tick = min(1.0, self.notifier.watchdog_interval or 1.0)
+        self._ping()
+        while not self.stop.wait(tick):
+            self._ping()
+
+    def _ping(self) -> None:
+        overdue = self.pulse.overdue()
+        if not overdue:
+            self._hung_logged = False
+            self.notifier.watchdog()
+        elif not self._hung_logged:
+            log.error(
+                "the intake loop has not moved for %.0f s past its step's time: the "
+                "watchdog is no longer pinged, so systemd restarts mailbot",
+                overdue,
+            )
+            self._hung_logged = True
 
     def _schedule(self) -> None:
         settings = self.app.settings
@@ -241,6 +284,9 @@ class Daemon:
         step = min(LEASE_WAIT_MAX, self.lease_ttl / 4)
         waiting = False
         while not self.stop.is_set():
+            self.pulse.beat(step + STEP_GRACE)
+            if threading.current_thread() is threading.main_thread():
+                self._ping()  # before the jobs start, the main thread waits here
             try:
                 if lease.acquire():
                     self.database.recovered()
@@ -254,6 +300,7 @@ class Daemon:
                         lease.source,
                         lease.describe_other(),
                     )
+                    self.notifier.status(f"waiting: another mailbot serves {lease.source}")
                     waiting = True
             except (SQLAlchemyError, DatabaseError) as exc:
                 self._fault(exc)
@@ -285,21 +332,25 @@ class Daemon:
                 assert lease is not None, "run() takes the lease before it starts the jobs"
                 if not lease.held and not self._wait_for_lease(lease):
                     return
+                self.pulse.beat(STEP_GRACE)
                 if self._mailbox is None:
                     self._mailbox = self.app.open_mailbox()
-                report = poll(self.app, self._mailbox, self.stop, lease=lease)
+                report = poll(self.app, self._mailbox, self.stop, on_mail=self._beat, lease=lease)
+                self._polled(report)
                 self.mailbox_outage.recovered("new mail is fetched again")
                 if report.new:
                     log.info("poll: %s", report.summary())
                     self._kick_sender()
                 if report.fault is not None:
                     self._fault(report.fault)
+                    self.pulse.beat(backoff + STEP_GRACE)
                     self.stop.wait(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
                 for outage in (self.database, self.store, self.intake):
                     outage.recovered("new mail is processed again")
                 backoff = 1.0
+                self.pulse.beat(interval + STEP_GRACE)
                 self._mailbox.wait(self.stop, interval)
             except LeaseLost:
                 log.warning(
@@ -312,11 +363,24 @@ class Daemon:
                 if self._mailbox is not None:
                     self._mailbox.close()
                     self._mailbox = None
+                self.pulse.beat(backoff + STEP_GRACE)
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
 
+    def _beat(self, _mail: object) -> None:
+        self.pulse.beat(STEP_GRACE)
+
+    def _polled(self, report: PollReport) -> None:
+        """Record the poll for `mailbot status`, and tell systemd in one STATUS line."""
+        fault = one_line(report.fault) if report.fault is not None else None
+        if self.recorder is not None:
+            self.recorder.polled(report.summary(), report.waiting, fault)
+        self.notifier.status(f"last poll {now():%H:%M:%S} UTC: {fault or report.summary()}")
+
     def _fault(self, exc: BaseException) -> None:
         """Say once what failed and what happens next (repeats go to debug)."""
+        if self.recorder is not None:
+            self.recorder.failed(one_line(exc))
         if isinstance(exc, StoreError):
             self.store.failed(
                 one_line(exc),
@@ -368,12 +432,15 @@ class Daemon:
         """Renew the leases; a mailbox lease found lost stops the intake until taken again."""
         try:
             lease = self.lease
-            if lease is not None and lease.held and not lease.renew():
-                log.warning(
-                    "%s: another mailbot took the lease; this one records no more mail "
-                    "and waits to take it again",
-                    lease.source,
-                )
+            if lease is not None and lease.held:
+                if not lease.renew():
+                    log.warning(
+                        "%s: another mailbot took the lease; this one records no more mail "
+                        "and waits to take it again",
+                        lease.source,
+                    )
+                elif self.recorder is not None:
+                    self.recorder.heartbeat()
             if self.outbox.held:
                 self.outbox.renew()
         except (SQLAlchemyError, DatabaseError) as exc:

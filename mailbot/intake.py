@@ -70,6 +70,8 @@ class PollReport:
     statuses: Counter[str] = field(default_factory=Counter)
     # Why the last mail could not be stored (the poll stopped there), for the caller's log.
     fault: BaseException | None = None
+    # Mail fetched but left in the mailbox when the poll stopped (at least this many wait).
+    waiting: int = 0
 
     def summary(self) -> str:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
@@ -114,7 +116,7 @@ def poll(
             # The judging processes work ahead while each mail before is stored.
             judged = app.judges.judge_all((item.raw, item.received_at) for item in fresh)
             try:
-                for item in batch:
+                for position, item in enumerate(batch):
                     if stop is not None and stop.is_set():
                         halted = True
                         break
@@ -125,6 +127,7 @@ def poll(
                         outcome = next(judged)
                         status = process(app, mailbox.name, item, outcome, report, on_mail, lease)
                     if status is None:  # not stored: leave it in the mailbox for the next poll
+                        report.waiting = len(batch) - position
                         halted = True
                         break
                     done.append((item.location, app.target_folder(status)))

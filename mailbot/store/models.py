@@ -322,3 +322,26 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(255))
     acquired_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class DaemonState(Base):
+    """What the daemon serving a mailbox last did, for `mailbot status` and the desk's strip.
+
+    One row per mailbox (``source`` as in ``mails.source``), written by the
+    daemon at its start, at each poll and at each renewal of its lease.
+    """
+
+    __tablename__ = "daemon_states"
+
+    source: Mapped[str] = mapped_column(String(255), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(64), index=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    polled_at: Mapped[datetime | None]  # the last poll that ended without a fault
+    poll_summary: Mapped[str] = mapped_column(Text, default="")
+    # Mail the last poll fetched but could not record: it waits in the mailbox.
+    waiting: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    error_at: Mapped[datetime | None]
+    stopped_at: Mapped[datetime | None]  # a clean exit; None while it runs (or died)

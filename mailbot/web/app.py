@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from mailbot.app import App
 from mailbot.replies.render import Renderer
+from mailbot.status import current_status, status_lines
 from mailbot.store.models import utcnow
 from mailbot.web import labels
 from mailbot.web.desk import focus_areas
@@ -37,6 +38,16 @@ class Desk:
         if moment is None:
             return "-"
         return self.app.call.local(moment).strftime("%Y-%m-%d %H:%M:%S")
+
+    def service(self) -> list[tuple[str, str]]:
+        """The figures of `mailbot status`, for the strip atop every page."""
+        digest = self.app.settings.digest
+        tz = self.app.call.tz
+        with self.app.db.transaction() as session:
+            figures = current_status(
+                session, self.app.call.id, tz, digest.at, digest.to, self.now()
+            )
+        return status_lines(figures, tz)
 
     def focus_area(self, code: str | None) -> tuple[str, str]:
         if not code or code == "-":
