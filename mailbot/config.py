@@ -153,6 +153,18 @@ class IntakeSettings(_Section):
     judge_processes: int = Field(default=0, ge=0)
 
 
+class WebSettings(_Section):
+    """The intake desk (mailbot web): where it listens and what it trusts in front of it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    # HTTPS proxies in front of the desk whose X-Forwarded-* headers are believed (0: none).
+    trusted_proxies: int = Field(default=0, ge=0)
+    # Host names the desk answers to (empty: any; set it behind a proxy).
+    allowed_hosts: list[str] = []
+    secure_cookies: bool = False
+
+
 class Settings(_Section):
     rules: str = bundled.DEFAULT_CALL  # a bundled call's name, or a path to a rules file
     database_url: str = "sqlite:///var/mailbot.sqlite3"
@@ -162,6 +174,7 @@ class Settings(_Section):
     replies: ReplySettings = ReplySettings()
     digest: DigestSettings = DigestSettings()
     intake: IntakeSettings = IntakeSettings()
+    web: WebSettings = WebSettings()
     base_dir: str = "."
 
     def path(self, value: str) -> Path:
