@@ -32,7 +32,7 @@ import hashlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, select, update
@@ -50,7 +50,7 @@ from mailbot.sources.base import Cursor, Fetched, Mailbox
 from mailbot.store.blobs import StoreError
 from mailbot.store.content import content_sha256
 from mailbot.store.leases import Lease, LeaseLost
-from mailbot.store.models import Attachment, FolderState, Mail, utcnow
+from mailbot.store.models import Attachment, FolderState, Mail, Version, utcnow
 from mailbot.submissions import Outcome, problems_json, record
 from mailbot.verdict import Problem, Severity, Status, Verdict
 
@@ -196,8 +196,9 @@ def process(
             for attachment in message.attachments:
                 app.blobs.put(attachment.data, attachment.sha256)
         fault_point("after_store")
-        mail, fresh = _record(app, source, item, raw_sha256, content, message, verdict, lease)
-        status = mail.status
+        mail, fresh, status = _record(
+            app, source, item, raw_sha256, content, message, verdict, lease
+        )
         fault_point("after_verdict")
         if on_mail is not None and fresh:
             on_mail(mail)
@@ -238,14 +239,20 @@ def _record(
     message: Message,
     verdict: Verdict,
     lease: Lease | None,
-) -> tuple[Mail, bool]:
-    """One transaction: confirm the lease, record the mail; True when it is new."""
+) -> tuple[Mail, bool, str]:
+    """One transaction: confirm the lease, record the mail; True when it is new.
+
+    The status returned is the one the mail is filed and counted under.
+    """
     for attempt in range(2):
         try:
             with app.db.transaction() as session:
                 if lease is not None:
                     lease.confirm(session)
-                return _store(app, session, source, item, raw_sha256, content, message, verdict)
+                mail, fresh = _store(
+                    app, session, source, item, raw_sha256, content, message, verdict
+                )
+                return mail, fresh, _filed_status(session, mail)
         except IntegrityError:
             # Another daemon recorded the same mail (another copy of it) meanwhile:
             # looking again finds it, and this copy becomes its duplicate.
@@ -436,6 +443,37 @@ def mark_settled(app: App, source: str, done: list[tuple[str, str]]) -> None:
             )
 
 
+def _filed_status(session: Session, mail: Mail) -> str:
+    """The status a mail is filed under: for a completion, the submission's resulting one.
+
+    A stamped PDF sent on its own is, by itself, a mail missing its Word file; taken
+    with the version it completes it may make the submission accepted, and is filed so.
+    """
+    completed = session.scalar(
+        select(Version.status).where(Version.mail_id == mail.id, Version.kind == "completion")
+    )
+    return completed or mail.status
+
+
+def filed_statuses(
+    session: Session, source: str, rows: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """(location, status) rows with each completion's status put in place of its mail's."""
+    locations = [location for location, _status in rows]
+    completed = dict(
+        session.execute(
+            select(Mail.location, Version.status)
+            .join(Version, Version.mail_id == Mail.id)
+            .where(
+                Mail.source == source,
+                Mail.location.in_(locations),
+                Version.kind == "completion",
+            )
+        ).tuples()
+    )
+    return [(location, completed.get(location, status)) for location, status in rows]
+
+
 def unsettled(source: str, folder: str) -> Select[str, str]:
     """The mail of a folder recorded but not filed; every poll asks (index ix_mails_unsettled)."""
     return select(Mail.location, Mail.status).where(
@@ -446,7 +484,9 @@ def unsettled(source: str, folder: str) -> Select[str, str]:
 def settle_pending(app: App, mailbox: Mailbox, folder: str) -> None:
     """File mail that was recorded but not yet moved (the process stopped in between)."""
     with app.db.transaction() as session:
-        rows = session.execute(unsettled(mailbox.name, folder)).all()
+        rows = session.execute(unsettled(mailbox.name, folder)).tuples().all()
+        if rows:
+            rows = filed_statuses(session, mailbox.name, rows)
     if not rows:
         return
     done = [(location, app.target_folder(status)) for location, status in rows]
