@@ -26,7 +26,7 @@ from mailbot.errors import MailbotError
 from mailbot.memory import release_large_blocks
 from mailbot.names import shown
 from mailbot.report import describe_form, export, format_log, intake_log, show, unmatched_mails
-from mailbot.reprocess import reprocess
+from mailbot.reprocess import reprocess, reprocess_summary
 from mailbot.verdict import Verdict
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -160,20 +160,17 @@ def export_command(ctx: click.Context, file: Path) -> None:
 
 
 @main.command("reprocess")
-@click.option("--reply", is_flag=True, help="Queue a reply for each mail whose verdict changed.")
+@click.option("--reply", is_flag=True, help="Queue a reply for each changed verdict not yet told.")
+@click.option("--dry-run", is_flag=True, help="Print what would change and write nothing.")
 @click.pass_context
 @one_line_errors
-def reprocess_command(ctx: click.Context, reply: bool) -> None:
+def reprocess_command(ctx: click.Context, reply: bool, dry_run: bool) -> None:
     """Judge every stored mail again under the current rules (after a rules fix)."""
     app = _app(ctx)
     app.db.check_schema()
-    changed = reprocess(app, reply=reply)
-    click.echo(
-        f"{changed.total} mails judged again, {len(changed.changed)} verdicts changed"
-        + (f", {changed.replies} replies queued" if reply else "")
-    )
-    for line in changed.changed:
-        click.echo(f"  {line}")
+    result = reprocess(app, reply=reply, dry_run=dry_run)
+    for line in reprocess_summary(result):
+        click.echo(line)
 
 
 @main.command("form-template")

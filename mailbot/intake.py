@@ -460,8 +460,9 @@ def filed_statuses(
 ) -> list[tuple[str, str]]:
     """(location, status) rows with each completion's status put in place of its mail's."""
     locations = [location for location, _status in rows]
-    completed = dict(
-        session.execute(
+    completed = {
+        location: status
+        for location, status in session.execute(
             select(Mail.location, Version.status)
             .join(Version, Version.mail_id == Mail.id)
             .where(
@@ -469,8 +470,8 @@ def filed_statuses(
                 Mail.location.in_(locations),
                 Version.kind == "completion",
             )
-        ).tuples()
-    )
+        )
+    }
     return [(location, completed.get(location, status)) for location, status in rows]
 
 
@@ -484,7 +485,10 @@ def unsettled(source: str, folder: str) -> Select[str, str]:
 def settle_pending(app: App, mailbox: Mailbox, folder: str) -> None:
     """File mail that was recorded but not yet moved (the process stopped in between)."""
     with app.db.transaction() as session:
-        rows = session.execute(unsettled(mailbox.name, folder)).tuples().all()
+        rows = [
+            (location, status)
+            for location, status in session.execute(unsettled(mailbox.name, folder))
+        ]
         if rows:
             rows = filed_statuses(session, mailbox.name, rows)
     if not rows:
