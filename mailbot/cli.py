@@ -19,6 +19,7 @@ from mailbot.bounded import parse_and_judge
 from mailbot.calls import DEFAULT_RULES, Call, load_call
 from mailbot.checks.policy import IntakePolicy
 from mailbot.config import load_settings
+from mailbot.counting import count
 from mailbot.daemon import Daemon
 from mailbot.demo import run_demo
 from mailbot.documents.template import write_form
@@ -156,7 +157,7 @@ def export_command(ctx: click.Context, file: Path) -> None:
     with app.db.transaction() as session:
         rows = intake_log(session, app.call)
     export(rows, file)
-    click.echo(f"{len(rows)} submissions written to {file}")
+    click.echo(f"{count(len(rows), 'submission')} written to {file}")
 
 
 @main.command("reprocess")

@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
+from mailbot.counting import count
 from mailbot.faults import fault_point
 from mailbot.judges import Judged
 from mailbot.parsing import Message, parse_message
@@ -73,7 +74,7 @@ class PollReport:
 
     def summary(self) -> str:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
-        duplicates = f", {self.duplicates} duplicates" if self.duplicates else ""
+        duplicates = f", {count(self.duplicates, 'duplicate')}" if self.duplicates else ""
         return (
             f"{self.new} new ({parts or 'none'}), {self.known} already recorded, "
             f"{self.failed} failed{duplicates}"
