@@ -111,7 +111,7 @@ def _replay(app: App, session: Session, report: ReprocessReport, *, reply: bool)
     for mail in mails:
         _judge_again(app, session, mail, before, report, reply=reply)
     session.flush()
-    _keep_version_ids(session, before.version_ids)
+    _keep_version_ids(session, app.call.id, before.version_ids)
     _settle_submissions(session, app, before, report)
 
 
@@ -182,15 +182,19 @@ def _mail_line(mail: Mail, status: str, old: tuple[str, ...], new: list[str]) ->
     return line
 
 
-def _keep_version_ids(session: Session, version_ids: dict[tuple[int, int], int]) -> None:
+def _keep_version_ids(
+    session: Session, call_id: str, version_ids: dict[tuple[int, int], int]
+) -> None:
     """Give each rebuilt version the row id its stored namesake had (same submission, number).
 
     Versions are rebuilt as new rows; where a version of that number existed, the
     row goes back under its old id, so what did not change is the very same row.
+    Every version of the call is written again, as a new one may hold an old id.
     """
     rows = session.scalars(
         select(Version)
-        .where(Version.submission_id.in_({sid for sid, _n in version_ids} or {-1}))
+        .join(Submission, Version.submission_id == Submission.id)
+        .where(Submission.call_id == call_id)
         .order_by(Version.submission_id, Version.number)
     ).all()
     if all(version_ids.get((v.submission_id, v.number), v.id) == v.id for v in rows):

@@ -8,6 +8,7 @@ import email.policy
 import re
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -242,3 +243,39 @@ def test_the_command_previews_then_saves_then_tells(tmp_path: Path) -> None:
     ]
     again = mailbot("--config", config, "reprocess", "--reply")
     assert "0 replies queued" in again.stdout
+
+
+def test_mail_let_in_by_a_changed_deny_list_gets_new_versions_and_the_rest_keep_theirs(
+    tmp_path: Path, db_url: str
+) -> None:
+    zhang = f"pi{zlib.crc32('中国科学院植物研究所+张喆'.encode()) % 10_000}@example.ac.cn"
+    denied = settings_values(tmp_path, db_url, intake={"deny": [zhang]})
+    app = make_app(denied)
+    maildir = tmp_path / "Maildir"
+    deliver(maildir, proposal("foxmail", files="misnamed"), july(20))
+    deliver(maildir, proposal("foxmail", files="good"), july(21))
+    deliver(maildir, proposal("coremail", *OTHER, files="no_pdf"), july(22))
+    deliver(maildir, proposal("coremail", *OTHER, files="pdf_only"), july(23))
+    Daemon(app).once()
+
+    def versions() -> dict[tuple[str, int], tuple[int, str]]:
+        with app.db.transaction() as session:
+            return {
+                (s.reference, v.number): (v.id, v.kind)
+                for s in session.scalars(select(Submission))
+                for v in s.versions
+            }
+
+    before = versions()
+    assert set(before) == {("ANSO2021-0001", 1), ("ANSO2021-0001", 2)}
+    # Taken off the deny list: the earlier mails now come first and make versions of their own.
+    report = reprocess(make_app(settings_values(tmp_path, db_url)))
+    assert len(report.mails) == 2 and report.untold == 2
+    assert (
+        "ANSO2021-0002: new submission, accepted; versions 1 new needs_correction, "
+        in (report.submissions[0])
+    )
+    after = versions()
+    assert {k: after[k] for k in before} == before  # the same rows, ids and all
+    assert after[("ANSO2021-0002", 1)][1] == "new"
+    assert after[("ANSO2021-0002", 2)][1] == "resubmission"
