@@ -10,6 +10,7 @@ import subprocess
 import sys
 import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from mailbot.daemon import Daemon
 from mailbot.reprocess import reprocess
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Base, Reply, Submission
+from mailbot.web.actions import accept_by_decision, withdraw
+from mailbot.web.auth import Actor, add_user
 from mailbot.web.labels import STATUSES
 from tests.conftest import ROOT, RULES, write_rules
 from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values
@@ -279,3 +282,24 @@ def test_mail_let_in_by_a_changed_deny_list_gets_new_versions_and_the_rest_keep_
     assert {k: after[k] for k in before} == before  # the same rows, ids and all
     assert after[("ANSO2021-0002", 1)][1] == "new"
     assert after[("ANSO2021-0002", 2)][1] == "resubmission"
+
+
+def test_a_decision_made_on_the_desk_stands_through_a_reprocess(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
+    app = intake(tmp_path, db_url)
+    with app.db.transaction() as session:
+        user = add_user(session, "wang.fang", "a long enough password")
+        session.flush()
+        actor = Actor(user.id, user.name)
+        late = session.scalars(select(Submission).where(Submission.pi == LATE[1])).one()
+        accepted = session.scalars(select(Submission).where(Submission.pi == "张喆")).one()
+        when = datetime(2021, 8, 2, 9, 0, tzinfo=UTC)
+        accept_by_decision(session, late, actor, "the server was down that night", when)
+        withdraw(session, accepted, actor, "the applicant asked", when)
+    changed = make_app(settings_values(tmp_path, db_url, rules=str(later_deadline(tmp_path))))
+    report = reprocess(changed)
+    assert len(report.mails) == 2  # the verdicts are judged again...
+    with app.db.transaction() as session:
+        statuses = {s.pi: s.status for s in session.scalars(select(Submission))}
+    # ...but what a person decided is kept.
+    assert statuses == {"张喆": "withdrawn", "李娜": "accepted", "王堃": "accepted_by_decision"}
