@@ -19,6 +19,7 @@ from mailbot.bounded import parse_and_judge
 from mailbot.calls import Call, load_call, rules_file
 from mailbot.checks.policy import IntakePolicy
 from mailbot.config import ConfigError, Settings, load_settings
+from mailbot.counting import count
 from mailbot.daemon import Daemon
 from mailbot.demo import run_demo
 from mailbot.documents.template import write_form
@@ -28,7 +29,7 @@ from mailbot.names import shown
 from mailbot.newconfig import default_data_dir, write_config
 from mailbot.preflight import check_start
 from mailbot.report import describe_form, export, format_log, intake_log, show, unmatched_mails
-from mailbot.reprocess import reprocess
+from mailbot.reprocess import reprocess, reprocess_summary
 from mailbot.verdict import Verdict
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -188,24 +189,21 @@ def export_command(ctx: click.Context, file: Path) -> None:
     with app.db.transaction() as session:
         rows = intake_log(session, app.call)
     export(rows, file)
-    click.echo(f"{len(rows)} submissions written to {file}")
+    click.echo(f"{count(len(rows), 'submission')} written to {file}")
 
 
 @main.command("reprocess")
-@click.option("--reply", is_flag=True, help="Queue a reply for each mail whose verdict changed.")
+@click.option("--reply", is_flag=True, help="Queue a reply for each changed verdict not yet told.")
+@click.option("--dry-run", is_flag=True, help="Print what would change and write nothing.")
 @click.pass_context
 @one_line_errors
-def reprocess_command(ctx: click.Context, reply: bool) -> None:
+def reprocess_command(ctx: click.Context, reply: bool, dry_run: bool) -> None:
     """Judge every stored mail again under the current rules (after a rules fix)."""
     app = _app(ctx)
     app.db.check_schema()
-    changed = reprocess(app, reply=reply)
-    click.echo(
-        f"{changed.total} mails judged again, {len(changed.changed)} verdicts changed"
-        + (f", {changed.replies} replies queued" if reply else "")
-    )
-    for line in changed.changed:
-        click.echo(f"  {line}")
+    result = reprocess(app, reply=reply, dry_run=dry_run)
+    for line in reprocess_summary(result):
+        click.echo(line)
 
 
 RULES_HELP = (

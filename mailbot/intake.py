@@ -32,7 +32,7 @@ import hashlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Select, select, update
@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
+from mailbot.counting import count
 from mailbot.faults import fault_point
 from mailbot.judges import Judged
 from mailbot.parsing import Message, parse_message
@@ -50,7 +51,7 @@ from mailbot.sources.base import Cursor, Fetched, Mailbox
 from mailbot.store.blobs import StoreError
 from mailbot.store.content import content_sha256
 from mailbot.store.leases import Lease, LeaseLost
-from mailbot.store.models import Attachment, FolderState, Mail, utcnow
+from mailbot.store.models import Attachment, FolderState, Mail, Version, utcnow
 from mailbot.submissions import Outcome, problems_json, record
 from mailbot.verdict import Problem, Severity, Status, Verdict
 
@@ -75,7 +76,7 @@ class PollReport:
 
     def summary(self) -> str:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
-        duplicates = f", {self.duplicates} duplicates" if self.duplicates else ""
+        duplicates = f", {count(self.duplicates, 'duplicate')}" if self.duplicates else ""
         return (
             f"{self.new} new ({parts or 'none'}), {self.known} already recorded, "
             f"{self.failed} failed{duplicates}"
@@ -199,8 +200,9 @@ def process(
             for attachment in message.attachments:
                 app.blobs.put(attachment.data, attachment.sha256)
         fault_point("after_store")
-        mail, fresh = _record(app, source, item, raw_sha256, content, message, verdict, lease)
-        status = mail.status
+        mail, fresh, status = _record(
+            app, source, item, raw_sha256, content, message, verdict, lease
+        )
         fault_point("after_verdict")
         if on_mail is not None and fresh:
             on_mail(mail)
@@ -241,14 +243,20 @@ def _record(
     message: Message,
     verdict: Verdict,
     lease: Lease | None,
-) -> tuple[Mail, bool]:
-    """One transaction: confirm the lease, record the mail; True when it is new."""
+) -> tuple[Mail, bool, str]:
+    """One transaction: confirm the lease, record the mail; True when it is new.
+
+    The status returned is the one the mail is filed and counted under.
+    """
     for attempt in range(2):
         try:
             with app.db.transaction() as session:
                 if lease is not None:
                     lease.confirm(session)
-                return _store(app, session, source, item, raw_sha256, content, message, verdict)
+                mail, fresh = _store(
+                    app, session, source, item, raw_sha256, content, message, verdict
+                )
+                return mail, fresh, _filed_status(session, mail)
         except IntegrityError:
             # Another daemon recorded the same mail (another copy of it) meanwhile:
             # looking again finds it, and this copy becomes its duplicate.
@@ -439,6 +447,38 @@ def mark_settled(app: App, source: str, done: list[tuple[str, str]]) -> None:
             )
 
 
+def _filed_status(session: Session, mail: Mail) -> str:
+    """The status a mail is filed under: for a completion, the submission's resulting one.
+
+    A stamped PDF sent on its own is, by itself, a mail missing its Word file; taken
+    with the version it completes it may make the submission accepted, and is filed so.
+    """
+    completed = session.scalar(
+        select(Version.status).where(Version.mail_id == mail.id, Version.kind == "completion")
+    )
+    return completed or mail.status
+
+
+def filed_statuses(
+    session: Session, source: str, rows: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """(location, status) rows with each completion's status put in place of its mail's."""
+    locations = [location for location, _status in rows]
+    completed = {
+        location: status
+        for location, status in session.execute(
+            select(Mail.location, Version.status)
+            .join(Version, Version.mail_id == Mail.id)
+            .where(
+                Mail.source == source,
+                Mail.location.in_(locations),
+                Version.kind == "completion",
+            )
+        )
+    }
+    return [(location, completed.get(location, status)) for location, status in rows]
+
+
 def unsettled(source: str, folder: str) -> Select[str, str]:
     """The mail of a folder recorded but not filed; every poll asks (index ix_mails_unsettled)."""
     return select(Mail.location, Mail.status).where(
@@ -449,7 +489,12 @@ def unsettled(source: str, folder: str) -> Select[str, str]:
 def settle_pending(app: App, mailbox: Mailbox, folder: str) -> None:
     """File mail that was recorded but not yet moved (the process stopped in between)."""
     with app.db.transaction() as session:
-        rows = session.execute(unsettled(mailbox.name, folder)).all()
+        rows = [
+            (location, status)
+            for location, status in session.execute(unsettled(mailbox.name, folder))
+        ]
+        if rows:
+            rows = filed_statuses(session, mailbox.name, rows)
     if not rows:
         return
     done = [(location, app.target_folder(status)) for location, status in rows]

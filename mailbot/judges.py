@@ -8,8 +8,9 @@ files to the blob store, and sends back only the small files' bytes. Each
 process is forked once, imports the document readers once, and judges mail
 after mail under the limits mailbot.bounded sets for one: the memory limit
 is set when it starts (judge_memory beyond what it then holds), the time
-limit is counted per mail from the moment the mail is handed over. A
-process that overruns either limit, or dies, is killed and replaced, and
+limit is counted per mail from the moment the mail is handed over, on a
+Clock (real time; a test's clock makes an overrun an event, not a matter of
+the machine's speed). A process that overruns either limit, or dies, is killed and replaced, and
 its mail is read from the header block alone and flagged ``too_complex``
 (mailbot.bounded's headers_only). A fault in mailbot's own code comes back
 as a JudgeError in the mail's place in the batch, and a disk that refuses
@@ -75,6 +76,22 @@ RECYCLE_AFTER = 200
 KEEP_IN_STORE = 256 * 1024
 
 
+class Clock:
+    """How a judging process's time limit is kept: in real time, by default.
+
+    A test gives one whose time passes on an event instead (a process that
+    stops itself), so that a limit is overrun when the test says so and never
+    because the machine is busy.
+    """
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wait(self, conn: Connection, seconds: float, pid: int | None) -> bool:
+        """Wait up to ``seconds`` for process ``pid``'s answer on ``conn``; False if none came."""
+        return conn.poll(seconds)
+
+
 @dataclasses.dataclass(frozen=True)
 class Judged:
     """One mail judged: what it says, the verdict, and the two hashes it is stored under.
@@ -132,7 +149,10 @@ def default_processes() -> int:
 class _Worker:
     """One judging process and the daemon's end of its pipe."""
 
-    def __init__(self, call: Call, policy: IntakePolicy, blobs: BlobStore | None) -> None:
+    def __init__(
+        self, call: Call, policy: IntakePolicy, blobs: BlobStore | None, clock: Clock
+    ) -> None:
+        self.clock = clock
         context = multiprocessing.get_context("fork")
         self.conn, theirs = context.Pipe(duplex=True)
         self.process = context.Process(
@@ -150,7 +170,7 @@ class _Worker:
         self.served = 0  # mails judged
 
     def hand(self, raw: bytes, received_at: datetime | None) -> None:
-        self.started = time.monotonic()
+        self.started = self.clock.now()
         try:
             self.conn.send(received_at)
             self.conn.send_bytes(raw)
@@ -163,10 +183,10 @@ class _Worker:
     def answer(self, timeout: float) -> tuple[str, Any] | Overrun:
         """The answer for the mail handed over, or an Overrun (the process is then spent)."""
         assert self.started is not None
-        left = max(0.0, self.started + timeout - time.monotonic())
+        left = max(0.0, self.started + timeout - self.clock.now())
         self.started = None
         try:
-            if not self.conn.poll(left):
+            if not self.clock.wait(self.conn, left, self.pid):
                 return Overrun(f"took longer than {timeout:g} s")
             kind, value = self.conn.recv()
         except (EOFError, OSError):
@@ -191,8 +211,10 @@ class Judges:
         policy: IntakePolicy,
         processes: int = 0,
         blobs: BlobStore | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.call = call
+        self.clock = clock or Clock()
         self.policy = policy
         self.blobs = blobs
         self.processes = processes or default_processes()
@@ -267,7 +289,7 @@ class Judges:
     def _worker(self) -> _Worker:
         if self._idle:
             return self._idle.pop()
-        return _Worker(self.call, self.policy, self.blobs)
+        return _Worker(self.call, self.policy, self.blobs, self.clock)
 
     def _result(
         self, raw: bytes, received_at: datetime | None, outcome: tuple[str, Any] | Overrun

@@ -13,8 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from mailbot.calls import Call
+from mailbot.counting import count
 from mailbot.errors import MailbotError
 from mailbot.names import shown
+from mailbot.problem_words import problem_words
 from mailbot.replies.outbox import BOUNCED
 from mailbot.store.models import Mail, Reply, Submission, Version
 
@@ -91,7 +93,7 @@ def intake_log(session: Session, call: Call) -> list[LogRow]:
                 status=submission.status,
                 version=submission.current_version,
                 sender=mail.sender or "" if mail else "",
-                problems=", ".join(p["code"] for p in problems if p["severity"] != "info"),
+                problems=problem_words(p["code"] for p in problems if p["severity"] != "info"),
                 title=form.get("title") or "",
                 focus_area=_focus_name(call, form.get("focus_area")),
                 budget_wan=form.get("budget_wan"),
@@ -147,13 +149,13 @@ def format_log(rows: list[LogRow], others: list[Mail], call: Call) -> str:
         counts[row.status] = counts.get(row.status, 0) + 1
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     lines.append("")
-    lines.append(f"{len(rows)} submissions ({summary or 'none'}) for {call.call.name_en}")
+    lines.append(f"{count(len(rows), 'submission')} ({summary or 'none'}) for {call.call.name_en}")
     if others:
-        lines.append(f"{len(others)} mails without a submission:")
+        lines.append(f"{count(len(others), 'mail')} without a submission:")
         for mail in others:
-            codes = ",".join(p["code"] for p in mail.problems) or "-"
+            words = problem_words(p["code"] for p in mail.problems) or "-"
             lines.append(
-                f"  {_local(call, mail.received_at)}  {mail.status:<16} {codes:<28} "
+                f"  {_local(call, mail.received_at)}  {mail.status:<16} {words}  "
                 f"{mail.sender or '?'}  {mail.subject[:60]!r}"
             )
     return "\n".join(lines)

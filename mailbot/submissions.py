@@ -105,7 +105,9 @@ def record(
         submission = _create(session, call, verdict.institution, verdict.pi, str(verdict.status))
     else:
         current = next((v for v in reversed(submission.versions) if not v.superseded), None)
-        kind = "resubmission"
+        # A submission known only from a late mail (or rebuilt by a reprocess) has no
+        # version yet: this one is its first.
+        kind = "resubmission" if current is not None else "new"
         if current is not None and MISSING & set(verdict.codes()):
             together = _judge_together(call, blobs, current, message, verdict)
             if together is not None:

@@ -403,3 +403,73 @@ def test_several_signs_of_one_reason_make_one_problem(check: CheckRunner) -> Non
     assert codes(verdict) == ["bounce"]
     assert "MAILER-DAEMON" in verdict["problems"][0]["message"]
     assert "Return-Path" in verdict["problems"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    "letter",
+    [
+        "Letter of commitment - University of Nairobi.pdf",
+        "合作协议（签字版）.pdf",
+        "外方承诺函.pdf",
+        "MoU_Kasetsart.pdf",
+        "邀请函.PDF",
+    ],
+)
+def test_a_partners_letter_alone_is_a_missing_scan_not_a_misnamed_one(
+    letter: str, check: CheckRunner
+) -> None:
+    files = [Att(f"{STEM}.docx", form_docx()), Att(letter, pdf_bytes())]
+    verdict = check(build_mail("coremail", subject=SUBJECT, attachments=files), ON_TIME)
+    assert verdict["status"] == "needs_correction"
+    # The stamped scan is what is missing; the letter is the supporting material.
+    assert codes(verdict) == ["missing_pdf"]
+    message = verdict["problems"][0]
+    assert f"「{STEM}.pdf」" in message["message_zh"]
+    assert f"「{letter}」是证明材料" in message["message_zh"]
+    assert f'"{letter}" is supporting material' in message["message_en"]
+    assert "misnamed" not in message["message_en"]
+    assert roles(verdict)[letter] == "supporting"
+
+
+def test_a_scan_and_a_signed_agreement_name_only_the_scan(check: CheckRunner) -> None:
+    files = [
+        Att(f"{STEM}.docx", form_docx()),
+        Att("扫描件.pdf", pdf_bytes()),
+        Att("Cooperation Agreement signed.pdf", pdf_bytes()),
+    ]
+    verdict = check(build_mail("outlook", subject=SUBJECT, attachments=files), ON_TIME)
+    assert codes(verdict) == ["attachment_name"]
+    message = verdict["problems"][0]["message"]
+    assert "扫描件.pdf" in message and f"{STEM}.pdf" in message
+    assert "Agreement" not in message
+    assert roles(verdict)["扫描件.pdf"] == "pdf"
+    assert roles(verdict)["Cooperation Agreement signed.pdf"] == "supporting"
+
+
+def test_several_pdfs_that_could_be_the_scan_are_listed_and_one_is_asked_for(
+    check: CheckRunner,
+) -> None:
+    files = [
+        Att(f"{STEM}.docx", form_docx()),
+        Att("scan1.pdf", pdf_bytes()),
+        Att("scan2.pdf", pdf_bytes()),
+        Att("合作协议.pdf", pdf_bytes()),
+    ]
+    verdict = check(build_mail("qqmail", subject=SUBJECT, attachments=files), ON_TIME)
+    assert verdict["status"] == "needs_correction"
+    assert codes(verdict) == ["pdf_ambiguous"]
+    problem = verdict["problems"][0]
+    assert "「scan1.pdf」「scan2.pdf」" in problem["message_zh"]
+    assert f"「{STEM}.pdf」" in problem["message_zh"]
+    assert '"scan1.pdf", "scan2.pdf"' in problem["message_en"]
+    assert "合作协议" not in problem["message"]
+
+
+def test_a_well_named_scan_is_taken_even_beside_a_letter(check: CheckRunner) -> None:
+    files = [
+        Att(f"{STEM}.docx", form_docx()),
+        Att("Letter of support.pdf", pdf_bytes()),
+        Att(f"{STEM}.pdf", pdf_bytes()),
+    ]
+    verdict = check(build_mail("gmail", subject=SUBJECT, attachments=files), ON_TIME)
+    assert verdict["status"] == "accepted" and codes(verdict) == []

@@ -475,12 +475,8 @@ def test_a_large_attachment_link_in_place_of_the_pdf(
         build_mail(client, subject=SUBJECT, attachments=attachments, body=body), ON_TIME
     )
     assert verdict["status"] == "needs_correction"
-    # The agreement is taken for the scan, misnamed; the link says where the scan went.
-    assert codes(verdict) == [
-        "attachment_name",
-        "supporting_material_missing",
-        "large_attachment_link",
-    ]
+    # The agreement is supporting material, so the scan is missing; the link says where it went.
+    assert codes(verdict) == ["missing_pdf", "large_attachment_link"]
     problem = verdict["problems"][-1]
     assert problem["severity"] == "error"
     assert problem["message_zh"].startswith(f"邮件正文中是{service}的下载链接")

@@ -27,7 +27,7 @@ def test_demo_runs_the_pipeline_and_prints_the_intake_log(tmp_path: Path) -> Non
     result = mailbot("demo", "--dir", str(target))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "9 new (accepted 2, ignored 2, late 1, needs_correction 4)" in out
+    assert "9 new (accepted 3, ignored 2, late 1, needs_correction 3)" in out
     assert "5 submissions (accepted 3, late 1, needs_correction 1)" in out
     assert "ANSO2021-0003   中国科学院大气物理研究所" in out
     assert "2 mails without a submission" in out

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import signal
 import socket
-import time
 from collections.abc import Iterator
 from datetime import datetime
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from mailbot import judges as judges_module
 from mailbot.bounded import JudgeError
 from mailbot.calls import Call
 from mailbot.checks.policy import MB, IntakePolicy
-from mailbot.judges import KEEP_IN_STORE, Judged, Judges, judge_one
+from mailbot.judges import KEEP_IN_STORE, Clock, Judged, Judges, judge_one
 from mailbot.store.blobs import BlobStore, StoreError
 from mailbot.verdict import Status
 from tests.mailfactory import Att, build_mail
@@ -95,7 +98,9 @@ def test_the_processes_live_on_from_batch_to_batch(pool: Judges) -> None:
 
 def slow_or_greedy(raw: bytes, *args: object) -> object:
     if b"SLOW" in raw:
-        time.sleep(60)
+        # Stuck for good: the process stops itself, which the test's clock sees.
+        os.kill(os.getpid(), signal.SIGSTOP)
+        raise AssertionError("a stopped judging process was continued")
     if b"GREEDY" in raw:
         return bytearray(4096 * MB)
     if b"BROKEN" in raw:
@@ -106,21 +111,63 @@ def slow_or_greedy(raw: bytes, *args: object) -> object:
 original_parse_and_judge = judges_module.parse_and_judge
 
 
+class StoppedClock(Clock):
+    """Time that passes only for a judging process that stopped itself (SIGSTOP).
+
+    A mail's time limit runs out when its process stops, and never because the
+    machine is busy: a SIGCHLD (a child stopped or ended) wakes the wait, which
+    then asks the kernel whether that very process is stopped.
+    """
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.wakeup, self._writer = socket.socketpair()
+        self._writer.setblocking(False)
+
+    def __enter__(self) -> StoppedClock:
+        self._handler = signal.signal(signal.SIGCHLD, lambda *_: None)
+        self._fd = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.set_wakeup_fd(self._fd)
+        signal.signal(signal.SIGCHLD, self._handler)
+        self.wakeup.close()
+        self._writer.close()
+
+    def now(self) -> float:
+        return self.time
+
+    def wait(self, conn: Connection, seconds: float, pid: int | None) -> bool:
+        assert pid is not None
+        while not conn.poll(0):
+            stopped = os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOHANG | os.WNOWAIT)
+            if stopped is not None and stopped.si_code == os.CLD_STOPPED:
+                self.time += seconds
+                return False
+            wait_for([conn, self.wakeup])  # an answer, or a child stopped or ended
+            with contextlib.suppress(BlockingIOError):
+                self.wakeup.recv(4096, socket.MSG_DONTWAIT)
+        return True
+
+
 @pytest.mark.parametrize(
     ("marker", "reason"),
-    [(b"SLOW", "took longer than 1 s"), (b"GREEDY", "needed more than 64 MB of memory")],
+    [(b"SLOW", "took longer than 30 s"), (b"GREEDY", "needed more than 64 MB of memory")],
 )
 def test_a_mail_over_a_limit_is_too_complex_and_the_mails_around_it_are_judged(
     call: Call, monkeypatch: pytest.MonkeyPatch, marker: bytes, reason: str
 ) -> None:
     monkeypatch.setattr(judges_module, "parse_and_judge", slow_or_greedy)
-    judges = Judges(call, IntakePolicy(judge_timeout=1, judge_memory=64 * MB), processes=2)
-    try:
-        overrun = build_mail("foxmail", subject=SUBJECT, headers=[("X-Case", marker.decode())])
-        mails = [(proposal(), ON_TIME), (overrun, ON_TIME), (proposal(), ON_TIME)] * 2
-        results = list(judges.judge_all(mails))
-    finally:
-        judges.close()
+    policy = IntakePolicy(judge_timeout=30, judge_memory=64 * MB)
+    with StoppedClock() as clock:
+        judges = Judges(call, policy, processes=2, clock=clock)
+        try:
+            overrun = build_mail("foxmail", subject=SUBJECT, headers=[("X-Case", marker.decode())])
+            mails = [(proposal(), ON_TIME), (overrun, ON_TIME), (proposal(), ON_TIME)] * 2
+            results = list(judges.judge_all(mails))
+        finally:
+            judges.close()
     verdicts = [r.verdict for r in results if isinstance(r, Judged)]
     assert [v.status for v in verdicts] == [Status.ACCEPTED, Status.IGNORED, Status.ACCEPTED] * 2
     for verdict in verdicts[1::3]:

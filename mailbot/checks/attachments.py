@@ -20,6 +20,12 @@ from mailbot.verdict import AttachmentRole, Problem, Role, Severity
 # A bracketed remark after the right stem: （盖章版）, (signed), 【签字】, [final].
 _SUFFIX = re.compile(r"^[\s_\-—]*(?:\([^()]*\)|\[[^\[\]]*\]|【[^【】]*】|〔[^〔〕]*〕)\s*$")
 _PLUS = re.compile(r"[+＋]")
+# A PDF named like this is a partner's letter or an agreement, not the proposal's scan.
+_SUPPORTING_NAME = re.compile(
+    r"协议|承诺|证明|邀请|意向|支持函|(?<![a-z])(?:agreement|letter|commitment|support|mou|"
+    r"invitation|consent|cooperation)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,8 @@ class Pick:
 
     attachment: Attachment | None
     fit: str  # "exact", "suffix", "misnamed" or "missing"
-    candidates: tuple[Attachment, ...]  # every attachment of this kind
+    candidates: tuple[Attachment, ...]  # the attachments that could be meant
+    set_aside: tuple[Attachment, ...] = ()  # of this kind, but named as supporting material
 
 
 @dataclass(frozen=True)
@@ -84,12 +91,33 @@ def _fit(attachment: Attachment, stem: str | None) -> str:
     return "misnamed"
 
 
-def _pick(candidates: list[Attachment], stem: str | None) -> Pick:
+def looks_supporting(attachment: Attachment) -> bool:
+    """Whether a file's name says it is an agreement, a letter or other supporting material."""
+    return bool(_SUPPORTING_NAME.search(attachment.stem))
+
+
+def _pick(candidates: list[Attachment], stem: str | None, *, scan: bool = False) -> Pick:
+    """The file meant for one role: a well-named one, else one not named as supporting material.
+
+    For the scan (``scan``), a misnamed PDF whose name says agreement, letter, 承诺... is
+    set aside: when only such PDFs came, the scan is missing, not misnamed. Several
+    left over are all candidates, unless some hold the expected name.
+    """
     if not candidates:
         return Pick(None, "missing", ())
     ranked = sorted(candidates, key=lambda a: ("exact", "suffix", "misnamed").index(_fit(a, stem)))
     best = ranked[0]
-    return Pick(best, _fit(best, stem), tuple(candidates))
+    fit = _fit(best, stem)
+    if fit != "misnamed" or not scan:
+        return Pick(best, fit, tuple(candidates))
+    meant = [a for a in candidates if not looks_supporting(a)]
+    aside = tuple(a for a in candidates if looks_supporting(a))
+    if not meant:
+        return Pick(None, "missing", (), aside)
+    # A file whose name holds the expected name (盖章版 tacked on, say) is the one meant.
+    named = [a for a in meant if stem and normalise_name(stem) in normalise_name(a.stem)]
+    meant = named or meant
+    return Pick(meant[0], fit, tuple(meant), aside)
 
 
 def read_files(case: Case) -> FileReading:
@@ -99,7 +127,7 @@ def read_files(case: Case) -> FileReading:
     attachments = case.message.attachments
     words = [a for a in attachments if a.extension in call.attachments.word_extensions]
     pdfs = [a for a in attachments if a.extension in call.attachments.pdf_extensions]
-    word, pdf = _pick(words, stem), _pick(pdfs, stem)
+    word, pdf = _pick(words, stem), _pick(pdfs, stem, scan=True)
     opened = {(c.filename, c.sha256) for c in case.message.containers if c.opened}
     roles = []
     material = []
@@ -142,7 +170,9 @@ def check_attachments(case: Case) -> Iterator[Problem]:
         expected = f"{stem}{extensions[0]}"
         shown = " / ".join(extensions)
         if pick.fit == "missing":
-            yield _missing(case, kind, zh_name, en_name, expected, shown, reading.stem)
+            yield _missing(case, kind, zh_name, en_name, expected, shown, reading.stem, pick)
+        elif kind == "pdf" and pick.fit == "misnamed" and len(pick.candidates) > 1:
+            yield _ambiguous(kind, zh_name, en_name, pick, f"{stem}{extensions[0]}")
         elif pick.fit == "misnamed" and pick.attachment is not None:
             got = "」「".join(label(a) for a in pick.candidates)
             got_en = '", "'.join(label(a) for a in pick.candidates)
@@ -190,6 +220,7 @@ def _missing(
     expected: str,
     shown: str,
     stem: str | None,
+    pick: Pick,
 ) -> Problem:
     # A file with the right name in a format the call does not take (.wps, .jpg):
     # say so, since the applicant believes it was sent.
@@ -203,11 +234,30 @@ def _missing(
     ]
     zh_near = f"收到的「{'」「'.join(near)}」格式不被接受。" if near else ""
     en_near = f' "{", ".join(near)}" is not in an accepted format.' if near else ""
+    aside = [label(a) for a in pick.set_aside]
+    if aside:
+        zh_near += f"收到的「{'」「'.join(aside)}」是证明材料，不是{zh_name}。"
+        quoted = '", "'.join(aside)
+        en_near += f' "{quoted}" is supporting material, not the {en_name}.'
     return Problem(
         f"missing_{kind}",
         Severity.ERROR,
         f"缺少{zh_name}（{shown} 格式），请附上「{expected}」。{zh_near}",
         f'The {en_name} ({shown}) is missing: please attach "{expected}".{en_near}',
+    )
+
+
+def _ambiguous(kind: str, zh_name: str, en_name: str, pick: Pick, expected: str) -> Problem:
+    """Several misnamed files could be the one meant: list them and ask for the named one."""
+    got = "」「".join(label(a) for a in pick.candidates)
+    got_en = '", "'.join(label(a) for a in pick.candidates)
+    return Problem(
+        f"{kind}_ambiguous",
+        Severity.ERROR,
+        f"收到多个文件「{got}」，无法确定哪一个是{zh_name}：请将{zh_name}命名为「{expected}」"
+        "后重新发送。",
+        f'Several files could be the {en_name}: "{got_en}". Please name the {en_name} '
+        f'"{expected}" and send it again.',
     )
 
 

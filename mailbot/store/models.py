@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -125,6 +126,9 @@ class Mail(Base):
     content_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     # Set on a further copy of a mail already recorded: filed as ignored, never answered.
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("mails.id"), index=True)
+    # Set by `mailbot reprocess` when it changed this mail's verdict without a reply;
+    # the next `reprocess --reply` tells the applicant and clears it.
+    reply_due: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="mail", order_by="Attachment.id", cascade="all, delete-orphan"

@@ -1,0 +1,72 @@
+"""Where `mailbot run --once` files each mail of a Maildir, and how the summary counts it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from mailbot.daemon import Daemon
+from mailbot.intake import filed_statuses
+from mailbot.sources.maildir import deliver, folder_path
+from mailbot.store.models import Mail
+from tests.conftest import ROOT
+from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values, toml
+
+OTHER_INST, OTHER_PI = "中国科学院微生物研究所", "李娜"
+
+
+def _files(maildir: Path, folder: str) -> int:
+    where = folder_path(maildir, folder)
+    return sum(len(list((where / sub).iterdir())) for sub in ("cur", "new") if where.is_dir())
+
+
+def test_a_completion_is_filed_and_counted_under_the_status_it_brought(tmp_path: Path) -> None:
+    values = settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
+    config = tmp_path / "mailbot.toml"
+    config.write_text(toml(values), encoding="utf-8")
+    maildir = tmp_path / "Maildir"
+    # The Word with a partner's agreement, then the stamped PDF on its own.
+    deliver(maildir, proposal("coremail", OTHER_INST, OTHER_PI, files="no_pdf"), july(22))
+    deliver(maildir, proposal("coremail", OTHER_INST, OTHER_PI, files="pdf_only"), july(23))
+
+    def mailbot(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailbot", "--config", str(config), *args],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+
+    assert mailbot("init").returncode == 0
+    once = mailbot("run", "--once")
+    assert once.returncode == 0, once.stderr
+    assert "2 new (accepted 1, needs_correction 1)" in once.stdout
+    assert _files(maildir, "mailbot/needs-correction") == 1  # the first mail, as judged then
+    assert _files(maildir, "mailbot/accepted") == 1  # the completion that made it accepted
+    assert _files(maildir, "INBOX") == 0
+
+
+def test_a_completion_recorded_before_a_stop_is_filed_under_the_same_status(
+    tmp_path: Path,
+) -> None:
+    """The next start files mail recorded but not moved; a completion goes where it would have."""
+    app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"))
+    try:
+        maildir = tmp_path / "Maildir"
+        deliver(maildir, proposal("coremail", OTHER_INST, OTHER_PI, files="no_pdf"), july(22))
+        deliver(maildir, proposal("coremail", OTHER_INST, OTHER_PI, files="pdf_only"), july(23))
+        Daemon(app).once()
+        with app.db.transaction() as session:
+            mails = session.scalars(select(Mail).order_by(Mail.id)).all()
+            rows = [(m.location, m.status) for m in mails]
+            assert [status for _location, status in rows] == ["needs_correction"] * 2
+            filed = filed_statuses(session, mails[0].source, rows)
+        assert [status for _location, status in filed] == ["needs_correction", "accepted"]
+        assert [m.settled_folder for m in mails] == ["mailbot/needs-correction", "mailbot/accepted"]
+    finally:
+        dispose_apps()
