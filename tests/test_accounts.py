@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -334,6 +334,56 @@ def test_failures_from_one_address_lock_no_colleague_out(desk: RunningDesk) -> N
     assert 0 < int(refused.headers["Retry-After"]) <= 900
     assert colleague.login("feng.jie", password).status == 303  # from the same address
     assert Client(desk.url).login().status == 303  # from another address
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'throttle.sqlite3'}"
+    else:
+        url = request.getfixturevalue("database_url")
+    database = Database(url)
+    database.upgrade()
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+def test_the_count_of_failures_is_kept_alike_on_sqlite_and_postgresql(db: Database) -> None:
+    from mailbot.web.throttle import Refusal, claim_try, forget_old, locks, settle_try, unlock
+
+    def attempt(name: str, at: datetime) -> Refusal | None:
+        """One wrong password for name at a moment, or the refusal before it is looked at."""
+        with db.transaction() as session:
+            refusal = claim_try(session, name, at)
+            if refusal is None:
+                settle_try(session, name, False, at)
+        return refusal
+
+    with db.transaction() as session:
+        add_user(session, "ma.lin", "ma.lin's long password")
+    at = utcnow()
+    for number in range(1, LOCK_AFTER + 1):
+        assert attempt("ma.lin", at) is None
+        with db.transaction() as session:
+            row = locks(session)["ma.lin"]
+        assert row.failures == number
+        if FREE_TRIES <= number < LOCK_AFTER:
+            assert row.next_try_at > at
+            assert attempt("ma.lin", row.next_try_at - timedelta(seconds=1)) == Refusal("wait", 1)
+        at = row.next_try_at
+    assert attempt("ma.lin", at + timedelta(days=30)) == Refusal("locked", 0)
+    assert attempt("no.account", at) is None
+
+    with db.transaction() as session:
+        forget_old(session, at + timedelta(days=2))
+        # The lock of an account stays until an admin lifts it; a stranger's name is forgotten.
+        assert set(locks(session)) == {"ma.lin"}
+        assert unlock(session, "ma.lin") and locks(session) == {}
+        assert claim_try(session, "ma.lin", at) is None
+        settle_try(session, "ma.lin", True, at)  # a success forgets the try counted
+        assert locks(session) == {}
 
 
 # --------------------------------------------------------------------------- in a real browser
