@@ -412,6 +412,7 @@ def test_an_admin_manages_accounts_in_chromium(
         page.wait_for_url(re.compile(r"done=added"))
         card = page.locator('section[data-user="tang.wei"]')
         assert "只读" in card.locator("h2").inner_text()
+        card.locator("summary").click()
         card.get_by_label("Yes, disable tang.wei").check()
         card.get_by_role("button", name="停用 Disable").click()
         page.wait_for_url(re.compile(r"done=disabled"))
