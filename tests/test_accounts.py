@@ -319,6 +319,30 @@ def test_an_admin_unlocks_a_name_in_the_browser(desk: RunningDesk) -> None:
         assert event.detail == {"account": "zheng.yu"}
 
 
+def test_mailbot_user_passwd_sets_a_new_password_and_lifts_the_lock(desk: RunningDesk) -> None:
+    new_account(desk, "lu.qing")
+    attacker = Client(desk.url)
+    for _ in range(LOCK_AFTER):
+        attacker.login("lu.qing", WRONG)
+        desk.clock.offset += timedelta(hours=1)
+    new = "lu.qing's password from the admin"
+    result = CliRunner().invoke(
+        main,
+        ["--config", str(desk.root / "mailbot.toml"), "user", "passwd", "lu.qing"],
+        input=f"{new}\n{new}\n",
+    )
+    assert result.exit_code == 0 and new not in result.output
+    assert Client(desk.url).login("lu.qing", new).status == 303
+    with desk.app.db.transaction() as session:
+        event = session.scalar(
+            select(AuditEvent)
+            .where(AuditEvent.action == "account_password")
+            .order_by(AuditEvent.id.desc())
+        )
+    assert event is not None and event.actor == "command line"
+    assert event.detail == {"account": "lu.qing"}
+
+
 def test_failures_from_one_address_lock_no_colleague_out(desk: RunningDesk) -> None:
     office = OTHER_ADDRESS  # the attacker and the colleague share the office's address
     password = new_account(desk, "feng.jie")

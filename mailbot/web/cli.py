@@ -158,14 +158,14 @@ def user_unlock(ctx: click.Context, name: str) -> None:
 @click.pass_context
 @one_line_errors
 def user_passwd(ctx: click.Context, name: str) -> None:
-    """Set a new password for NAME; the account's open sessions end."""
-    from mailbot.web.auth import set_password
+    """Set a new password for NAME; its open sessions end and a lock on it is lifted."""
+    from mailbot.web.accounts import COMMAND_LINE, reset_password
 
     app = _app(ctx)
     app.db.check_schema()
     password = _ask_password("New password")
     with app.db.transaction() as session:
-        set_password(session, name, password)
+        reset_password(session, COMMAND_LINE, name, password, utcnow())
     click.echo(f"password of {name} changed")
 
 
