@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Flask, abort, g, redirect, render_template, request, url_for
+from sqlalchemy import select
 from werkzeug.wrappers.response import Response as BaseResponse
 
+from mailbot.store.models import User
 from mailbot.web import accounts
 from mailbot.web.accounts import account_events
 from mailbot.web.app import Desk
@@ -126,7 +128,7 @@ class Users:
 
     def _exists(self, name: str) -> None:
         with self.app.db.transaction() as session:
-            if name not in {line.name for line in accounts.accounts(session)}:
+            if session.scalar(select(User.id).where(User.name == name)) is None:
                 abort(404)
 
     def disable(self, name: str) -> str:
