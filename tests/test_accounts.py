@@ -72,6 +72,8 @@ def test_a_viewer_reads_every_page_and_every_form_is_refused_in_both_languages(
 ) -> None:
     viewer = signed_in(desk, VIEWER, VIEWER_PASSWORD)
     token = viewer.token()
+    assert "只读 Read only" in viewer.get("/").text
+    assert "只读 Read only" not in signed_in(desk, NAME, PASSWORD).get("/").text
     acts = 0
     for method, path in sample_urls(desk):
         if path in ("/login", "/logout", "/account") or path.startswith("/users"):
