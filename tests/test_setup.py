@@ -121,6 +121,9 @@ def test_an_old_relative_rules_path_says_how_to_name_the_bundled_call(tmp_path: 
         ["init"],
         ["web"],
         ["user", "add", "wang.fang"],
+        ["user", "list"],
+        ["user", "disable", "wang.fang"],
+        ["user", "unlock", "wang.fang"],
     ],
     ids=lambda args: args[0],
 )

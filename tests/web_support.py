@@ -43,9 +43,10 @@ class Clock:
 
     def __init__(self) -> None:
         self.offset = timedelta()
+        self.stopped: datetime | None = None  # set: time stands still there (plus the offset)
 
     def __call__(self) -> datetime:
-        return utcnow() + self.offset
+        return (self.stopped or utcnow()) + self.offset
 
 
 def hostile_mails() -> list[tuple[datetime, bytes]]:
@@ -166,11 +167,13 @@ class Answer:
 class Client:
     """HTTP to 127.0.0.1 as a browser speaks it: cookies kept, redirects not followed."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, source: str | None = None) -> None:
         parts = urlsplit(base)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.origin = base
         self.jar: dict[str, str] = {}
+        # Another loopback address (127.0.0.2 ...) to speak from: another client to the desk.
+        self.source = (source, 0) if source else None
 
     def request(
         self,
@@ -179,7 +182,9 @@ class Client:
         form: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Answer:
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        connection = http.client.HTTPConnection(
+            self.host, self.port, timeout=30, source_address=self.source
+        )
         sent = dict(headers or {})
         if self.jar:
             sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.jar.items())

@@ -256,9 +256,11 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))  # Argon2id, never the password
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)  # False: disabled, signs in no more
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # admin (also manages accounts), editor (acts on submissions), viewer (reads only).
+    role: Mapped[str] = mapped_column(String(16), default="editor")
 
 
 class WebSession(Base):
@@ -287,6 +289,35 @@ class LoginAttempt(Base):
     remote_addr: Mapped[str] = mapped_column(String(64), index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     succeeded: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins in a row for one login name (an account or not): the delay and the lock.
+
+    Each try is counted before its password is checked, so tries sent at once
+    cannot slip past the delay; a sign-in that succeeds removes the row.
+    """
+
+    __tablename__ = "login_throttles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_try_at: Mapped[datetime]
+    next_try_at: Mapped[datetime]  # a try before this is refused without a look at the password
+    locked_at: Mapped[datetime | None]  # set at the lock; an admin lifts it
+
+
+class TrustedDevice(Base):
+    """A browser an account signed in from: its cookie's sha256, so the address limit spares it."""
+
+    __tablename__ = "trusted_devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditEvent(Base):

@@ -66,6 +66,7 @@ def create_app(
     from mailbot.web.forms import Forms
     from mailbot.web.guard import Guard
     from mailbot.web.pages import Pages
+    from mailbot.web.users import Users
 
     templates = app.settings.templates_path() / "web"
     flask = Flask("mailbot.web", template_folder=str(templates), static_folder=None)
@@ -84,6 +85,7 @@ def create_app(
     Guard(desk).register(flask)
     Pages(desk).register(flask)
     Forms(desk).register(flask)
+    Users(desk).register(flask)
     flask.after_request(security_headers)
     flask.register_error_handler(HTTPException, error_page)
     return flask

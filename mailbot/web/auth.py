@@ -2,8 +2,8 @@
 
 Passwords are stored as Argon2id hashes. A session cookie holds a random
 token; the database keeps only its sha256, so a copy of the database signs
-no one in. Failed sign-ins are counted per account name and per address,
-and past the limit a sign-in is refused before the password is looked at.
+no one in. Every try is recorded; the limits on failed tries are in
+throttle.py, the roles and the management of accounts in accounts.py.
 """
 
 from __future__ import annotations
@@ -17,20 +17,20 @@ from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from mailbot.errors import MailbotError
 from mailbot.store.models import LoginAttempt, User, WebSession
+from mailbot.web.throttle import FAILURE_WINDOW, forget_devices, unlock
+
+# admin: everything, and the accounts; editor: reads and acts; viewer: reads only.
+ROLES = ("admin", "editor", "viewer")
 
 SESSION_LIFETIME = timedelta(hours=12)
 SESSION_IDLE = timedelta(hours=2)
 # How often a session's last_seen_at is written: not on every request.
 SEEN_RESOLUTION = timedelta(minutes=1)
-
-FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_NAME = 5
-MAX_FAILURES_PER_ADDRESS = 20
 
 MIN_PASSWORD = 10
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -54,51 +54,80 @@ class Actor:
 
     user_id: int
     name: str
+    role: str = "editor"
+
+    @property
+    def can_act(self) -> bool:
+        return self.role in ("admin", "editor")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
+        raise AccountError(
+            f"密码至少 {MIN_PASSWORD} 个字符 a password needs at least {MIN_PASSWORD} characters"
+        )
     return _hasher.hash(password)
 
 
-def add_user(session: Session, name: str, password: str) -> User:
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise AccountError(f"{role!r} is not a role: use admin, editor or viewer")
+    return role
+
+
+def add_user(session: Session, name: str, password: str, role: str = "editor") -> User:
     """A new account; the name is a login name (letters, digits, . _ @ -)."""
+    check_role(role)
     if not _NAME.fullmatch(name):
         raise AccountError(
             f"{name!r} is not a login name: use up to 64 letters, digits, '.', '_', '@' or '-'"
         )
     if session.scalar(select(User).where(User.name == name)) is not None:
         raise AccountError(f"the account {name} exists already: `mailbot user passwd {name}`")
-    user = User(name=name, password_hash=hash_password(password), active=True)
+    user = User(name=name, password_hash=hash_password(password), active=True, role=role)
     session.add(user)
+    unlock(session, name)  # failures counted against the name before it was an account
     session.flush()
     return user
 
 
-def set_password(session: Session, name: str, password: str) -> User:
-    """A new password for an account; its open sessions end."""
+def find_user(session: Session, name: str) -> User:
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
         raise AccountError(f"no account {name}: `mailbot user add {name}`")
-    user.password_hash = hash_password(password)
-    session.execute(delete(WebSession).where(WebSession.user_id == user.id))
     return user
+
+
+def set_password(session: Session, name: str, password: str) -> User:
+    """A new password for an account; its open sessions end, its browsers are trusted no more."""
+    user = find_user(session, name)
+    user.password_hash = hash_password(password)
+    end_sessions(session, user.id)
+    forget_devices(session, user.id)
+    return user
+
+
+def end_sessions(session: Session, user_id: int, keep: int | None = None) -> None:
+    """Sign an account out everywhere (but the session `keep`, if given)."""
+    query = delete(WebSession).where(WebSession.user_id == user_id)
+    if keep is not None:
+        query = query.where(WebSession.id != keep)
+    session.execute(query)
+
+
+def password_is(user: User, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(user.password_hash, password))
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def too_many_failures(session: Session, name: str, remote_addr: str, now: datetime) -> bool:
-    """True when this name or this address failed too often lately to try again now."""
-    since = now - FAILURE_WINDOW
-    failed = select(func.count(LoginAttempt.id)).where(
-        LoginAttempt.succeeded.is_(False), LoginAttempt.at > since
-    )
-    by_name = session.scalar(failed.where(LoginAttempt.name == name[:64])) or 0
-    by_address = session.scalar(failed.where(LoginAttempt.remote_addr == remote_addr[:64])) or 0
-    return by_name >= MAX_FAILURES_PER_NAME or by_address >= MAX_FAILURES_PER_ADDRESS
 
 
 def authenticate(

@@ -1,4 +1,4 @@
-"""`mailbot web` and `mailbot user add NAME`: the intake desk and its accounts."""
+"""`mailbot web` and `mailbot user ...`: the intake desk and its accounts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import click
 
 from mailbot.cli import _app, one_line_errors
 from mailbot.preflight import check_templates
+from mailbot.store.models import utcnow
+from mailbot.web.auth import ROLES
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +60,97 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    help="admin (also manages accounts), editor (reads and acts) or viewer (reads only). "
+    "Default: admin for the first account, editor after.",
+)
 @click.pass_context
 @one_line_errors
-def user_add(ctx: click.Context, name: str) -> None:
+def user_add(ctx: click.Context, name: str, role: str | None) -> None:
     """Create the account NAME; its password is asked twice and stored as an Argon2 hash."""
-    from mailbot.web.auth import add_user
+    from mailbot.web.accounts import COMMAND_LINE, create, first_role
 
     app = _app(ctx)
     app.db.check_schema()
     password = _ask_password("Password")
     with app.db.transaction() as session:
-        add_user(session, name, password)
-    click.echo(f"account {name} created")
+        role = role or first_role(session)
+        create(session, COMMAND_LINE, name, password, role, utcnow())
+    click.echo(f"account {name} created ({role})")
+
+
+@user.command("list")
+@click.pass_context
+@one_line_errors
+def user_list(ctx: click.Context) -> None:
+    """Every account: role, state (active, locked, disabled), failed sign-ins, last sign-in."""
+    from mailbot.web.accounts import accounts
+
+    app = _app(ctx)
+    app.db.check_schema()
+    with app.db.transaction() as session:
+        lines = accounts(session)
+    if not lines:
+        click.echo("no accounts yet: `mailbot user add NAME`")
+        return
+    width = max(len(line.name) for line in lines)
+    for line in lines:
+        last = (
+            app.call.local(line.last_login_at).strftime("%Y-%m-%d %H:%M")
+            if line.last_login_at
+            else "never"
+        )
+        click.echo(
+            f"{line.name:<{width}}  {line.role:<6}  {line.state:<8}  "
+            f"failed {line.failures:>2}  last sign-in {last}"
+        )
+
+
+@user.command("disable")
+@click.argument("name")
+@click.pass_context
+@one_line_errors
+def user_disable(ctx: click.Context, name: str) -> None:
+    """Disable NAME (a colleague who left): signed out now, no sign-in until enabled."""
+    from mailbot.web.accounts import COMMAND_LINE, set_active
+
+    app = _app(ctx)
+    app.db.check_schema()
+    with app.db.transaction() as session:
+        set_active(session, COMMAND_LINE, name, False, utcnow())
+    click.echo(f"account {name} disabled")
+
+
+@user.command("enable")
+@click.argument("name")
+@click.pass_context
+@one_line_errors
+def user_enable(ctx: click.Context, name: str) -> None:
+    """Let a disabled account NAME sign in again."""
+    from mailbot.web.accounts import COMMAND_LINE, set_active
+
+    app = _app(ctx)
+    app.db.check_schema()
+    with app.db.transaction() as session:
+        set_active(session, COMMAND_LINE, name, True, utcnow())
+    click.echo(f"account {name} enabled")
+
+
+@user.command("unlock")
+@click.argument("name")
+@click.pass_context
+@one_line_errors
+def user_unlock(ctx: click.Context, name: str) -> None:
+    """Lift the lock that failed sign-ins put on NAME, and forget its failed tries."""
+    from mailbot.web.accounts import COMMAND_LINE, unlock_account
+
+    app = _app(ctx)
+    app.db.check_schema()
+    with app.db.transaction() as session:
+        lifted = unlock_account(session, COMMAND_LINE, name, utcnow())
+    click.echo(f"account {name} unlocked" if lifted else f"account {name} was not locked")
 
 
 @user.command("passwd")
@@ -77,14 +158,14 @@ def user_add(ctx: click.Context, name: str) -> None:
 @click.pass_context
 @one_line_errors
 def user_passwd(ctx: click.Context, name: str) -> None:
-    """Set a new password for NAME; the account's open sessions end."""
-    from mailbot.web.auth import set_password
+    """Set a new password for NAME; its open sessions end and a lock on it is lifted."""
+    from mailbot.web.accounts import COMMAND_LINE, reset_password
 
     app = _app(ctx)
     app.db.check_schema()
     password = _ask_password("New password")
     with app.db.transaction() as session:
-        set_password(session, name, password)
+        reset_password(session, COMMAND_LINE, name, password, utcnow())
     click.echo(f"password of {name} changed")
 
 

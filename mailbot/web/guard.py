@@ -4,6 +4,8 @@ A session cookie is HttpOnly and SameSite=Lax (and Secure, with the __Host-
 prefix, behind HTTPS). Each session has its own CSRF token, checked with the
 Origin header on every POST. The sign-in form, which comes before any
 session, carries a token that must match a short-lived cookie of its own.
+Roles: a viewer's forms are refused (but signing out and changing their own
+password), and the accounts pages are an admin's alone.
 """
 
 from __future__ import annotations
@@ -18,17 +20,30 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from mailbot.web.app import Desk
 from mailbot.web.auth import (
-    FAILURE_WINDOW,
     SESSION_LIFETIME,
     Actor,
     authenticate,
     close_session,
     find_session,
     open_session,
-    too_many_failures,
+)
+from mailbot.web.throttle import (
+    DEVICE_LIFETIME,
+    Refusal,
+    address_refusal,
+    claim_try,
+    distrust,
+    forget_old,
+    settle_try,
+    trust_device,
+    trusted_device,
 )
 
 PUBLIC = frozenset({"login"})
+# What a viewer may still send: signing out and a new password of their own.
+SELF_SERVICE = frozenset({"logout", "account"})
+VIEWER_REFUSED = "只读账户不能操作。 A viewer's account reads only and cannot act."
+ADMIN_ONLY = "只有管理员可以管理账户。 Only an admin manages accounts."
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 LOGIN_COOKIE_AGE = 3600
 
@@ -45,6 +60,10 @@ class Guard:
     @property
     def login_cookie(self) -> str:
         return "__Host-mailbot_login" if self.desk.secure_cookies else "mailbot_login"
+
+    @property
+    def device_cookie(self) -> str:
+        return "__Host-mailbot_device" if self.desk.secure_cookies else "mailbot_device"
 
     def register(self, flask: Flask) -> None:
         flask.before_request(self.check)
@@ -64,8 +83,10 @@ class Guard:
             with self.desk.app.db.transaction() as session:
                 web_session = find_session(session, token, self.desk.now())
                 if web_session is not None:
-                    g.actor = Actor(web_session.user_id, web_session.user.name)
+                    user = web_session.user
+                    g.actor = Actor(user.id, user.name, user.role)
                     g.csrf = web_session.csrf_token
+                    g.web_session_id = web_session.id
         if request.endpoint in PUBLIC:
             return None
         if g.actor is None:
@@ -73,6 +94,11 @@ class Guard:
             return redirect(url_for("login", next=wanted.rstrip("?")), 303)
         if request.method not in ("GET", "HEAD"):
             self.require_token(g.csrf)
+            if not g.actor.can_act and request.endpoint not in SELF_SERVICE:
+                abort(403, VIEWER_REFUSED)
+        endpoint = request.endpoint or ""
+        if (endpoint == "users" or endpoint.startswith("users_")) and not g.actor.is_admin:
+            abort(403, ADMIN_ONLY)
         return None
 
     def require_token(self, expected: str | None) -> None:
@@ -95,21 +121,32 @@ class Guard:
         name = request.form.get("name", "").strip()
         password = request.form.get("password", "")
         remote = request.remote_addr or "?"
+        device = request.cookies.get(self.device_cookie, "")
         now = self.desk.now()
+        # The try is counted (committed) before the password is checked.
         with self.desk.app.db.transaction() as session:
-            if too_many_failures(session, name, remote, now):
-                retry = str(int(FAILURE_WINDOW.total_seconds()))
-                return (
-                    self._form(wanted, error="too_many"),
-                    429,
-                    {"Retry-After": retry},
-                )
+            trusted = trusted_device(session, device, name) is not None
+            refusal = None if trusted else address_refusal(session, remote, now)
+            refusal = refusal or (None if trusted else claim_try(session, name, now))
+        if refusal is not None:
+            return self._refused(wanted, refusal)
+        with self.desk.app.db.transaction() as session:
             user = authenticate(session, name, password, remote, now)
+            if trusted and user is None:
+                distrust(session, device)  # one wrong password: a stranger again
+            if not trusted:
+                settle_try(session, name, user is not None, now)
             if user is None:
                 return self._form(wanted, error="wrong"), 401, {}
+            forget_old(session, now)
+            device = trust_device(session, user, device, now)
             # A session from before this sign-in is not carried over (no fixation).
             close_session(session, request.cookies.get(self.session_cookie, ""))
             token, _ = open_session(session, user, now)
+        return self._signed_in(wanted, token, device)
+
+    def _signed_in(self, wanted: str, token: str, device: str) -> BaseResponse:
+        """Off to the page asked for, with the session's cookie and the trusted browser's."""
         response = redirect(wanted, 303)
         response.set_cookie(
             self.session_cookie,
@@ -120,19 +157,36 @@ class Guard:
             httponly=True,
             samesite="Lax",
         )
+        response.set_cookie(
+            self.device_cookie,
+            device,
+            max_age=int(DEVICE_LIFETIME.total_seconds()),
+            path="/",
+            secure=self.desk.secure_cookies,
+            httponly=True,
+            samesite="Strict",
+        )
         response.delete_cookie(
             self.login_cookie, path="/", secure=self.desk.secure_cookies, httponly=True
         )
         return response
 
-    def _form(self, wanted: str, error: str = "") -> str:
+    def _refused(self, wanted: str, refusal: Refusal) -> tuple[str, int, dict[str, str]]:
+        """429 with the reason in both languages; Retry-After unless only an admin can help."""
+        headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else {}
+        page = self._form(wanted, error=refusal.reason, retry_after=refusal.retry_after)
+        return page, 429, headers
+
+    def _form(self, wanted: str, error: str = "", retry_after: int = 0) -> str:
         """The sign-in page, with the token of its cookie (a new one if there is none)."""
         # Kept, not renewed: the browser's own requests (a favicon) must not void an open form.
         token = request.cookies.get(self.login_cookie, "")
         if not _TOKEN.fullmatch(token):
             token = secrets.token_urlsafe(32)
         g.login_cookie = token
-        return render_template("login.html", next=wanted, login_token=token, error=error)
+        return render_template(
+            "login.html", next=wanted, login_token=token, error=error, retry_after=retry_after
+        )
 
     def logout(self) -> BaseResponse:
         with self.desk.app.db.transaction() as session:
