@@ -27,6 +27,7 @@ from mailbot.web.auth import (
     open_session,
     too_many_failures,
 )
+from mailbot.web.drafts import keep_unsent
 
 PUBLIC = frozenset({"login"})
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -69,11 +70,21 @@ class Guard:
         if request.endpoint in PUBLIC:
             return None
         if g.actor is None:
-            wanted = request.full_path if request.method == "GET" else "/"
+            wanted = request.full_path if request.method == "GET" else self.unsent_letter()
             return redirect(url_for("login", next=wanted.rstrip("?")), 303)
         if request.method not in ("GET", "HEAD"):
             self.require_token(g.csrf)
         return None
+
+    def unsent_letter(self) -> str:
+        """Where to land after signing in from a POST: a letter's page, its text kept."""
+        reference = (request.view_args or {}).get("reference")
+        if request.endpoint != "send" or not isinstance(reference, str):
+            return "/"
+        with self.desk.app.db.transaction() as session:
+            if not keep_unsent(session, reference, request.form, self.desk.now()):
+                return "/"
+        return url_for("write", reference=reference)
 
     def require_token(self, expected: str | None) -> None:
         sent = request.form.get("csrf_token", "")
