@@ -20,6 +20,7 @@ import email.parser
 import email.policy
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,16 @@ class Title:
 
 
 def _read_titles(path: Path) -> dict[str, Title]:
-    if not path.is_file():
+    """The titles in a letters.toml, read again only when the file changes."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
         return {}
+    return _parse_titles(path, stamp)
+
+
+@lru_cache(maxsize=8)
+def _parse_titles(path: Path, stamp: int) -> dict[str, Title]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -118,6 +118,7 @@ class Pages:
                 acts=allowed_acts(s, again, to),
                 again=again,
                 suggested=self.letters.for_status(s.status) if again is None else None,
+                preferred=self.letters.for_status(s.status),
                 title_of=self.letters.title,
                 notice=NOTICES.get(request.args.get("done", "")),
                 error=self._refusal(actions.NOTE_ACT, s.status),
