@@ -248,6 +248,9 @@ def test_a_letter_a_person_writes_goes_out_as_a_persons_mail_in_the_thread(
         ).first()
         assert latest is not None
         message_id, applicant = latest.message_id, latest.sender
+    trail = signed_in.get(f"/submissions/{reference}").text.split('id="audit"')[1]
+    assert "自由撰写的信件 <" in trail or "自由撰写的信件</span>" in trail
+    assert "desk/message" not in trail
     Daemon(desk.app).once()  # the daemon sends it, through the outbox like any reply
     with desk.app.db.transaction() as session:
         sent = session.get(Reply, letter.id)

@@ -185,7 +185,12 @@ def test_accept_by_decision_shows_the_audit_line(
     assert "决定受理" in page.locator("#status").inner_text()
     line = page.locator("tr.audit-line").first
     text = line.inner_text()
-    assert NAME in text and "主题格式有误" in text and f"{before} → accepted_by_decision" in text
+    assert (
+        NAME in text and "主题格式有误" in text and "需要更正 Needs correction → 决定受理" in text
+    )
+    change = line.locator(".change")
+    assert change.get_attribute("data-from") == before
+    assert change.get_attribute("data-to") == "accepted_by_decision"
     shoot(page, screenshots, "accepted-by-decision")
 
 

@@ -313,6 +313,7 @@ def write_to_applicant(
     if to_address is None:
         raise ActionError("no_address")
     in_reply_to, references = thread(app, submission)
+    title_zh, title_en = letters.title(template)
     reply = queue_reply(
         session,
         settings=app.settings.replies,
@@ -336,6 +337,12 @@ def write_to_applicant(
         now,
         submission=submission,
         reply=reply,
-        detail={"template": template, "to": to_address, "state": reply.state},
+        detail={
+            "template": template,
+            "title_zh": title_zh,
+            "title_en": title_en,
+            "to": to_address,
+            "state": reply.state,
+        },
     )
     return reply
