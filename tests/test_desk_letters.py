@@ -205,6 +205,10 @@ def test_a_refused_act_redirects_and_says_why_in_both_languages(
     text = signed_in.get(landing).text
     assert "请说明理由" in text and "please give a reason" in text
 
+    expired = Client(desk.url)  # a form sent after the session ended: back to its page
+    assert expired.post(f"/submissions/{late}/withdraw", {"reason": "撤回"}).location == (
+        f"/login?next=/submissions/{late}/withdraw"
+    )
     token = signed_in.token(f"/submissions/{late}")
     unconfirmed = signed_in.post(
         f"/submissions/{late}/withdraw", {"csrf_token": token, "reason": "撤回"}

@@ -77,13 +77,17 @@ class Guard:
         return None
 
     def unsent_letter(self) -> str:
-        """Where to land after signing in from a POST: a letter's page, its text kept."""
+        """Where to land after signing in from a POST: the form's page; a letter's text kept."""
         reference = (request.view_args or {}).get("reference")
-        if request.endpoint != "send" or not isinstance(reference, str):
+        if not isinstance(reference, str):
             return "/"
+        if request.endpoint in ("accept", "withdraw", "resend"):
+            return url_for(f"confirm_{request.endpoint}", reference=reference)
+        if request.endpoint != "send":
+            return url_for("submission", reference=reference)
         with self.desk.app.db.transaction() as session:
             if not keep_unsent(session, reference, request.form, self.desk.now()):
-                return "/"
+                return url_for("submission", reference=reference)
         return url_for("write", reference=reference)
 
     def require_token(self, expected: str | None) -> None:
