@@ -329,3 +329,16 @@ def test_each_card_shows_one_status(desk: RunningDesk, signed_in: Client) -> Non
     assert "s-accepted" in cards[0] and "与上一版本的文件合并判定" in cards[0]
     top = re.search(r'<dd id="status">.*?</dd>', page, re.S)
     assert top and "申请状态" in page and "s-accepted" in top.group(0)
+
+
+def test_after_a_withdrawal_the_desk_offers_the_withdrawal_letter(
+    desk: RunningDesk, signed_in: Client
+) -> None:
+    reference = reference_of(desk, "陈镕")  # late: told so by mailbot's reply
+    confirm(signed_in, reference, "withdraw", "申请人来信撤回")
+    assert status_of(desk, reference) == "withdrawn"
+    page = signed_in.get(f"/submissions/{reference}").text
+    assert "起草「撤回确认」" in page
+    assert '<option value="withdrawal_confirmed" selected>' in page
+    assert 'href="/submissions/' + reference + '/resend"' not in page  # the late letter is past
+    assert "撤回… Withdraw…" not in page and "决定受理… Accept by decision…" in page
