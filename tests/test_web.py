@@ -175,16 +175,20 @@ def test_accept_by_decision_shows_the_audit_line(
         before = session.scalar(select(Submission.status).where(Submission.reference == reference))
     sign_in(page)
     page.goto(f"/submissions/{reference}")
-    page.get_by_label("决定受理的理由 Reason to accept").fill(
-        "主题格式有误，但材料齐全；经处长同意受理。"
-    )
-    page.get_by_role("button", name="决定受理 Accept").click()
+    page.locator(".actions").get_by_role("link", name=re.compile("决定受理")).click()
+    page.get_by_label("理由 Reason").fill("主题格式有误，但材料齐全；经处长同意受理。")
+    page.get_by_role("button", name=re.compile("^确认决定受理")).click()
     page.wait_for_url(re.compile(r"done=accepted"))
     assert "已记录：决定受理" in page.get_by_role("status").inner_text()
     assert "决定受理" in page.locator("#status").inner_text()
     line = page.locator("tr.audit-line").first
     text = line.inner_text()
-    assert NAME in text and "主题格式有误" in text and f"{before} → accepted_by_decision" in text
+    assert (
+        NAME in text and "主题格式有误" in text and "需要更正 Needs correction → 决定受理" in text
+    )
+    change = line.locator(".change")
+    assert change.get_attribute("data-from") == before
+    assert change.get_attribute("data-to") == "accepted_by_decision"
     shoot(page, screenshots, "accepted-by-decision")
 
 
@@ -452,13 +456,13 @@ def test_withdraw_note_resend_and_write_are_each_in_the_trail(
     reference = reference_of(desk, "张喆")
     base = f"/submissions/{reference}"
     token = signed_in.token(base)
-    refused = signed_in.post(f"{base}/withdraw", {"reason": "  ", "csrf_token": token})
-    assert refused.status == 400 and "请说明理由" in refused.text
-
-    assert (
-        signed_in.post(f"{base}/resend", {"reason": "申请人说没收到", "csrf_token": token}).status
-        == 303
+    refused = signed_in.post(
+        f"{base}/withdraw", {"reason": "  ", "csrf_token": token, "confirm": "yes"}
     )
+    assert refused.status == 303 and "请说明理由" in signed_in.get(refused.location).text
+
+    resend = {"reason": "申请人说没收到", "csrf_token": token, "confirm": "yes"}
+    assert signed_in.post(f"{base}/resend", resend).status == 303
     draft = signed_in.get(f"{base}/write?template=reminder")
     assert draft.status == 200 and reference in draft.text and "提醒" in draft.text
     sent = signed_in.post(
@@ -469,13 +473,12 @@ def test_withdraw_note_resend_and_write_are_each_in_the_trail(
             "subject": "提醒 Reminder",
             "body": "请尽快更正。\nPlease correct soon.",
             "reason": "截止前提醒",
+            "confirm": "yes",
         },
     )
     assert sent.status == 303
-    assert (
-        signed_in.post(f"{base}/withdraw", {"reason": "申请人来信撤回", "csrf_token": token}).status
-        == 303
-    )
+    withdraw = {"reason": "申请人来信撤回", "csrf_token": token, "confirm": "yes"}
+    assert signed_in.post(f"{base}/withdraw", withdraw).status == 303
     assert signed_in.get("/mails?kind=nonsense").status == 200
 
     with desk.app.db.transaction() as session:

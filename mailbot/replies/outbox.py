@@ -63,11 +63,14 @@ def queue_reply(
     mail_id: int | None,
     submission_id: int | None,
     now: datetime,
+    by_person: bool = False,
 ) -> Reply:
     """Build a reply and add it to the session; the caller commits it with the verdict.
 
     ``in_reply_to`` is the applicant's Message-ID and ``references`` their
-    References, so the reply lands in the applicant's thread. A reply over the
+    References, so the reply lands in the applicant's thread. A letter a
+    person wrote (``by_person``) carries no Auto-Submitted header, so the
+    applicant's client files it as a person's mail. A reply over the
     hourly limit for its address is still recorded, as "suppressed"; one to
     an address that cannot be used (a header injection, say) as "failed".
     """
@@ -85,8 +88,7 @@ def queue_reply(
         date=call.local(now),
         in_reply_to=in_reply_to,
         references=references,
-        # RFC 3834: answers to a mail are auto-replied; the digest answers none.
-        auto_submitted="auto-replied" if mail_id is not None or in_reply_to else "auto-generated",
+        auto_submitted=_auto_submitted(mail_id, in_reply_to, by_person),
     )
     reply = Reply(
         call_id=call.id,
@@ -121,6 +123,13 @@ def queue_reply(
     return reply
 
 
+def _auto_submitted(mail_id: int | None, in_reply_to: str | None, by_person: bool) -> str | None:
+    """RFC 3834: answers to a mail are auto-replied; the digest answers none; a person's is not."""
+    if by_person:
+        return None
+    return "auto-replied" if mail_id is not None or in_reply_to else "auto-generated"
+
+
 def _recent_replies(session: Session, to_address: str, now: datetime) -> int:
     count = session.scalar(
         select(func.count(Reply.id)).where(
@@ -144,7 +153,7 @@ def build_message(
     date: datetime,
     in_reply_to: str | None,
     references: Sequence[str],
-    auto_submitted: str = "auto-replied",
+    auto_submitted: str | None = "auto-replied",
 ) -> bytes:
     """The whole reply as bytes ready for SMTP: text/plain UTF-8, base64, CRLF.
 
@@ -179,7 +188,8 @@ def build_message(
         chain = [chain[0], *chain[-(MAX_REFERENCES - 1) :]]
     if chain:
         message["References"] = " ".join(chain)
-    message["Auto-Submitted"] = auto_submitted
+    if auto_submitted is not None:
+        message["Auto-Submitted"] = auto_submitted
     # Outlook and Exchange send no out-of-office or read receipt back to this.
     message["X-Auto-Response-Suppress"] = "All"
     # Base64: Chinese in quoted-printable is unreadable and twice as long.

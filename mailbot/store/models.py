@@ -340,6 +340,29 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class DeskDraft(Base):
+    """A letter being written at the desk, kept server-side: an expired session loses nothing.
+
+    One per person and submission. ``token`` goes in the letter's form: a send
+    that arrives after the session expired is kept under it, for the same
+    person only, and ``kept_at`` says the text waits to be restored.
+    """
+
+    __tablename__ = "desk_drafts"
+    __table_args__ = (UniqueConstraint("user_id", "submission_id", name="uq_desk_drafts_owner"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"))
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    template: Mapped[str] = mapped_column(String(64), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    kept_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --------------------------------------------------------------------------- daemons
 
 

@@ -21,9 +21,17 @@ from sqlalchemy.orm import Session
 from mailbot.app import App
 from mailbot.errors import MailbotError
 from mailbot.replies.outbox import queue_reply
-from mailbot.replies.render import Renderer, call_context, expected_names
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
 from mailbot.web.auth import Actor
+from mailbot.web.labels import ACTS, REFUSALS, STATUSES, label
+from mailbot.web.letters import (
+    LETTER_PREFIX,
+    Letters,
+    letter_context,
+    recipient,
+    status_letter,
+    thread,
+)
 
 # Submission statuses a person sets; the daemon sets the others.
 ACCEPTED_BY_DECISION = "accepted_by_decision"
@@ -38,19 +46,77 @@ WRITE = "write"
 
 MAX_REASON = 2000
 MAX_LETTER = 20_000
-LETTER_PREFIX = "desk/"  # Reply.template of a letter written at the desk
+
+# What a person can do at the desk (labels.ACTS names them), and for which
+# statuses a decision makes sense: the one place the desk checks, for the
+# buttons it shows and for the forms it takes.
+ACCEPT_ACT, WITHDRAW_ACT, RESEND_ACT, WRITE_ACT, NOTE_ACT = (
+    "accept",
+    "withdraw",
+    "resend",
+    "write",
+    "note",
+)
+DECISIONS: dict[str, frozenset[str]] = {
+    ACCEPT_ACT: frozenset({"needs_correction", "late", "withdrawn"}),
+    WITHDRAW_ACT: frozenset({"accepted", "accepted_by_decision", "needs_correction", "late"}),
+}
 
 
 class ActionError(MailbotError):
-    """An act the desk refuses: no reason given, nothing to resend, already so."""
+    """An act the desk refuses, with its reason as a code (labels.REFUSALS says it in words)."""
+
+    def __init__(self, code: str, **params: object) -> None:
+        self.code = code
+        self.params = params
+        zh, en = refusal(code, **params)
+        super().__init__(f"{zh} {en}")
+
+
+def refusal(code: str, **params: object) -> tuple[str, str]:
+    """(Chinese, English) for a refusal code, its blanks filled from params."""
+    zh, en = REFUSALS.get(code, REFUSALS["refused"])
+    values = {"max_reason": MAX_REASON, "max_letter": MAX_LETTER, **params}
+    return zh.format_map(_Blanks(values)), en.format_map(_Blanks(values))
+
+
+class _Blanks(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+def status_words(status: str) -> dict[str, str]:
+    zh, en = label(STATUSES, status)
+    return {"status_zh": zh, "status_en": en or zh}
+
+
+def act_words(act: str) -> dict[str, str]:
+    zh, en = label(ACTS, act)
+    return {"act_zh": zh, "act_en": en or zh}
+
+
+def allowed_acts(submission: Submission, resendable: Reply | None, to: str | None) -> set[str]:
+    """The acts that make sense for this submission now (a person's role may narrow them)."""
+    acts = {NOTE_ACT}
+    acts |= {act for act, statuses in DECISIONS.items() if submission.status in statuses}
+    if resendable is not None:
+        acts.add(RESEND_ACT)
+    if to is not None:
+        acts.add(WRITE_ACT)
+    return acts
+
+
+def require_decision(act: str, submission: Submission) -> None:
+    if submission.status not in DECISIONS[act]:
+        raise ActionError("not_now", **act_words(act), **status_words(submission.status))
 
 
 def _reason(text: str) -> str:
     reason = text.strip()
     if not reason:
-        raise ActionError("请说明理由 Please give a reason")
+        raise ActionError("no_reason")
     if len(reason) > MAX_REASON:
-        raise ActionError(f"理由过长 The reason is longer than {MAX_REASON} characters")
+        raise ActionError("reason_too_long")
     return reason
 
 
@@ -89,16 +155,16 @@ def _event(
 def _set_status(
     session: Session,
     submission: Submission,
+    act: str,
     status: str,
     action: str,
     actor: Actor,
     reason: str,
     now: datetime,
 ) -> AuditEvent:
+    require_decision(act, submission)
     reason = _reason(reason)
     previous = submission.status
-    if previous == status:
-        raise ActionError(f"{submission.reference} is {status} already")
     submission.status = status
     submission.updated_at = now
     return _event(
@@ -117,14 +183,16 @@ def accept_by_decision(
     session: Session, submission: Submission, actor: Actor, reason: str, now: datetime
 ) -> AuditEvent:
     """Accept a submission whatever its verdict said, because a person decided so."""
-    return _set_status(session, submission, ACCEPTED_BY_DECISION, ACCEPT, actor, reason, now)
+    return _set_status(
+        session, submission, ACCEPT_ACT, ACCEPTED_BY_DECISION, ACCEPT, actor, reason, now
+    )
 
 
 def withdraw(
     session: Session, submission: Submission, actor: Actor, reason: str, now: datetime
 ) -> AuditEvent:
     """Mark a submission withdrawn (the applicant asked, or it was sent by mistake)."""
-    return _set_status(session, submission, WITHDRAWN, WITHDRAW, actor, reason, now)
+    return _set_status(session, submission, WITHDRAW_ACT, WITHDRAWN, WITHDRAW, actor, reason, now)
 
 
 def add_note(
@@ -158,15 +226,29 @@ def reply_body(raw: bytes) -> str:
     return str(part.get_content()) if part is not None else ""
 
 
+def resendable(session: Session, letters: Letters, submission: Submission) -> Reply | None:
+    """The reply "resend" sends again: the latest that tells the submission's current status."""
+    return status_letter(letters, list(replies_of(session, submission)), submission.status)
+
+
 def resend_last_reply(
-    session: Session, app: App, submission: Submission, actor: Actor, reason: str, now: datetime
+    session: Session,
+    app: App,
+    letters: Letters,
+    submission: Submission,
+    actor: Actor,
+    reason: str,
+    now: datetime,
 ) -> Reply:
-    """Queue the submission's last reply again, in the same thread, under a new Message-ID."""
+    """Queue again the letter that tells the current status, in its thread, under a new Message-ID.
+
+    After a decision that is the decision's letter, never an older verdict's:
+    if none was written yet, the resend is refused and says which to write.
+    """
+    last = resendable(session, letters, submission)
+    if last is None:
+        raise ActionError("no_letter", **status_words(submission.status))
     reason = _reason(reason)
-    replies = replies_of(session, submission)
-    if not replies:
-        raise ActionError(f"{submission.reference} 尚无回复 has no reply to resend")
-    last = replies[-1]
     original = email.message_from_bytes(last.raw, policy=email.policy.default)
     reply = queue_reply(
         session,
@@ -181,6 +263,7 @@ def resend_last_reply(
         mail_id=last.mail_id,
         submission_id=submission.id,
         now=now,
+        by_person=last.template.startswith(LETTER_PREFIX),
     )
     _event(
         session,
@@ -195,65 +278,17 @@ def resend_last_reply(
     return reply
 
 
-# --------------------------------------------------------------------------- letters
-
-
-def letter_names(letters: Renderer) -> list[str]:
-    """The letter templates there are: templates/web/reply/NAME.zh.txt.j2 and .en."""
-    folder = letters.templates_dir / "reply"
-    names = {path.name.split(".", 1)[0] for path in folder.glob("*.txt.j2")}
-    return sorted(name for name in names if letters.languages_for(name))
-
-
-def _latest_mail(submission: Submission) -> Mail | None:
-    return next((m for m in reversed(submission.mails) if m.reply_to or m.sender), None)
-
-
-def recipient(submission: Submission) -> str | None:
-    """Where a letter about a submission goes: the latest mail's Reply-To, else its sender."""
-    mail = _latest_mail(submission)
-    return (mail.reply_to or mail.sender) if mail else None
-
-
-def letter_context(app: App, submission: Submission) -> dict[str, Any]:
-    """The letter templates' variables (listed in templates/web/README.md)."""
-    current = next((v for v in reversed(submission.versions) if not v.superseded), None)
-    problems = current.problems if current else []
-    mail = _latest_mail(submission)
-    received_zh, received_en = app.call.local_text(mail.received_at) if mail else (None, None)
-    return {
-        **call_context(app.call),
-        **expected_names(app.call, submission.institution, submission.pi),
-        "reference": submission.reference,
-        "institution": submission.institution,
-        "pi": submission.pi,
-        "status": submission.status,
-        "version": submission.current_version,
-        "received_zh": received_zh,
-        "received_en": received_en,
-        "problems": [
-            {
-                "code": p.get("code", ""),
-                "zh": p.get("message_zh", ""),
-                "en": p.get("message_en", ""),
-            }
-            for p in problems
-            if p.get("severity") == "error"
-        ],
-    }
-
-
-def draft_letter(app: App, letters: Renderer, submission: Submission, name: str) -> tuple[str, str]:
+def draft_letter(app: App, letters: Letters, submission: Submission, name: str) -> tuple[str, str]:
     """A letter's (subject, body) from its template, for a person to read and edit."""
-    if name not in letter_names(letters):
-        raise ActionError(f"没有这个模板 No letter template {name!r}")
-    return letters.render(name, letter_context(app, submission))
+    if name not in letters.names():
+        raise ActionError("no_template")
+    return letters.renderer.render(name, letter_context(app, submission))
 
 
 def write_to_applicant(
     session: Session,
     app: App,
-    letters: Renderer,
+    letters: Letters,
     submission: Submission,
     actor: Actor,
     *,
@@ -263,18 +298,22 @@ def write_to_applicant(
     reason: str,
     now: datetime,
 ) -> Reply:
-    """Queue a letter a person wrote (from a template) to the applicant, in their thread."""
-    reason = _reason(reason)
-    if template not in letter_names(letters):
-        raise ActionError(f"没有这个模板 No letter template {template!r}")
+    """Queue a letter a person wrote (from a template) to the applicant, in their thread.
+
+    It goes out as a person's mail (no Auto-Submitted), through the outbox.
+    """
+    if template not in letters.names():
+        raise ActionError("no_template")
     if not subject.strip() or not body.strip():
-        raise ActionError("主题和正文不能为空 The subject and the text must not be empty")
+        raise ActionError("empty_letter")
     if len(body) > MAX_LETTER:
-        raise ActionError(f"正文过长 The text is longer than {MAX_LETTER} characters")
+        raise ActionError("letter_too_long")
+    reason = _reason(reason)
     to_address = recipient(submission)
     if to_address is None:
-        raise ActionError(f"{submission.reference} 没有发件人地址 has no address to write to")
-    thread = _latest_mail(submission)
+        raise ActionError("no_address")
+    in_reply_to, references = thread(app, submission)
+    title_zh, title_en = letters.title(template)
     reply = queue_reply(
         session,
         settings=app.settings.replies,
@@ -283,11 +322,12 @@ def write_to_applicant(
         template=LETTER_PREFIX + template,
         subject=subject,
         body=body.replace("\r\n", "\n"),
-        in_reply_to=thread.message_id if thread else None,
-        references=(),
+        in_reply_to=in_reply_to,
+        references=references,
         mail_id=None,
         submission_id=submission.id,
         now=now,
+        by_person=True,
     )
     _event(
         session,
@@ -297,6 +337,12 @@ def write_to_applicant(
         now,
         submission=submission,
         reply=reply,
-        detail={"template": template, "to": to_address, "state": reply.state},
+        detail={
+            "template": template,
+            "title_zh": title_zh,
+            "title_en": title_en,
+            "to": to_address,
+            "state": reply.state,
+        },
     )
     return reply

@@ -1,4 +1,10 @@
-"""The desk's forms: decide, withdraw, note, resend, write; each one a line in the audit trail."""
+"""The desk's forms: decide, withdraw, resend, note, write; each one a line in the audit trail.
+
+Every form answers with a redirect (Post/Redirect/Get): a refresh never sends
+it again. A decision or a resend is asked for on its own confirmation page
+(GET) and done only by that page's button; a refusal is shown on the page
+the redirect leads to, by its code (labels.REFUSALS), in both languages.
+"""
 
 from __future__ import annotations
 
@@ -10,56 +16,75 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from mailbot.store.models import Mail, Submission
-from mailbot.web import actions
+from mailbot.web import actions, drafts
 from mailbot.web.actions import ActionError
 from mailbot.web.app import Desk
 from mailbot.web.auth import Actor
+from mailbot.web.letters import Letters
 from mailbot.web.pages import Pages
 
 # A submission act: (session, submission, actor, form reason) -> the notice to show.
 Act = Callable[[Session, Submission, Actor, str], str]
+
+CONFIRMED = "yes"  # the value of the confirmation page's button
 
 
 class Forms:
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
         self.app = desk.app
-        self.pages = Pages(desk)  # a refused form is shown again with its error
+        self.letters = Letters(desk.letters)
+        self.pages = Pages(desk)
 
     def register(self, flask: Flask) -> None:
-        acts: dict[str, Act] = {
-            "accept": self.accept,
-            "withdraw": self.withdraw,
-            "note": self.note,
-            "resend": self.resend,
+        confirmed: dict[str, Act] = {
+            actions.ACCEPT_ACT: self.accept,
+            actions.WITHDRAW_ACT: self.withdraw,
+            actions.RESEND_ACT: self.resend,
         }
-        for name, act in acts.items():
+        for name, act in confirmed.items():
             flask.add_url_rule(
                 f"/submissions/<reference>/{name}",
                 name,
-                self._submission_form(act),
+                self._confirmed_form(name, act),
                 methods=["POST"],
             )
+            flask.add_url_rule(
+                f"/submissions/<reference>/{name}",
+                f"confirm_{name}",
+                self.pages.confirm_view(name),
+                methods=["GET"],
+            )
+        flask.add_url_rule("/submissions/<reference>/note", "note", self.note, methods=["POST"])
         flask.add_url_rule("/submissions/<reference>/write", "send", self.send, methods=["POST"])
+        flask.add_url_rule(
+            "/submissions/<reference>/write/discard", "discard", self.discard, methods=["POST"]
+        )
         flask.add_url_rule(
             "/mails/<int:mail_id>/note", "mail_note", self.mail_note, methods=["POST"]
         )
 
-    def _submission_form(self, act: Act) -> Callable[[str], BaseResponse | tuple[str, int]]:
-        def view(reference: str) -> BaseResponse | tuple[str, int]:
+    def _confirmed_form(self, name: str, act: Act) -> Callable[[str], BaseResponse]:
+        def view(reference: str) -> BaseResponse:
+            if request.form.get("confirm") != CONFIRMED:
+                return redirect(url_for(f"confirm_{name}", reference=reference), 303)
             reason = request.form.get("reason", "")
             try:
                 with self.app.db.transaction() as session:
                     submission = self._submission(session, reference)
                     notice = act(session, submission, g.actor, reason)
             except ActionError as exc:
-                return self.pages.submission(reference, error=str(exc), status=400)
-            return redirect(
-                url_for("submission", reference=submission.reference, done=notice, _anchor="audit"),
-                303,
-            )
+                return redirect(
+                    url_for(f"confirm_{name}", reference=reference, refused=exc.code), 303
+                )
+            return self._done(submission.reference, notice)
 
         return view
+
+    def _done(self, reference: str, notice: str) -> BaseResponse:
+        return redirect(
+            url_for("submission", reference=reference, done=notice, _anchor="audit"), 303
+        )
 
     def _submission(self, session: Session, reference: str) -> Submission:
         submission = session.scalar(
@@ -80,39 +105,67 @@ class Forms:
         actions.withdraw(session, submission, actor, reason, self.desk.now())
         return "withdrawn"
 
-    def note(self, session: Session, submission: Submission, actor: Actor, reason: str) -> str:
-        actions.add_note(session, actor, reason, self.desk.now(), submission=submission)
-        return "noted"
-
     def resend(self, session: Session, submission: Submission, actor: Actor, reason: str) -> str:
-        actions.resend_last_reply(session, self.app, submission, actor, reason, self.desk.now())
+        actions.resend_last_reply(
+            session, self.app, self.letters, submission, actor, reason, self.desk.now()
+        )
         return "resent"
 
-    def send(self, reference: str) -> BaseResponse | tuple[str, int]:
-        """Queue the letter as the person edited it."""
+    def note(self, reference: str) -> BaseResponse:
+        """A note changes no status and sends nothing: it is saved without a confirmation step."""
         try:
             with self.app.db.transaction() as session:
                 submission = self._submission(session, reference)
+                actions.add_note(
+                    session,
+                    g.actor,
+                    request.form.get("reason", ""),
+                    self.desk.now(),
+                    submission=submission,
+                )
+        except ActionError as exc:
+            return redirect(
+                url_for("submission", reference=reference, refused=exc.code, _anchor="actions"),
+                303,
+            )
+        return self._done(submission.reference, "noted")
+
+    def send(self, reference: str) -> BaseResponse:
+        """Queue the letter as the person edited it; refused, its text is kept for them."""
+        form = request.form
+        try:
+            with self.app.db.transaction() as session:
+                submission = self._submission(session, reference)
+                if form.get("confirm") != CONFIRMED:
+                    raise ActionError("not_confirmed")
                 actions.write_to_applicant(
                     session,
                     self.app,
-                    self.desk.letters,
+                    self.letters,
                     submission,
                     g.actor,
-                    template=request.form.get("template", ""),
-                    subject=request.form.get("subject", ""),
-                    body=request.form.get("body", ""),
-                    reason=request.form.get("reason", ""),
+                    template=form.get("template", ""),
+                    subject=form.get("subject", ""),
+                    body=form.get("body", ""),
+                    reason=form.get("reason", ""),
                     now=self.desk.now(),
                 )
+                drafts.discard(session, g.actor.user_id, submission)
         except ActionError as exc:
-            return self.pages.write(reference, error=str(exc), status=400)
-        return redirect(
-            url_for("submission", reference=submission.reference, done="written", _anchor="audit"),
-            303,
-        )
+            with self.app.db.transaction() as session:
+                drafts.keep(session, form.get("draft", ""), reference, form, self.desk.now())
+            return redirect(url_for("write", reference=reference, refused=exc.code), 303)
+        return self._done(submission.reference, "written")
 
-    def mail_note(self, mail_id: int) -> BaseResponse | tuple[str, int]:
+    def discard(self, reference: str) -> BaseResponse:
+        """Forget the kept text and draft the letter from its template again."""
+        with self.app.db.transaction() as session:
+            submission = self._submission(session, reference)
+            drafts.discard(session, g.actor.user_id, submission)
+        template = request.form.get("template", "")
+        return redirect(url_for("write", reference=submission.reference, template=template), 303)
+
+    def mail_note(self, mail_id: int) -> BaseResponse:
         try:
             with self.app.db.transaction() as session:
                 mail = session.get(Mail, mail_id)
@@ -122,5 +175,5 @@ class Forms:
                     session, g.actor, request.form.get("reason", ""), self.desk.now(), mail=mail
                 )
         except ActionError as exc:
-            return self.pages.mail(mail_id, error=str(exc), status=400)
+            return redirect(url_for("mail", mail_id=mail_id, refused=exc.code), 303)
         return redirect(url_for("mail", mail_id=mail_id, done="noted", _anchor="audit"), 303)

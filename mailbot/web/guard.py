@@ -38,6 +38,7 @@ from mailbot.web.throttle import (
     trust_device,
     trusted_device,
 )
+from mailbot.web.drafts import keep_unsent
 
 PUBLIC = frozenset({"login"})
 # What a viewer may still send: signing out and a new password of their own.
@@ -90,7 +91,7 @@ class Guard:
         if request.endpoint in PUBLIC:
             return None
         if g.actor is None:
-            wanted = request.full_path if request.method == "GET" else "/"
+            wanted = request.full_path if request.method == "GET" else self.unsent_letter()
             return redirect(url_for("login", next=wanted.rstrip("?")), 303)
         if request.method not in ("GET", "HEAD"):
             self.require_token(g.csrf)
@@ -100,6 +101,20 @@ class Guard:
         if (endpoint == "users" or endpoint.startswith("users_")) and not g.actor.is_admin:
             abort(403, ADMIN_ONLY)
         return None
+
+    def unsent_letter(self) -> str:
+        """Where to land after signing in from a POST: the form's page; a letter's text kept."""
+        reference = (request.view_args or {}).get("reference")
+        if not isinstance(reference, str):
+            return "/"
+        if request.endpoint in ("accept", "withdraw", "resend"):
+            return url_for(f"confirm_{request.endpoint}", reference=reference)
+        if request.endpoint != "send":
+            return url_for("submission", reference=reference)
+        with self.desk.app.db.transaction() as session:
+            if not keep_unsent(session, reference, request.form, self.desk.now()):
+                return url_for("submission", reference=reference)
+        return url_for("write", reference=reference)
 
     def require_token(self, expected: str | None) -> None:
         sent = request.form.get("csrf_token", "")

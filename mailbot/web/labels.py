@@ -52,6 +52,51 @@ SEVERITIES: dict[str, tuple[str, str]] = {
     "info": ("说明", "info"),
 }
 
+# The acts a person can take on a submission (mailbot.web.actions), as buttons name them.
+ACTS: dict[str, tuple[str, str]] = {
+    "accept": ("决定受理", "accept by decision"),
+    "withdraw": ("撤回", "withdraw"),
+    "resend": ("重发当前状态的信件", "resend the letter for the current status"),
+    "write": ("致函申请人", "write to the applicant"),
+    "note": ("备注", "add a note"),
+}
+
+# Why the desk refuses an act, Chinese then English; {blanks} are filled by actions.refusal.
+REFUSALS: dict[str, tuple[str, str]] = {
+    "refused": ("未执行。", "Not done."),
+    "no_reason": ("未执行：请说明理由。", "Not done: please give a reason."),
+    "reason_too_long": (
+        "未执行：理由不能超过 {max_reason} 个字符。",
+        "Not done: the reason is longer than {max_reason} characters.",
+    ),
+    "not_now": (
+        "未执行：该申请当前状态为「{status_zh}」，不能{act_zh}。",
+        "Not done: you cannot {act_en} while the status is \u201c{status_en}\u201d.",
+    ),
+    "no_letter": (
+        "未执行：尚未给申请人发过与当前状态「{status_zh}」相符的信件，请先致函申请人。",
+        "Not done: no letter telling the applicant the current status (\u201c{status_en}\u201d) "
+        "has been sent yet; write one first.",
+    ),
+    "not_confirmed": (
+        "未执行：请先勾选确认。",
+        "Not done: please tick the confirmation first.",
+    ),
+    "no_template": ("未执行：没有这个信件模板。", "Not done: there is no such letter template."),
+    "empty_letter": (
+        "未发送：主题和正文不能为空。",
+        "Not sent: the subject and the text must not be empty.",
+    ),
+    "letter_too_long": (
+        "未发送：正文不能超过 {max_letter} 个字符。",
+        "Not sent: the text is longer than {max_letter} characters.",
+    ),
+    "no_address": (
+        "未发送：这份申请没有可回复的地址。",
+        "Not sent: this submission has no address to write to.",
+    ),
+}
+
 NOTICES: dict[str, tuple[str, str]] = {
     "accepted": ("已记录：决定受理。", "Recorded: accepted by decision."),
     "withdrawn": ("已记录：撤回。", "Recorded: withdrawn."),

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, abort, render_template, request
+from collections.abc import Callable
+
+from flask import Flask, Response, abort, g, render_template, request
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from mailbot.errors import MailbotError
 from mailbot.parsing import parse_message
 from mailbot.store.models import Mail
-from mailbot.web import charts
-from mailbot.web.actions import ActionError, draft_letter, letter_names, recipient
+from mailbot.web import actions, charts, drafts
+from mailbot.web.actions import (
+    ActionError,
+    act_words,
+    allowed_acts,
+    draft_letter,
+    refusal,
+    resendable,
+    status_words,
+)
 from mailbot.web.app import Desk
 from mailbot.web.desk import (
     UNMATCHED_KINDS,
@@ -21,7 +31,14 @@ from mailbot.web.desk import (
 )
 from mailbot.web.detail import bounced_replies, mail_events, submission_page
 from mailbot.web.files import blob_name, content_disposition, content_type, export_log
-from mailbot.web.labels import NOTICES, STATUSES
+from mailbot.web.labels import NOTICES, REFUSALS, STATUSES
+from mailbot.web.letters import Letters, recipient
+
+# The status a confirmed decision sets, for its confirmation page to show.
+CONFIRM_STATUS = {
+    actions.ACCEPT_ACT: actions.ACCEPTED_BY_DECISION,
+    actions.WITHDRAW_ACT: actions.WITHDRAWN,
+}
 
 MAX_TEXT = 100_000  # characters of a mail's text shown on its page
 
@@ -30,6 +47,7 @@ class Pages:
     def __init__(self, desk: Desk) -> None:
         self.desk = desk
         self.app = desk.app
+        self.letters = Letters(desk.letters)
 
     def register(self, flask: Flask) -> None:
         flask.add_url_rule("/", "overview", self.overview)
@@ -84,53 +102,104 @@ class Pages:
             data, mimetype=kind, headers={"Content-Disposition": content_disposition(name)}
         )
 
-    def submission(self, reference: str, error: str = "", status: int = 200) -> tuple[str, int]:
+    def submission(self, reference: str) -> str:
         with self.app.db.transaction() as session:
             page = submission_page(session, self.app.call, self.app.blobs, reference)
             if page is None:
                 abort(404)
-            return (
-                render_template(
-                    "submission.html",
-                    view=page,
-                    letters=letter_names(self.desk.letters),
-                    recipient=recipient(page.submission),
-                    notice=NOTICES.get(request.args.get("done", "")),
-                    error=error,
-                    page="log",
-                ),
-                status,
+            s = page.submission
+            to = recipient(s)
+            again = resendable(session, self.letters, s)
+            return render_template(
+                "submission.html",
+                view=page,
+                letters=self._letter_choices(),
+                recipient=to,
+                acts=allowed_acts(s, again, to),
+                again=again,
+                suggested=self.letters.for_status(s.status) if again is None else None,
+                preferred=self.letters.for_status(s.status),
+                title_of=self.letters.title,
+                notice=NOTICES.get(request.args.get("done", "")),
+                error=self._refusal(actions.NOTE_ACT, s.status),
+                page="log",
             )
 
-    def write(self, reference: str, error: str = "", status: int = 200) -> tuple[str, int]:
-        """A letter to the applicant drafted from a template, for a person to edit and send."""
-        name = request.values.get("template", "")
+    def confirm_view(self, act: str) -> Callable[[str], str]:
+        """A decision's or a resend's confirmation page: what will happen, the reason, a button."""
+
+        def view(reference: str) -> str:
+            with self.app.db.transaction() as session:
+                page = submission_page(session, self.app.call, self.app.blobs, reference)
+                if page is None:
+                    abort(404)
+                s = page.submission
+                again = resendable(session, self.letters, s)
+                possible = act in allowed_acts(s, again, recipient(s))
+                error = self._refusal(act, s.status)
+                if not possible and error is None:
+                    code = "no_letter" if act == actions.RESEND_ACT else "not_now"
+                    error = refusal(code, **act_words(act), **status_words(s.status))
+                return render_template(
+                    "confirm.html",
+                    submission=s,
+                    act=act,
+                    possible=possible,
+                    new_status=CONFIRM_STATUS.get(act),
+                    again=again,
+                    title_of=self.letters.title,
+                    error=error,
+                    page="log",
+                )
+
+        view.__name__ = f"confirm_{act}"
+        return view
+
+    def _refusal(self, act: str, status: str) -> tuple[str, str] | None:
+        """The refusal a redirect names (?refused=CODE), in words; unknown codes say nothing."""
+        code = request.args.get("refused", "")
+        if code not in REFUSALS:
+            return None
+        return refusal(code, **act_words(act), **status_words(status))
+
+    def _letter_choices(self) -> list[tuple[str, tuple[str, str]]]:
+        return [(name, self.letters.title(name)) for name in self.letters.names()]
+
+    def write(self, reference: str) -> tuple[str, int] | str:
+        """A letter to the applicant drafted from a template, for a person to edit and send.
+
+        A letter this person left unsent here (refused, or sent after the
+        session expired) is shown again instead, with a way to start afresh.
+        """
         with self.app.db.transaction() as session:
             page = submission_page(session, self.app.call, self.app.blobs, reference)
             if page is None:
                 abort(404)
+            s = page.submission
+            draft = drafts.open_draft(session, g.actor.user_id, s, self.desk.now())
+            left = drafts.kept(session, g.actor.user_id, s)
+            name = left.template if left is not None else request.args.get("template", "")
             try:
-                subject, body = draft_letter(self.app, self.desk.letters, page.submission, name)
+                subject, body = draft_letter(self.app, self.letters, s, name)
             except ActionError:
                 abort(404)
             except MailbotError as exc:  # a template that does not render: say which
                 return render_template("error.html", code=500, error=exc), 500
-            if request.method == "POST":  # shown again after a refused send: keep their text
-                subject = request.form.get("subject", subject)
-                body = request.form.get("body", body)
-            return (
-                render_template(
-                    "write.html",
-                    submission=page.submission,
-                    template=name,
-                    subject=subject,
-                    body=body,
-                    recipient=recipient(page.submission),
-                    reason=request.form.get("reason", ""),
-                    error=error,
-                    page="log",
-                ),
-                status,
+            if left is not None:
+                subject, body = left.subject, left.body
+            return render_template(
+                "write.html",
+                submission=s,
+                template=name,
+                template_title=self.letters.title(name),
+                subject=subject,
+                body=body,
+                reason=left.reason if left is not None else "",
+                restored=left.kept_at if left is not None else None,
+                draft=draft.token,
+                recipient=recipient(s),
+                error=self._refusal(actions.WRITE_ACT, s.status),
+                page="log",
             )
 
     def mails(self) -> str:
@@ -143,6 +212,8 @@ class Pages:
             )
 
     def mail(self, mail_id: int, error: str = "", status: int = 200) -> tuple[str, int]:
+        refused = self._refusal(actions.NOTE_ACT, "")
+        error = error or (" ".join(refused) if refused else "")
         with self.app.db.transaction() as session:
             mail = session.get(Mail, mail_id)
             if mail is None or mail.call_id != self.app.call.id:
