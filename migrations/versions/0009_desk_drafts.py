@@ -1,7 +1,7 @@
 """desk drafts: a letter being written at the desk, kept when the session expires
 
-Revision ID: 0008_desk_drafts
-Revises: 0007_reply_due
+Revision ID: 0009_desk_drafts
+Revises: 0008_accounts
 Create Date: 2026-12-03
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_desk_drafts"
-down_revision: str | None = "0007_reply_due"
+revision: str = "0009_desk_drafts"
+down_revision: str | None = "0008_accounts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
