@@ -42,7 +42,7 @@ class Forms:
             )
         flask.add_url_rule("/submissions/<reference>/write", "send", self.send, methods=["POST"])
         flask.add_url_rule(
-            "/mails/<int:mail_id>/note", "mail_note", self.mail_note, methods=["POST"]
+            "/mails/<id:mail_id>/note", "mail_note", self.mail_note, methods=["POST"]
         )
 
     def _submission_form(self, act: Act) -> Callable[[str], BaseResponse | tuple[str, int]]:

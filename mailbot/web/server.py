@@ -13,7 +13,17 @@ def serve(flask: Flask, host: str, port: int, threads: int = 8) -> None:
     """Serve until interrupted, with waitress (a production WSGI server, pure Python)."""
     from waitress import serve as waitress_serve
 
-    waitress_serve(flask, host=host, port=port, threads=threads, ident="mailbot")
+    from mailbot.web.edge import MAX_BODY
+
+    waitress_serve(
+        flask,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="mailbot",
+        # A larger body is refused from its Content-Length, before a byte of it is read.
+        max_request_body_size=MAX_BODY,
+    )
 
 
 class BackgroundServer:
