@@ -59,7 +59,7 @@ def web(
     _warn(settings)
     logging.getLogger("waitress").setLevel(logging.INFO)
     click.echo(f"intake desk on http://{settings.host}:{settings.port}/ (Ctrl-C stops it)")
-    serve(create_app(app, web=settings), settings.host, settings.port)
+    serve(create_app(app, web=settings), settings.host, settings.port, settings.trusted_proxies)
 
 
 def _warn(settings: WebSettings) -> None:
