@@ -31,6 +31,8 @@ PUBLIC_FORMS = frozenset({"login"})
 class IdConverter(IntegerConverter):
     """``<id:name>`` in a route: a positive 64-bit integer; anything else is not found."""
 
+    regex = r"[0-9]+"  # ASCII digits: "\d" would take "１２" for 12
+
     def __init__(self, url_map: Map) -> None:
         super().__init__(url_map, min=1, max=MAX_ID)
 
