@@ -18,7 +18,7 @@ from mailbot.web.app import create_app
 from tests.conftest import ROOT
 from tests.proxy_support import NGINX, DeskProcess, Nginx
 from tests.tlsfactory import CertificateAuthority
-from tests.web_support import NAME, PASSWORD, filled_app, form_token
+from tests.web_support import NAME, PASSWORD, Client, filled_app, form_token
 
 CHROMIUM = Path("/usr/bin/chromium")
 HOST = "desk.localhost"
@@ -200,3 +200,33 @@ def test_the_login_limit_counts_the_client_behind_the_proxy(app: App) -> None:
             select(LoginAttempt.remote_addr).where(LoginAttempt.succeeded.is_(False))
         ).all()
     assert "198.51.100.23" in addresses
+
+
+# --------------------------------------------------------------------------- mailbot web
+
+
+def test_mailbot_web_warns_of_a_proxy_without_secure_cookies_or_host_names(
+    demo: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "mailbot.toml"
+    text = (demo / "mailbot.toml").read_text().split("\n[web]\n")[0]
+    # The config's key, not the option: [web] trusted_proxies alone puts the desk behind a proxy.
+    config.write_text(
+        text.replace('"sqlite:///mailbot.sqlite3"', f'"sqlite:///{demo}/mailbot.sqlite3"').replace(
+            'store_dir = "store"', f'store_dir = "{demo}/store"'
+        )
+        + "\n[web]\ntrusted_proxies = 1\n"
+    )
+    with DeskProcess(config) as desk:
+        client = Client(desk.url)
+        https = {"X-Forwarded-Proto": "https"}
+        token = form_token(client.get("/login", **https).text)
+        answer = client.post(
+            "/login",
+            {"csrf_token": token, "name": NAME, "password": PASSWORD},
+            Origin=f"https://127.0.0.1:{desk.port}",
+            **https,
+        )
+    assert answer.status == 303  # the proxy's https believed: the Origin matches
+    assert "secure_cookies is off" in desk.output
+    assert "allowed_hosts is empty" in desk.output
