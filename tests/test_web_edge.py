@@ -255,7 +255,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.mark.parametrize("width", [390, 1366])
-def test_overview_and_submission_pages_fit_the_screen(
+def test_overview_mail_and_submission_pages_fit_the_screen(
     browser: Any, desk: RunningDesk, width: int
 ) -> None:
     context = browser.new_context(base_url=desk.url, viewport={"width": width, "height": 844})
@@ -270,12 +270,17 @@ def test_overview_and_submission_pages_fit_the_screen(
         with desk.app.db.transaction() as session:
             references = list(session.scalars(select(Submission.reference)))
         ARTIFACTS.mkdir(exist_ok=True)
-        for path in ["/", *(f"/submissions/{reference}" for reference in references)]:
+        mail = f"/mails/{reversed_mail_id(desk)}"
+        for path in ["/", mail, *(f"/submissions/{reference}" for reference in references)]:
             page.goto(path)
             scroll_width = page.evaluate("document.documentElement.scrollWidth")
             assert scroll_width <= width, (path, scroll_width)
         page.goto("/")
         page.screenshot(path=str(ARTIFACTS / f"overview-{width}.png"), full_page=True)
+        page.goto(mail)
+        page.screenshot(path=str(ARTIFACTS / f"mail-{width}.png"), full_page=True)
+        page.goto("/mails/99999999999999999999")
+        page.screenshot(path=str(ARTIFACTS / f"not-found-{width}.png"), full_page=True)
         page.goto(f"/submissions/{hostile_reference(desk)}")
         page.screenshot(path=str(ARTIFACTS / f"submission-{width}.png"), full_page=True)
         assert HOSTILE_PI in page.locator("h1").inner_text()
