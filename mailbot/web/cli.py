@@ -16,7 +16,12 @@ log = logging.getLogger(__name__)
 
 @click.command()
 @click.option("--host", default=None, help="Address to listen on.  [default: [web] host]")
-@click.option("--port", default=None, type=click.IntRange(1, 65535), help="[default: [web] port]")
+@click.option(
+    "--port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.  [default: [web] port]",
+)
 @click.option(
     "--trusted-proxies",
     default=None,
