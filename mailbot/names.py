@@ -69,3 +69,18 @@ def shown_in(name: str, container: str | None, limit: int = 120) -> str:
     if container is None:
         return shown(name, limit)
     return f"{shown(container, limit // 2)} › {shown(name, limit)}"
+
+
+# The controls that reorder text on screen (Trojan Source): LRM/RLM, ALM, the
+# embeddings and overrides U+202A-E and the isolates U+2066-9.
+_BIDI = {code: f"\\u{code:04x}" for code in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F))}
+_BIDI.update({code: f"\\u{code:04x}" for code in range(0x2066, 0x206A)})
+
+
+def without_bidi(text: str) -> str:
+    """Any text with its bidirectional controls written as ``\\u202e`` escapes, all else kept.
+
+    For text that is not a name (a subject, a mail's body): line breaks and
+    length stay, only what could make it read otherwise on screen goes.
+    """
+    return text.translate(_BIDI)

@@ -9,16 +9,17 @@ from datetime import datetime
 
 from flask import Flask, Response, g, render_template
 from jinja2 import StrictUndefined
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from mailbot.app import App
+from mailbot.config import WebSettings
+from mailbot.names import shown, without_bidi
 from mailbot.replies.render import Renderer
 from mailbot.status import current_status, status_lines
 from mailbot.store.models import utcnow
 from mailbot.web import labels
 from mailbot.web.desk import focus_areas
-
-MAX_FORM = 256 * 1024  # a letter and a reason; nothing is uploaded to the desk
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,18 @@ class Desk:
 
 
 def create_app(
-    app: App, *, secure_cookies: bool = False, clock: Callable[[], datetime] = utcnow
+    app: App,
+    *,
+    web: WebSettings | None = None,
+    secure_cookies: bool | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Flask:
-    """The intake desk for one App; serve it with `mailbot web` or any WSGI server."""
+    """The intake desk for one App; serve it with `mailbot web` or any WSGI server.
+
+    ``web`` defaults to the config's [web] section; ``secure_cookies``, when
+    given, overrides its secure_cookies.
+    """
+    from mailbot.web import edge
     from mailbot.web.forms import Forms
     from mailbot.web.guard import Guard
     from mailbot.web.pages import Pages
@@ -70,10 +80,11 @@ def create_app(
 
     templates = app.settings.templates_path() / "web"
     flask = Flask("mailbot.web", template_folder=str(templates), static_folder=None)
-    flask.config["MAX_CONTENT_LENGTH"] = MAX_FORM
     flask.jinja_env.autoescape = True  # every template is HTML, whatever its name
     flask.jinja_env.undefined = StrictUndefined
-    desk = Desk(app, Renderer(templates), secure_cookies, clock)
+    web = web if web is not None else app.settings.web
+    secure = web.secure_cookies if secure_cookies is None else secure_cookies
+    desk = Desk(app, Renderer(templates), secure, clock)
     flask.jinja_env.globals.update(
         desk=desk,
         call=app.call,
@@ -82,6 +93,10 @@ def create_app(
         csp_nonce=nonce,
     )
     flask.jinja_env.filters["size"] = file_size
+    flask.jinja_env.filters["shown"] = shown
+    # Whatever a page prints, no sender's text reorders what the reader sees.
+    flask.jinja_env.finalize = visible
+    edge.install(flask, web.trusted_proxies, web.allowed_hosts)  # before the guard
     Guard(desk).register(flask)
     Pages(desk).register(flask)
     Forms(desk).register(flask)
@@ -99,6 +114,15 @@ def file_size(size: int | None) -> str:
     if size < 1024 * 1024:
         return f"{size / 1024:.1f} KB"
     return f"{size / 1024 / 1024:.1f} MB"
+
+
+def visible(value: object) -> object:
+    """Every value a template prints, with its bidirectional controls escaped."""
+    if isinstance(value, Markup):
+        return Markup(without_bidi(str(value)))  # the controls are no HTML: still safe
+    if isinstance(value, str):
+        return without_bidi(value)
+    return value
 
 
 def nonce() -> str:

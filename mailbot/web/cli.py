@@ -8,6 +8,7 @@ import logging
 import click
 
 from mailbot.cli import _app, one_line_errors
+from mailbot.config import WebSettings
 from mailbot.preflight import check_templates
 from mailbot.store.models import utcnow
 from mailbot.web.auth import ROLES
@@ -16,8 +17,21 @@ log = logging.getLogger(__name__)
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--host", default=None, help="Address to listen on.  [default: [web] host]")
+@click.option(
+    "--port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    help="Port to listen on.  [default: [web] port]",
+)
+@click.option(
+    "--trusted-proxies",
+    default=None,
+    type=click.IntRange(0),
+    metavar="N",
+    help="How many HTTPS reverse proxies stand in front; their X-Forwarded-Proto, -For and "
+    "-Host headers are believed.  [default: [web] trusted_proxies]",
+)
 @click.option(
     "--secure-cookies",
     is_flag=True,
@@ -25,7 +39,13 @@ log = logging.getLogger(__name__)
 )
 @click.pass_context
 @one_line_errors
-def web(ctx: click.Context, host: str, port: int, secure_cookies: bool) -> None:
+def web(
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    trusted_proxies: int | None,
+    secure_cookies: bool,
+) -> None:
     """Serve the secretariat's intake desk (sign in with an account from `mailbot user add`)."""
     from mailbot.web.app import create_app
     from mailbot.web.server import serve
@@ -33,15 +53,43 @@ def web(ctx: click.Context, host: str, port: int, secure_cookies: bool) -> None:
     app = _app(ctx)
     app.db.check_schema()
     check_templates(app.settings)
-    if not _loopback(host) and not secure_cookies:
+    settings = app.settings.web.model_copy(
+        update={
+            "host": host if host is not None else app.settings.web.host,
+            "port": port if port is not None else app.settings.web.port,
+            "trusted_proxies": (
+                trusted_proxies if trusted_proxies is not None else app.settings.web.trusted_proxies
+            ),
+            "secure_cookies": secure_cookies or app.settings.web.secure_cookies,
+        }
+    )
+    _warn(settings)
+    logging.getLogger("waitress").setLevel(logging.INFO)
+    click.echo(f"intake desk on http://{settings.host}:{settings.port}/ (Ctrl-C stops it)")
+    serve(create_app(app, web=settings), settings.host, settings.port, settings.trusted_proxies)
+
+
+def _warn(settings: WebSettings) -> None:
+    """A warning line for each setting that leaves sessions or sign-ins exposed."""
+    if settings.trusted_proxies and not settings.secure_cookies:
+        log.warning(
+            "trusted_proxies = %d but secure_cookies is off: the session cookie is not marked "
+            "Secure and could leave the browser over plain http; set secure_cookies = true "
+            "(or --secure-cookies) when the proxy serves https",
+            settings.trusted_proxies,
+        )
+    elif not _loopback(settings.host) and not settings.secure_cookies:
         log.warning(
             "serving on %s without --secure-cookies: passwords and sessions cross the network "
             "in clear unless an HTTPS proxy stands in front",
-            host,
+            settings.host,
         )
-    logging.getLogger("waitress").setLevel(logging.INFO)
-    click.echo(f"intake desk on http://{host}:{port}/ (Ctrl-C stops it)")
-    serve(create_app(app, secure_cookies=secure_cookies), host, port)
+    if settings.trusted_proxies and not settings.allowed_hosts:
+        log.warning(
+            "trusted_proxies = %d but allowed_hosts is empty: any Host header is answered; "
+            "name the desk's host names in [web] allowed_hosts",
+            settings.trusted_proxies,
+        )
 
 
 def _loopback(host: str) -> bool:

@@ -61,7 +61,7 @@ class Forms:
             "/submissions/<reference>/write/discard", "discard", self.discard, methods=["POST"]
         )
         flask.add_url_rule(
-            "/mails/<int:mail_id>/note", "mail_note", self.mail_note, methods=["POST"]
+            "/mails/<id:mail_id>/note", "mail_note", self.mail_note, methods=["POST"]
         )
 
     def _confirmed_form(self, name: str, act: Act) -> Callable[[str], BaseResponse]:

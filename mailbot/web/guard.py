@@ -27,6 +27,7 @@ from mailbot.web.auth import (
     find_session,
     open_session,
 )
+from mailbot.web.drafts import keep_unsent
 from mailbot.web.throttle import (
     DEVICE_LIFETIME,
     Refusal,
@@ -38,7 +39,6 @@ from mailbot.web.throttle import (
     trust_device,
     trusted_device,
 )
-from mailbot.web.drafts import keep_unsent
 
 PUBLIC = frozenset({"login"})
 # What a viewer may still send: signing out and a new password of their own.

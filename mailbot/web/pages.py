@@ -30,6 +30,7 @@ from mailbot.web.desk import (
     unmatched_mails,
 )
 from mailbot.web.detail import bounced_replies, mail_events, submission_page
+from mailbot.web.edge import query_id
 from mailbot.web.files import blob_name, content_disposition, content_type, export_log
 from mailbot.web.labels import NOTICES, REFUSALS, STATUSES
 from mailbot.web.letters import Letters, recipient
@@ -56,7 +57,7 @@ class Pages:
         flask.add_url_rule("/submissions/<reference>", "submission", self.submission)
         flask.add_url_rule("/submissions/<reference>/write", "write", self.write)
         flask.add_url_rule("/mails", "mails", self.mails)
-        flask.add_url_rule("/mails/<int:mail_id>", "mail", self.mail)
+        flask.add_url_rule("/mails/<id:mail_id>", "mail", self.mail)
         flask.add_url_rule("/files/<sha256>", "file", self.file)
 
     def overview(self) -> str:
@@ -245,8 +246,8 @@ class Pages:
             name = blob_name(
                 session,
                 sha256,
-                version_id=request.args.get("version", type=int),
-                mail_id=request.args.get("mail", type=int),
+                version_id=query_id("version"),
+                mail_id=query_id("mail"),
             )
         if name is None or not self.app.blobs.exists(sha256):
             abort(404)

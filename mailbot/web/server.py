@@ -9,11 +9,26 @@ from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 
-def serve(flask: Flask, host: str, port: int, threads: int = 8) -> None:
-    """Serve until interrupted, with waitress (a production WSGI server, pure Python)."""
+def serve(flask: Flask, host: str, port: int, trusted_proxies: int = 0, threads: int = 8) -> None:
+    """Serve until interrupted, with waitress (a production WSGI server, pure Python).
+
+    waitress drops X-Forwarded-* headers unless told otherwise; behind trusted
+    proxies it passes them on to the desk's ProxyFix, which counts the hops.
+    """
     from waitress import serve as waitress_serve
 
-    waitress_serve(flask, host=host, port=port, threads=threads, ident="mailbot")
+    from mailbot.web.edge import MAX_BODY
+
+    waitress_serve(
+        flask,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="mailbot",
+        # A larger body is refused from its Content-Length, before a byte of it is read.
+        max_request_body_size=MAX_BODY,
+        clear_untrusted_proxy_headers=trusted_proxies == 0,
+    )
 
 
 class BackgroundServer:
