@@ -16,6 +16,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from mailbot.web.app import Desk
@@ -40,11 +41,21 @@ from mailbot.web.throttle import (
     trusted_device,
 )
 
+
+class Refused(Forbidden):
+    """A 403 whose reason is for the person refused, in Chinese and in English."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(f"{zh} {en}")
+        self.zh = zh
+        self.en = en
+
+
 PUBLIC = frozenset({"login"})
 # What a viewer may still send: signing out and a new password of their own.
 SELF_SERVICE = frozenset({"logout", "account"})
-VIEWER_REFUSED = "只读账户不能操作。 A viewer's account reads only and cannot act."
-ADMIN_ONLY = "只有管理员可以管理账户。 Only an admin manages accounts."
+VIEWER_REFUSED = ("只读账户不能操作。", "A viewer's account reads only and cannot act.")
+ADMIN_ONLY = ("只有管理员可以管理账户。", "Only an admin manages accounts.")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 LOGIN_COOKIE_AGE = 3600
 
@@ -96,10 +107,10 @@ class Guard:
         if request.method not in ("GET", "HEAD"):
             self.require_token(g.csrf)
             if not g.actor.can_act and request.endpoint not in SELF_SERVICE:
-                abort(403, VIEWER_REFUSED)
+                raise Refused(*VIEWER_REFUSED)
         endpoint = request.endpoint or ""
         if (endpoint == "users" or endpoint.startswith("users_")) and not g.actor.is_admin:
-            abort(403, ADMIN_ONLY)
+            raise Refused(*ADMIN_ONLY)
         return None
 
     def unsent_letter(self) -> str:
