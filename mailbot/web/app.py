@@ -63,6 +63,7 @@ def create_app(
     app: App, *, secure_cookies: bool = False, clock: Callable[[], datetime] = utcnow
 ) -> Flask:
     """The intake desk for one App; serve it with `mailbot web` or any WSGI server."""
+    from mailbot.web.dealing_views import Dealing
     from mailbot.web.forms import Forms
     from mailbot.web.guard import Guard
     from mailbot.web.pages import Pages
@@ -84,6 +85,7 @@ def create_app(
     Guard(desk).register(flask)
     Pages(desk).register(flask)
     Forms(desk).register(flask)
+    Dealing(desk).register(flask)
     flask.after_request(security_headers)
     flask.register_error_handler(HTTPException, error_page)
     return flask

@@ -1,0 +1,32 @@
+"""mail handled: other mail a person dealt with (who, when, why)
+
+Revision ID: 0008_mail_handled
+Revises: 0007_reply_due
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0008_mail_handled"
+down_revision: str | None = "0007_reply_due"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("mails", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("handled_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("handled_by", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("handled_reason", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("mails", schema=None) as batch_op:
+        batch_op.drop_column("handled_reason")
+        batch_op.drop_column("handled_by")
+        batch_op.drop_column("handled_at")
