@@ -433,7 +433,9 @@ def test_other_mail_and_outbox_in_chromium(
             for path in ("/mails", "/outbox"):
                 page.goto(path)
                 assert page.evaluate("document.documentElement.scrollWidth") <= width, path
-                widest = "Math.max(...[...document.querySelectorAll('table')].map(t => t.scrollWidth))"
+                widest = (
+                    "Math.max(...[...document.querySelectorAll('table')].map(t => t.scrollWidth))"
+                )
                 assert page.evaluate(widest) <= width, path
     finally:
         context.close()
