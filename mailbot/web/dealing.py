@@ -9,7 +9,6 @@ marking handled close the mail: the list of other mail shows open mail only.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
-from mailbot.checks import judge
-from mailbot.parsing import parse_message
+from mailbot.attaching import SUPPORTING, VERSION, judge_as_submission
 from mailbot.replies.outbox import queue_reply
 from mailbot.replies.render import Renderer, call_context, expected_names
 from mailbot.store.models import Mail, Reply, Submission
 from mailbot.submissions import problems_json, record
-from mailbot.verdict import Status
 from mailbot.web.actions import LETTER_PREFIX, MAX_LETTER, ActionError, _event, _reason
 from mailbot.web.auth import Actor
 
@@ -97,7 +94,8 @@ def attach(
         detail.update(_file_as_version(session, app, mail, submission))
     else:
         mail.submission = submission
-        session.flush()
+    mail.attached_as = VERSION if as_version else SUPPORTING
+    session.flush()
     _close(mail, actor, reason, now)
     _event(
         session,
@@ -118,18 +116,14 @@ def _file_as_version(
     session: Session, app: App, mail: Mail, submission: Submission
 ) -> dict[str, Any]:
     """Judge the mail as if its subject named the submission; file the result as a version."""
-    if not app.blobs.exists(mail.raw_sha256):
-        raise ActionError(f"邮件 #{mail.id} 的原文已不在 The raw mail #{mail.id} is gone")
-    message = parse_message(app.blobs.get(mail.raw_sha256), app.call.documents)
-    subject = expected_names(app.call, submission.institution, submission.pi)["expected_subject"]
-    message = dataclasses.replace(message, subject=subject)
-    verdict = judge(message, app.call, mail.received_at, app.policy)
-    if verdict.status is Status.IGNORED or not (verdict.institution and verdict.pi):
+    judged = judge_as_submission(app, mail, submission)
+    if judged is None:
         raise ActionError(
             "这封邮件不能作为一个版本（例如退信或自动邮件），请作为补充邮件关联 "
             "This mail cannot be a version (a bounce or an automatic mail, say): "
             "attach it as a supporting mail"
         )
+    message, verdict = judged
     mail.status = str(verdict.status)
     mail.problems = problems_json(verdict)
     mail.institution, mail.pi = verdict.institution, verdict.pi

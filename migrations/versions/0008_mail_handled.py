@@ -1,4 +1,4 @@
-"""mail handled: other mail a person dealt with (who, when, why)
+"""mail handled: other mail a person dealt with (who, when, why), or attached to a submission
 
 Revision ID: 0008_mail_handled
 Revises: 0007_reply_due
@@ -23,10 +23,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("handled_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("handled_by", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("handled_reason", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("attached_as", sa.String(length=16), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("mails", schema=None) as batch_op:
+        batch_op.drop_column("attached_as")
         batch_op.drop_column("handled_reason")
         batch_op.drop_column("handled_by")
         batch_op.drop_column("handled_at")
