@@ -24,6 +24,7 @@ from mailbot.store.models import Mail, Reply, Submission
 from mailbot.submissions import problems_json, record
 from mailbot.web.actions import LETTER_PREFIX, MAX_LETTER, ActionError, _event, _reason
 from mailbot.web.auth import Actor
+from mailbot.web.labels import ANSWERS
 
 # AuditEvent.action values.
 ATTACH_VERSION = "attach_version"
@@ -43,7 +44,11 @@ def answer_renderer(web_templates: Path) -> Renderer:
 def answer_names(answers: Renderer) -> list[str]:
     folder = answers.templates_dir / "reply"
     names = {path.name.split(".", 1)[0] for path in folder.glob("*.txt.j2")}
-    return sorted(name for name in names if answers.languages_for(name))
+    titled = list(ANSWERS)  # the titled ones in their order, then any other by name
+    return sorted(
+        (name for name in names if answers.languages_for(name)),
+        key=lambda name: (titled.index(name) if name in titled else len(titled), name),
+    )
 
 
 def open_mail(session: Session, app: App, mail_id: int) -> Mail:
