@@ -15,7 +15,11 @@ from sqlalchemy import func, select
 from mailbot.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
-from tests.daemon_support import july, proposal
+from mailbot.web.auth import Actor, add_user
+from mailbot.web.dealing import attach, mark_handled
+from mailbot.web.desk import unmatched_mails
+from mailbot.web.outbox_desk import mark_dealt_with, outbox_page, resend
+from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values
 from tests.test_web import browser, screenshots, shoot, sign_in
 from tests.web_support import HOSTILE_SUBJECT, NAME, Client, RunningDesk, running_desk
 
@@ -446,3 +450,60 @@ def test_other_mail_and_outbox_in_chromium(
                 assert page.evaluate(widest) <= width, path
     finally:
         context.close()
+
+
+# --------------------------------------------------------------------------- on both databases
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
+    url: str = request.getfixturevalue("database_url")
+    return url
+
+
+@pytest.fixture
+def apps() -> Iterator[None]:
+    yield
+    dispose_apps()
+
+
+@pytest.mark.usefixtures("apps")
+def test_other_mail_and_the_outbox_on_sqlite_and_postgresql(tmp_path: Path, db_url: str) -> None:
+    """The desk's queries and acts for other mail and the outbox, without the browser."""
+    app = make_app(settings_values(tmp_path, db_url))
+    maildir = tmp_path / "Maildir"
+    deliver(maildir, proposal("foxmail", *LI_NA, files="good"), july(20))
+    deliver(maildir, proposal("foxmail", *LI_NA, files="misnamed", subject="请查收"), july(21))
+    deliver(maildir, proposal("qqmail", *LI_NA, files="none", subject="补充"), july(21, 12))
+    Daemon(app).once()
+    now = july(22)
+    with app.db.transaction() as session:
+        user = add_user(session, NAME, "a long enough password")
+        session.flush()
+        actor = Actor(user.id, user.name)
+        call = app.call
+        assert len(unmatched_mails(session, call)) == 2
+        reference = session.scalars(select(Submission.reference)).one()
+    with app.db.transaction() as session:
+        mails = sorted(unmatched_mails(session, app.call), key=lambda m: m.id)
+        attach(session, app, mails[0], reference, as_version=True, actor=actor, reason="r", now=now)
+        mark_handled(session, mails[1], actor, "已电话说明", now)
+        assert unmatched_mails(session, app.call) == []
+        assert [m.id for m in unmatched_mails(session, app.call, handled=True)] == [mails[1].id]
+        submission = session.scalars(select(Submission)).one()
+        assert submission.current_version == 2 and mails[0].attached_as == "version"
+        first = session.scalars(select(Reply).order_by(Reply.id)).first()
+        assert first is not None
+        first.state = "failed"
+        failed_id = first.id
+    with app.db.transaction() as session:
+        again = resend(session, app, failed_id, actor, "再试", now)
+        mark_dealt_with(session, app, failed_id, actor, "已电话通知", now)
+        page = outbox_page(session, app.call.id, "failed", 1)
+        assert [letter.reply.id for letter in page.letters] == [failed_id]
+        [letter] = page.letters
+        assert letter.reference == reference and letter.resent_as == again.id
+        assert letter.dealt_with is not None and letter.dealt_with.reason == "已电话通知"
+        assert page.counts["failed"] == 1 and page.counts["waiting"] >= 1

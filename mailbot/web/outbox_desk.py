@@ -104,7 +104,7 @@ def _letters(session: Session, replies: Sequence[Reply]) -> list[Letter]:
     references = dict(
         session.execute(
             select(Submission.id, Submission.reference).where(
-                Submission.id.in_({r.submission_id for r in replies if r.submission_id})
+                Submission.id.in_(sorted({r.submission_id for r in replies if r.submission_id}))
             )
         ).all()
     )
