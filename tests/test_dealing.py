@@ -16,7 +16,13 @@ from mailbot.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
 from mailbot.web.auth import Actor, add_user
-from mailbot.web.dealing import attach, mark_handled
+from mailbot.web.dealing import (
+    answer_names,
+    answer_renderer,
+    attach,
+    draft_answer,
+    mark_handled,
+)
 from mailbot.web.desk import unmatched_mails
 from mailbot.web.outbox_desk import mark_dealt_with, outbox_page, resend
 from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values
@@ -259,6 +265,32 @@ def test_an_other_mail_answered_from_a_template_is_queued_in_its_thread(
         assert stored.handled_reason == "请其重发"
     [event] = events_of(desk, mail_id)
     assert event.action == "answer_mail" and event.reply_id == reply.id
+
+
+def test_every_answer_template_reads_whole_for_every_other_mail(desk: RunningDesk) -> None:
+    """No None, no empty name, no internal code in a letter to a sender, whatever came."""
+    answers = answer_renderer(desk.app.settings.templates_path() / "web")
+    answers.environment.finalize = _whole
+    names = answer_names(answers)
+    assert names[0] == "please_resend" and "message" in names
+    with desk.app.db.transaction() as session:
+        mails = [*unmatched_mails(session, desk.app.call, handled=True)]
+        mails.append(Mail(sender_name="", subject="", received_at=july(25, 23, 59)))
+        for mail in mails:
+            for name in names:
+                subject, body = draft_answer(desk.app, answers, mail, name)
+                assert subject.strip() and body.strip()
+                text = subject + body
+                assert "None" not in text and "_" not in text.replace(desk.app.call.id, ""), name
+    assert "Dear applicant" in body and "申请人您好" in body
+
+
+def _whole(value: Any) -> Any:
+    if value is None:
+        raise ValueError("a template printed None")
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("a template printed an empty value")
+    return value
 
 
 def test_a_handled_mail_can_be_reopened(desk: RunningDesk, signed_in: Client) -> None:
