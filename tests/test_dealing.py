@@ -151,6 +151,8 @@ def test_a_refused_act_changes_nothing_and_says_why_in_both_languages(
     assert nowhere.status == 400 and "No submission ANSO2021-9999" in nowhere.text
     gone = {"csrf_token": token, "reason": "x", "confirm": "yes"}
     assert signed_in.post("/mails/99999999/handled", gone).status == 404
+    assert signed_in.post(f"/mails/{2**64}/handled", gone).status == 404  # beyond 64 bits
+    assert signed_in.get(f"/mails/{2**64}/answer?template=message").status == 404
     assert mail.id in open_ids(signed_in)
     assert events_of(desk, mail.id) == []
 
@@ -406,6 +408,7 @@ def test_mark_dealt_with_records_the_reason(
     again = signed_in.post(f"/outbox/{reply_id}/dealt", form)
     assert again.status == 400 and "dealt with already" in again.text
     assert signed_in.post("/outbox/99999999/dealt", form).status == 404
+    assert signed_in.post(f"/outbox/{2**64}/resend", form).status == 404  # beyond 64 bits
     page = signed_in.get("/outbox?state=uncertain").text
     assert "已电话确认收到" in page
     with desk.app.db.transaction() as session:

@@ -34,6 +34,7 @@ REOPENED = "mail_reopened"
 ANSWER = "answer_mail"
 
 ANSWERS_FOLDER = "other"  # templates/web/other/reply/NAME.{zh,en}.txt.j2
+MAX_ID = 2**63 - 1  # a larger number is no row's id, and the database would refuse it
 
 
 def answer_renderer(web_templates: Path) -> Renderer:
@@ -53,7 +54,7 @@ def answer_names(answers: Renderer) -> list[str]:
 
 def open_mail(session: Session, app: App, mail_id: int) -> Mail:
     """A mail of this call tied to no submission; refused otherwise."""
-    mail = session.get(Mail, mail_id)
+    mail = session.get(Mail, mail_id) if 0 < mail_id <= MAX_ID else None
     if mail is None or mail.call_id != app.call.id:
         raise LookupError(mail_id)
     if mail.submission_id is not None:

@@ -75,7 +75,7 @@ class Dealing:
         return view
 
     def _mail(self, session: Session, mail_id: int) -> Mail:
-        mail = session.get(Mail, mail_id)
+        mail = session.get(Mail, mail_id) if 0 < mail_id <= dealing.MAX_ID else None
         if mail is None or mail.call_id != self.app.call.id:
             abort(404)
         return mail

@@ -130,8 +130,11 @@ def _letters(session: Session, replies: Sequence[Reply]) -> list[Letter]:
     return letters
 
 
+MAX_ID = 2**63 - 1  # a larger number is no row's id, and the database would refuse it
+
+
 def _letter(session: Session, call_id: str, reply_id: int) -> Reply:
-    reply = session.get(Reply, reply_id)
+    reply = session.get(Reply, reply_id) if 0 < reply_id <= MAX_ID else None
     if reply is None or reply.call_id not in (call_id, None):
         raise LookupError(reply_id)
     return reply
