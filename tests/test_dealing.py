@@ -219,6 +219,13 @@ def test_an_other_mail_attached_as_supporting_mail_adds_no_version(
     assert mail.id not in open_ids(signed_in) and mail.id not in open_ids(signed_in, "?show=all")
     assert f"/mails/{mail.id}" in signed_in.get(f"/submissions/{reference}").text
     assert [e.action for e in events_of(desk, mail.id)] == ["attach_supporting"]
+    # Attached, it is no other mail any more: no second attachment, no answer from here.
+    token = signed_in.token(f"/mails/{mail.id}")
+    form = {"csrf_token": token, "reference": reference, "as": "supporting", "confirm": "yes"}
+    twice = signed_in.post(f"/mails/{mail.id}/attach", form | {"reason": "again"})
+    assert twice.status == 400 and "already belongs to a submission" in twice.text
+    answer = signed_in.get(f"/mails/{mail.id}/answer?template=message")
+    assert answer.status == 400 and "already belongs to a submission" in answer.text
 
 
 def test_an_other_mail_answered_from_a_template_is_queued_in_its_thread(

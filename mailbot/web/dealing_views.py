@@ -115,7 +115,10 @@ class Dealing:
         """A letter to the sender drafted from a template, for a person to edit and send."""
         name = request.values.get("template", "")
         with self.app.db.transaction() as session:
-            mail = self._open_mail(session, mail_id)
+            try:
+                mail = self._open_mail(session, mail_id)
+            except ActionError as exc:  # attached to a submission meanwhile: write from there
+                return self.pages.mail(mail_id, error=str(exc), status=400)
             try:
                 subject, body = dealing.draft_answer(self.app, self.answers, mail, name)
             except ActionError:
