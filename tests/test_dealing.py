@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from mailbot.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
+from mailbot.web.actions import reply_body
 from mailbot.web.auth import Actor, add_user
 from mailbot.web.dealing import (
     answer_names,
@@ -167,13 +168,25 @@ def test_an_other_mail_attached_as_a_version_is_judged_as_that_submission(
         assert submission is not None
         versions_before, status_before = submission.current_version, submission.status
     assert status_before == "accepted"  # the demo's 李娜 corrected her files
+    with desk.app.db.transaction() as session:
+        replies_before = session.scalar(select(func.max(Reply.id))) or 0
     token = signed_in.token(f"/mails/{mail.id}")
     done = signed_in.post(
         f"/mails/{mail.id}/attach",
-        {"csrf_token": token, "reference": reference.lower(), "as": "version"}
+        {"csrf_token": token, "reference": reference.lower(), "as": "version", "tell": "yes"}
         | {"reason": "主题未写单位和负责人，附件正确", "confirm": "yes"},
     )
     assert done.status == 303, done.text
+    with desk.app.db.transaction() as session:
+        told = session.scalars(
+            select(Reply).where(Reply.mail_id == mail.id).order_by(Reply.id.desc())
+        ).first()
+        assert told is not None
+        # The daemon's reply to a version, to the applicant.
+        assert told.template == "needs_correction" and told.id > replies_before
+        # It names the files as that submission's: 中国科学院微生物研究所+李娜.docx.
+        assert f"{LI_NA[0]}+{LI_NA[1]}.docx" in reply_body(told.raw)
+        assert told.to_address == mail.sender and told.state == "pending"
     assert mail.id not in open_ids(signed_in)
     with desk.app.db.transaction() as session:
         submission = session.scalar(select(Submission).where(Submission.reference == reference))

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.app import App
 from mailbot.attaching import SUPPORTING, VERSION, judge_as_submission
+from mailbot.intake import queue_answer
 from mailbot.replies.outbox import queue_reply
 from mailbot.replies.render import Renderer, call_context, expected_names
 from mailbot.store.models import Mail, Reply, Submission
@@ -90,14 +91,19 @@ def attach(
     actor: Actor,
     reason: str,
     now: datetime,
+    tell: bool = False,
 ) -> Submission:
-    """Tie an other mail to a submission, as a version of it or as a supporting mail."""
+    """Tie an other mail to a submission, as a version of it or as a supporting mail.
+
+    With ``tell``, a version's verdict is answered as the daemon answers one
+    (the same reply template, in the applicant's thread, through the outbox).
+    """
     reason = _reason(reason)
     submission = _submission(session, app, reference)
     previous = mail.status
     detail: dict[str, Any] = {"reference": submission.reference}
     if as_version:
-        detail.update(_file_as_version(session, app, mail, submission))
+        detail.update(_file_as_version(session, app, mail, submission, tell=tell))
     else:
         mail.submission = submission
     mail.attached_as = VERSION if as_version else SUPPORTING
@@ -119,7 +125,7 @@ def attach(
 
 
 def _file_as_version(
-    session: Session, app: App, mail: Mail, submission: Submission
+    session: Session, app: App, mail: Mail, submission: Submission, *, tell: bool
 ) -> dict[str, Any]:
     """Judge the mail as if its subject named the submission; file the result as a version."""
     judged = judge_as_submission(app, mail, submission)
@@ -142,9 +148,12 @@ def _file_as_version(
             f"无法按 {submission.reference} 的单位和负责人判定这封邮件 "
             f"The mail could not be judged as {submission.reference}"
         )
+    if tell:
+        queue_answer(app, session, mail, message, outcome)
     return {
         "version": outcome.version.number if outcome.version else None,
         "codes": verdict.codes(),
+        "told": tell,
     }
 
 

@@ -94,6 +94,7 @@ class Dealing:
             mail,
             request.form.get("reference", ""),
             as_version=request.form.get("as") == "version",
+            tell=request.form.get("tell") == "yes",
             actor=g.actor,
             reason=request.form.get("reason", ""),
             now=self.desk.now(),
