@@ -6,6 +6,10 @@ problems, per submission its status and versions. What did not change stays as
 it was, row ids and times included, so a reprocess under unchanged rules writes
 nothing. ``dry_run`` reports the same changes and rolls the whole replay back.
 
+A mail a person attached to a submission at the desk stays attached: as a
+version it is judged as that submission's mail (mailbot.attaching), as a
+supporting mail it stays tied to it.
+
 A changed verdict is told to the applicant only when asked (``reply``); until
 then the mail keeps ``reply_due``, so a later ``reprocess --reply`` still tells
 it, once. A submission keeps a person's decision (accepted by decision,
@@ -23,13 +27,15 @@ from sqlalchemy import delete, inspect, select
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
+from mailbot.attaching import VERSION, judge_as_submission
 from mailbot.checks import judge
 from mailbot.counting import count
 from mailbot.intake import queue_answer
+from mailbot.message import Message
 from mailbot.parsing import parse_message
 from mailbot.store.models import Mail, Submission, Version
 from mailbot.submissions import problems_json, record
-from mailbot.verdict import Status
+from mailbot.verdict import Status, Verdict
 
 # Statuses a person sets on the desk (mailbot.web.actions): a replay keeps them.
 DECIDED = frozenset({"accepted_by_decision", "withdrawn"})
@@ -68,6 +74,8 @@ class _Before:
     submissions: dict[int, tuple[str, int, tuple[tuple[Any, ...], ...]]]
     version_ids: dict[tuple[int, int], int]
     updated_at: dict[int, datetime]
+    # Mail a person attached at the desk: mail id -> (submission id, attached_as).
+    attached: dict[int, tuple[int, str]]
 
 
 def reprocess(app: App, *, reply: bool = False, dry_run: bool = False) -> ReprocessReport:
@@ -121,6 +129,11 @@ def _snapshot(mails: Any, submissions: Any) -> _Before:
         submissions={s.id: _submission_state(s) for s in submissions},
         version_ids={(v.submission_id, v.number): v.id for s in submissions for v in s.versions},
         updated_at={s.id: s.updated_at for s in submissions},
+        attached={
+            m.id: (m.submission_id, m.attached_as)
+            for m in mails
+            if m.attached_as and m.submission_id is not None
+        },
     )
 
 
@@ -145,8 +158,8 @@ def _judge_again(
     reply: bool,
 ) -> None:
     """Judge one mail as the daemon would, tie it to its submission, reply if due."""
-    message = parse_message(app.blobs.get(mail.raw_sha256), app.call.documents)
-    verdict = judge(message, app.call, mail.received_at, app.policy)
+    attached = before.attached.get(mail.id)
+    message, verdict = _verdict(app, session, mail, attached)
     mail.status = str(verdict.status)
     mail.problems = problems_json(verdict)
     mail.institution, mail.pi = verdict.institution, verdict.pi
@@ -154,6 +167,8 @@ def _judge_again(
     for stored, role in zip(mail.attachments, verdict.attachments, strict=False):
         stored.role = str(role.role)
     outcome = record(session, app.call, app.blobs, mail, message, verdict)
+    if attached is not None and mail.submission_id is None:
+        mail.submission_id = attached[0]  # a person's attachment stands over the replay
     report.total += 1
     old_status, old_codes = before.mails[mail.id]
     changed = (old_status, old_codes) != (mail.status, tuple(verdict.codes()))
@@ -171,6 +186,19 @@ def _judge_again(
     if mail.reply_due != due:
         mail.reply_due = due
     report.untold += int(due)
+
+
+def _verdict(
+    app: App, session: Session, mail: Mail, attached: tuple[int, str] | None
+) -> tuple[Message, Verdict]:
+    """The daemon's verdict; for a mail a person attached as a version, as that submission's."""
+    if attached is not None and attached[1] == VERSION:
+        submission = session.get(Submission, attached[0])
+        judged = judge_as_submission(app, mail, submission) if submission else None
+        if judged is not None:
+            return judged
+    message = parse_message(app.blobs.get(mail.raw_sha256), app.call.documents)
+    return message, judge(message, app.call, mail.received_at, app.policy)
 
 
 def _mail_line(mail: Mail, status: str, old: tuple[str, ...], new: list[str]) -> str:

@@ -22,9 +22,10 @@ from mailbot.app import App
 from mailbot.daemon import Daemon
 from mailbot.reprocess import reprocess
 from mailbot.sources.maildir import deliver
-from mailbot.store.models import Base, Reply, Submission
+from mailbot.store.models import Base, Mail, Reply, Submission
 from mailbot.web.actions import accept_by_decision, withdraw
 from mailbot.web.auth import Actor, add_user
+from mailbot.web.dealing import attach
 from mailbot.web.labels import STATUSES
 from tests.conftest import ROOT, RULES, write_rules
 from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values
@@ -303,3 +304,56 @@ def test_a_decision_made_on_the_desk_stands_through_a_reprocess(tmp_path: Path) 
         statuses = {s.pi: s.status for s in session.scalars(select(Submission))}
     # ...but what a person decided is kept.
     assert statuses == {"张喆": "withdrawn", "李娜": "accepted", "王堃": "accepted_by_decision"}
+
+
+def test_mail_attached_on_the_desk_stays_attached_through_a_reprocess(
+    tmp_path: Path, db_url: str
+) -> None:
+    app = intake(tmp_path, db_url)
+    maildir = tmp_path / "Maildir"
+    # 李娜's files, misnamed, under a subject naming nobody; then a note with no files.
+    deliver(
+        maildir, proposal("outlook", *OTHER, files="misnamed", subject="建议书请查收"), july(24)
+    )
+    deliver(maildir, proposal("outlook", *OTHER, files="none", subject="补充说明"), july(24, 12))
+    Daemon(app).once()
+    when = datetime(2021, 7, 25, 9, 0, tzinfo=UTC)
+    with app.db.transaction() as session:
+        user = add_user(session, "wang.fang", "a long enough password")
+        session.flush()
+        actor = Actor(user.id, user.name)
+        mails = {m.subject: m for m in session.scalars(select(Mail).where(Mail.id > 6))}
+        assert all(m.submission_id is None for m in mails.values())
+        reference = session.scalars(select(Submission).where(Submission.pi == OTHER[1])).one()
+        reference_text = reference.reference
+        attach(
+            session,
+            app,
+            mails["建议书请查收"],
+            reference_text,
+            as_version=True,
+            actor=actor,
+            reason="主题未写单位",
+            now=when,
+        )
+        attach(
+            session,
+            app,
+            mails["补充说明"],
+            reference_text,
+            as_version=False,
+            actor=actor,
+            reason="补充说明",
+            now=when,
+        )
+    with app.db.transaction() as session:
+        li_na = session.scalars(select(Submission).where(Submission.pi == OTHER[1])).one()
+        assert [(v.number, v.kind, v.status) for v in li_na.versions][-1] == (
+            3,
+            "resubmission",
+            "needs_correction",
+        )
+    before = dump(app.db.engine)
+    report = reprocess(app)
+    assert report.mails == [] and report.submissions == []
+    assert dump(app.db.engine) == before  # nothing a person attached comes loose

@@ -226,9 +226,11 @@ def sample_urls(desk: RunningDesk) -> list[tuple[str, str]]:
     with desk.app.db.transaction() as session:
         sha256 = session.scalars(select(Attachment.sha256)).first()
         mail_id = session.scalars(select(Mail.id)).first()
+        reply_id = session.scalars(select(Reply.id)).first()
     values = {
         "reference": reference_of(desk, "张喆"),
         "mail_id": mail_id,
+        "reply_id": reply_id,
         "sha256": sha256,
         "suffix": "csv",
         "name": NAME,

@@ -129,6 +129,14 @@ class Mail(Base):
     # Set by `mailbot reprocess` when it changed this mail's verdict without a reply;
     # the next `reprocess --reply` tells the applicant and clears it.
     reply_due: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set when a person at the desk dealt with a mail tied to no submission (answered
+    # it, or found nothing to do): it leaves the list of open "other mail".
+    handled_at: Mapped[datetime | None]
+    handled_by: Mapped[str | None] = mapped_column(String(64))
+    handled_reason: Mapped[str | None] = mapped_column(Text)
+    # Set when a person attached this mail (tied to no submission by the daemon) to
+    # submission_id: "version" or "supporting" (mailbot.attaching); a reprocess keeps it.
+    attached_as: Mapped[str | None] = mapped_column(String(16))
 
     attachments: Mapped[list[Attachment]] = relationship(
         back_populates="mail", order_by="Attachment.id", cascade="all, delete-orphan"

@@ -73,6 +73,7 @@ def create_app(
     given, overrides its secure_cookies.
     """
     from mailbot.web import edge
+    from mailbot.web.dealing_views import Dealing
     from mailbot.web.forms import Forms
     from mailbot.web.guard import Guard
     from mailbot.web.pages import Pages
@@ -101,6 +102,7 @@ def create_app(
     Pages(desk).register(flask)
     Forms(desk).register(flask)
     Users(desk).register(flask)
+    Dealing(desk).register(flask)
     flask.after_request(security_headers)
     flask.register_error_handler(HTTPException, error_page)
     return flask

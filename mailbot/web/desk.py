@@ -259,10 +259,12 @@ def mail_kind(mail: Mail) -> str:
     return "ignored"
 
 
-def unmatched_mails(session: Session, call: Call, kind: str = "") -> list[Mail]:
-    mails = session.scalars(
-        select(Mail)
-        .where(Mail.call_id == call.id, Mail.submission_id.is_(None))
-        .order_by(Mail.received_at.desc(), Mail.id.desc())
-    ).all()
+def unmatched_mails(
+    session: Session, call: Call, kind: str = "", *, handled: bool = False
+) -> list[Mail]:
+    """Mail tied to no submission that a person has not dealt with (or all of it: handled)."""
+    wanted = select(Mail).where(Mail.call_id == call.id, Mail.submission_id.is_(None))
+    if not handled:
+        wanted = wanted.where(Mail.handled_at.is_(None))
+    mails = session.scalars(wanted.order_by(Mail.received_at.desc(), Mail.id.desc())).all()
     return [mail for mail in mails if not kind or mail_kind(mail) == kind]

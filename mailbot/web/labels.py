@@ -30,6 +30,8 @@ REPLY_STATES: dict[str, tuple[str, str]] = {
     "uncertain": ("发送中断，未知", "uncertain"),
     "suppressed": ("未发送（超出限额）", "suppressed"),
     "failed": ("发送失败", "failed"),
+    "handed": ("已交给邮件服务器", "handed over"),
+    "bounced": ("被退回", "bounced"),
 }
 
 ACTIONS: dict[str, tuple[str, str]] = {
@@ -38,12 +40,35 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "note": ("备注", "Note"),
     "resend": ("重发回复", "Reply resent"),
     "write": ("致函申请人", "Wrote to the applicant"),
+    "attach_version": ("关联为新版本", "Attached as a version"),
+    "attach_supporting": ("关联为补充邮件", "Attached as a supporting mail"),
+    "mail_handled": ("标记为已处理", "Marked handled"),
+    "mail_reopened": ("重新打开", "Reopened"),
+    "answer_mail": ("回复发件人", "Answered the sender"),
+    "outbox_resend": ("重发信件", "Letter sent again"),
+    "letter_dealt_with": ("信件问题已处理", "Letter dealt with"),
+}
+
+# The outbox page's filters (mailbot.web.outbox_desk.STATE_GROUPS).
+OUTBOX_GROUPS: dict[str, tuple[str, str]] = {
+    "waiting": ("待发送", "Waiting"),
+    "sent": ("已发送", "Sent"),
+    "failed": ("发送失败", "Failed"),
+    "uncertain": ("发送中断，未知", "Uncertain"),
+    "bounced": ("被退回", "Bounced"),
+    "suppressed": ("未发送（超出限额）", "Suppressed"),
 }
 
 MAIL_KINDS: dict[str, tuple[str, str]] = {
     "flagged": ("需留意（退信、认证失败）", "Flagged (bounces, failed authentication)"),
     "unparseable": ("无法识别", "Unparseable"),
     "ignored": ("不予答复", "Ignored"),
+}
+
+# Letters answering other mail (templates/web/other/reply/NAME.*).
+ANSWERS: dict[str, tuple[str, str]] = {
+    "please_resend": ("请按要求重新发送", "Please send it again as the call asks"),
+    "message": ("自由撰写", "A letter of your own"),
 }
 
 SEVERITIES: dict[str, tuple[str, str]] = {
@@ -103,6 +128,12 @@ NOTICES: dict[str, tuple[str, str]] = {
     "noted": ("备注已保存。", "Note saved."),
     "resent": ("回复已重新放入发件箱。", "The reply is queued again."),
     "written": ("信件已放入发件箱。", "The letter is queued."),
+    "attached": ("邮件已关联到建议书。", "The mail is attached to the submission."),
+    "handled": ("邮件已标记为已处理。", "The mail is marked handled."),
+    "reopened": ("邮件已重新打开。", "The mail is open again."),
+    "answered": ("回复已放入发件箱，邮件已处理。", "The answer is queued; the mail is handled."),
+    "outbox_resent": ("信件已作为新信件放入发件箱。", "The letter is queued again."),
+    "dealt": ("已记录：信件问题已处理。", "Recorded: the letter is dealt with."),
 }
 
 

@@ -206,10 +206,16 @@ class Pages:
     def mails(self) -> str:
         kind = request.args.get("kind", "")
         kind = kind if kind in UNMATCHED_KINDS else ""
+        handled = request.args.get("show") == "all"  # open mail only, unless asked
         with self.app.db.transaction() as session:
-            mails = unmatched_mails(session, self.app.call, kind)
+            mails = unmatched_mails(session, self.app.call, kind, handled=handled)
             return render_template(
-                "mails.html", mails=mails, kind=kind, kind_of=mail_kind, page="mails"
+                "mails.html",
+                mails=mails,
+                kind=kind,
+                show="all" if handled else "",
+                kind_of=mail_kind,
+                page="mails",
             )
 
     def mail(self, mail_id: int, error: str = "", status: int = 200) -> tuple[str, int]:

@@ -1,0 +1,255 @@
+"""Mail tied to no submission, dealt with at the desk: attached, answered, or marked handled.
+
+Each act is a line in the audit trail. Attaching a mail as a version judges it
+again as if its subject had named the submission's institution and PI, so its
+files are held to that submission's names, then files it as the daemon would;
+attaching it as supporting mail only ties it to the submission. Answering and
+marking handled close the mail: the list of other mail shows open mail only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.app import App
+from mailbot.attaching import SUPPORTING, VERSION, judge_as_submission
+from mailbot.intake import queue_answer
+from mailbot.replies.outbox import queue_reply
+from mailbot.replies.render import Renderer, call_context, expected_names
+from mailbot.store.models import Mail, Reply, Submission
+from mailbot.submissions import problems_json, record
+from mailbot.web.actions import LETTER_PREFIX, MAX_LETTER, ActionError, _event, _reason
+from mailbot.web.auth import Actor
+from mailbot.web.labels import ANSWERS
+
+# AuditEvent.action values.
+ATTACH_VERSION = "attach_version"
+ATTACH_SUPPORTING = "attach_supporting"
+HANDLED = "mail_handled"
+REOPENED = "mail_reopened"
+ANSWER = "answer_mail"
+
+ANSWERS_FOLDER = "other"  # templates/web/other/reply/NAME.{zh,en}.txt.j2
+MAX_ID = 2**63 - 1  # a larger number is no row's id, and the database would refuse it
+
+
+def answer_renderer(web_templates: Path) -> Renderer:
+    """The letters that answer other mail: templates/web/other/reply/*.txt.j2."""
+    return Renderer(web_templates / ANSWERS_FOLDER)
+
+
+def answer_names(answers: Renderer) -> list[str]:
+    folder = answers.templates_dir / "reply"
+    names = {path.name.split(".", 1)[0] for path in folder.glob("*.txt.j2")}
+    titled = list(ANSWERS)  # the titled ones in their order, then any other by name
+    return sorted(
+        (name for name in names if answers.languages_for(name)),
+        key=lambda name: (titled.index(name) if name in titled else len(titled), name),
+    )
+
+
+def open_mail(session: Session, app: App, mail_id: int) -> Mail:
+    """A mail of this call tied to no submission; refused otherwise."""
+    mail = session.get(Mail, mail_id) if 0 < mail_id <= MAX_ID else None
+    if mail is None or mail.call_id != app.call.id:
+        raise LookupError(mail_id)
+    if mail.submission_id is not None:
+        raise ActionError(
+            f"邮件 #{mail.id} 已属于建议书 {mail.submission.reference if mail.submission else ''}"
+            f" Mail #{mail.id} already belongs to a submission"
+        )
+    return mail
+
+
+def _submission(session: Session, app: App, reference: str) -> Submission:
+    wanted = reference.strip().upper()
+    submission = session.scalar(
+        select(Submission).where(Submission.call_id == app.call.id, Submission.reference == wanted)
+    )
+    if submission is None:
+        raise ActionError(f"没有编号为 {wanted or '-'} 的建议书 No submission {wanted or '-'}")
+    return submission
+
+
+def confirmed(form_value: str) -> None:
+    if form_value != "yes":
+        raise ActionError("请勾选“确认”后再提交 Please tick “confirm” first")
+
+
+def attach(
+    session: Session,
+    app: App,
+    mail: Mail,
+    reference: str,
+    *,
+    as_version: bool,
+    actor: Actor,
+    reason: str,
+    now: datetime,
+    tell: bool = False,
+) -> Submission:
+    """Tie an other mail to a submission, as a version of it or as a supporting mail.
+
+    With ``tell``, a version's verdict is answered as the daemon answers one
+    (the same reply template, in the applicant's thread, through the outbox).
+    """
+    reason = _reason(reason)
+    submission = _submission(session, app, reference)
+    previous = mail.status
+    detail: dict[str, Any] = {"reference": submission.reference}
+    if as_version:
+        detail.update(_file_as_version(session, app, mail, submission, tell=tell))
+    else:
+        mail.submission = submission
+    mail.attached_as = VERSION if as_version else SUPPORTING
+    session.flush()
+    _close(mail, actor, reason, now)
+    _event(
+        session,
+        actor,
+        ATTACH_VERSION if as_version else ATTACH_SUPPORTING,
+        reason,
+        now,
+        submission=submission,
+        mail=mail,
+        previous_status=previous if as_version else None,
+        new_status=mail.status if as_version else None,
+        detail=detail,
+    )
+    return submission
+
+
+def _file_as_version(
+    session: Session, app: App, mail: Mail, submission: Submission, *, tell: bool
+) -> dict[str, Any]:
+    """Judge the mail as if its subject named the submission; file the result as a version."""
+    judged = judge_as_submission(app, mail, submission)
+    if judged is None:
+        raise ActionError(
+            "这封邮件不能作为一个版本（例如退信或自动邮件），请作为补充邮件关联 "
+            "This mail cannot be a version (a bounce or an automatic mail, say): "
+            "attach it as a supporting mail"
+        )
+    message, verdict = judged
+    mail.status = str(verdict.status)
+    mail.problems = problems_json(verdict)
+    mail.institution, mail.pi = verdict.institution, verdict.pi
+    mail.form, mail.pdf_pages = verdict.form, verdict.pdf_pages
+    for stored, role in zip(mail.attachments, verdict.attachments, strict=False):
+        stored.role = str(role.role)
+    outcome = record(session, app.call, app.blobs, mail, message, verdict)
+    if outcome.submission is None or outcome.submission.id != submission.id:
+        raise ActionError(
+            f"无法按 {submission.reference} 的单位和负责人判定这封邮件 "
+            f"The mail could not be judged as {submission.reference}"
+        )
+    if tell:
+        queue_answer(app, session, mail, message, outcome)
+    return {
+        "version": outcome.version.number if outcome.version else None,
+        "codes": verdict.codes(),
+        "told": tell,
+    }
+
+
+def _close(mail: Mail, actor: Actor, reason: str, now: datetime) -> None:
+    mail.handled_at = now
+    mail.handled_by = actor.name
+    mail.handled_reason = reason
+
+
+def mark_handled(session: Session, mail: Mail, actor: Actor, reason: str, now: datetime) -> None:
+    """Nothing more to do with this mail: it leaves the open list, with who, when and why."""
+    reason = _reason(reason)
+    if mail.handled_at is not None:
+        raise ActionError(f"邮件 #{mail.id} 已处理 Mail #{mail.id} is handled already")
+    _close(mail, actor, reason, now)
+    _event(session, actor, HANDLED, reason, now, mail=mail)
+
+
+def reopen(session: Session, mail: Mail, actor: Actor, reason: str, now: datetime) -> None:
+    """Put a handled mail back on the open list (handled by mistake)."""
+    reason = _reason(reason)
+    if mail.handled_at is None:
+        raise ActionError(f"邮件 #{mail.id} 尚未处理 Mail #{mail.id} is open already")
+    detail = {"handled_by": mail.handled_by, "handled_reason": mail.handled_reason}
+    mail.handled_at = mail.handled_by = mail.handled_reason = None
+    _event(session, actor, REOPENED, reason, now, mail=mail, detail=detail)
+
+
+def answer_context(app: App, mail: Mail) -> dict[str, Any]:
+    """The variables of templates/web/other/reply/*: the call, the mail, the naming rule."""
+    received_zh, received_en = app.call.local_text(mail.received_at)
+    return {
+        **call_context(app.call),
+        **expected_names(app.call, None, None),
+        "sender_name": mail.sender_name.strip(),
+        "subject": mail.subject.strip(),
+        "received_zh": received_zh,
+        "received_en": received_en,
+    }
+
+
+def draft_answer(app: App, answers: Renderer, mail: Mail, name: str) -> tuple[str, str]:
+    if name not in answer_names(answers):
+        raise ActionError(f"没有这个模板 No letter template {name!r}")
+    return answers.render(name, answer_context(app, mail))
+
+
+def answer(
+    session: Session,
+    app: App,
+    answers: Renderer,
+    mail: Mail,
+    actor: Actor,
+    *,
+    template: str,
+    subject: str,
+    body: str,
+    reason: str,
+    now: datetime,
+) -> Reply:
+    """Queue a letter a person wrote to the sender of an other mail, in its thread; close it."""
+    reason = _reason(reason)
+    if template not in answer_names(answers):
+        raise ActionError(f"没有这个模板 No letter template {template!r}")
+    if not subject.strip() or not body.strip():
+        raise ActionError("主题和正文不能为空 The subject and the text must not be empty")
+    if len(body) > MAX_LETTER:
+        raise ActionError(f"正文过长 The text is longer than {MAX_LETTER} characters")
+    to_address = mail.reply_to or mail.sender
+    if not to_address:
+        raise ActionError(f"邮件 #{mail.id} 没有发件人地址 has no address to write to")
+    reply = queue_reply(
+        session,
+        settings=app.settings.replies,
+        call=app.call,
+        to_address=to_address,
+        template=LETTER_PREFIX + template,
+        subject=subject,
+        body=body.replace("\r\n", "\n"),
+        in_reply_to=mail.message_id,
+        references=(),
+        mail_id=mail.id,
+        submission_id=None,
+        now=now,
+        by_person=True,
+    )
+    if mail.handled_at is None:
+        _close(mail, actor, reason, now)
+    _event(
+        session,
+        actor,
+        ANSWER,
+        reason,
+        now,
+        mail=mail,
+        reply=reply,
+        detail={"template": template, "to": to_address, "state": reply.state},
+    )
+    return reply

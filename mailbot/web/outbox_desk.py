@@ -1,0 +1,210 @@
+"""The outbox as the desk shows it: every letter by state, resent or marked dealt with.
+
+A resend queues a new outbox row (same recipient, subject, text and thread,
+a new Message-ID) and keeps the old one as it was; marking a letter dealt
+with changes nothing in the outbox and is a line in the audit trail.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, defer, selectinload
+
+from mailbot.app import App
+from mailbot.replies.outbox import (
+    BOUNCED,
+    FAILED,
+    PENDING,
+    SENDING,
+    SENT,
+    SUPPRESSED,
+    UNCERTAIN,
+    queue_reply,
+)
+from mailbot.store.models import AuditEvent, Mail, Reply, Submission
+from mailbot.web.actions import ActionError, _event, _reason, reply_body
+from mailbot.web.auth import Actor
+
+HANDED = "handed"  # committed before the final dot (replies/sender.py)
+
+# The outbox page's filters: a name, the states it covers.
+STATE_GROUPS: dict[str, tuple[str, ...]] = {
+    "waiting": (PENDING, SENDING, HANDED),
+    "sent": (SENT,),
+    "failed": (FAILED,),
+    "uncertain": (UNCERTAIN,),
+    "bounced": (BOUNCED,),
+    "suppressed": (SUPPRESSED,),
+}
+RESENDABLE = frozenset({FAILED, UNCERTAIN, BOUNCED})
+TROUBLED = (FAILED, UNCERTAIN, BOUNCED, SUPPRESSED)
+
+# AuditEvent.action values.
+OUTBOX_RESEND = "outbox_resend"
+DEALT_WITH = "letter_dealt_with"
+
+PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One outbox row, with what the desk knows about it."""
+
+    reply: Reply
+    reference: str | None
+    dealt_with: AuditEvent | None
+    resent_as: int | None  # the id of the row a resend queued
+
+
+@dataclass(frozen=True)
+class OutboxPage:
+    letters: list[Letter]
+    counts: dict[str, int]  # per state group
+    total: int  # rows matching the filter
+    page: int
+    pages: int
+
+
+def outbox_page(session: Session, call_id: str, group: str, page: int) -> OutboxPage:
+    """One page of the outbox, newest first, in one state group (or all)."""
+    states = STATE_GROUPS.get(group)
+    of_call = (Reply.call_id == call_id) | Reply.call_id.is_(None)
+    by_state = dict(
+        session.execute(
+            select(Reply.state, func.count(Reply.id)).where(of_call).group_by(Reply.state)
+        ).all()
+    )
+    counts = {
+        name: sum(by_state.get(s, 0) for s in group_states)
+        for name, group_states in STATE_GROUPS.items()
+    }
+    wanted = select(Reply).where(of_call)
+    if states is not None:
+        wanted = wanted.where(Reply.state.in_(states))
+    total = session.scalar(select(func.count()).select_from(wanted.subquery())) or 0
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    replies = session.scalars(
+        wanted.options(defer(Reply.raw), selectinload(Reply.mail).selectinload(Mail.submission))
+        .order_by(Reply.id.desc())
+        .limit(PAGE_SIZE)
+        .offset((page - 1) * PAGE_SIZE)
+    ).all()
+    return OutboxPage(_letters(session, replies), counts, total, page, pages)
+
+
+def _letters(session: Session, replies: Sequence[Reply]) -> list[Letter]:
+    ids = [reply.id for reply in replies]
+    references = dict(
+        session.execute(
+            select(Submission.id, Submission.reference).where(
+                Submission.id.in_(sorted({r.submission_id for r in replies if r.submission_id}))
+            )
+        ).all()
+    )
+    dealt: dict[int, AuditEvent] = {}
+    resent: dict[int, int] = {}
+    for event in session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action.in_((DEALT_WITH, OUTBOX_RESEND)))
+        .order_by(AuditEvent.id)
+    ):
+        if event.action == DEALT_WITH and event.reply_id in ids and event.reply_id is not None:
+            dealt[event.reply_id] = event
+        old = event.detail.get("resent_reply_id")
+        if event.action == OUTBOX_RESEND and old in ids and event.reply_id is not None:
+            resent[int(old)] = event.reply_id
+    letters = []
+    for reply in replies:
+        submission_id = reply.submission_id or (reply.mail.submission_id if reply.mail else None)
+        reference = references.get(submission_id) if submission_id else None
+        if reference is None and reply.mail is not None and reply.mail.submission is not None:
+            reference = reply.mail.submission.reference
+        letters.append(Letter(reply, reference, dealt.get(reply.id), resent.get(reply.id)))
+    return letters
+
+
+MAX_ID = 2**63 - 1  # a larger number is no row's id, and the database would refuse it
+
+
+def _letter(session: Session, call_id: str, reply_id: int) -> Reply:
+    reply = session.get(Reply, reply_id) if 0 < reply_id <= MAX_ID else None
+    if reply is None or reply.call_id not in (call_id, None):
+        raise LookupError(reply_id)
+    return reply
+
+
+def resend(
+    session: Session, app: App, reply_id: int, actor: Actor, reason: str, now: datetime
+) -> Reply:
+    """Queue a failed, uncertain or bounced letter again as a new row; the old one stays."""
+    reason = _reason(reason)
+    old = _letter(session, app.call.id, reply_id)
+    if old.state not in RESENDABLE:
+        raise ActionError(
+            f"只有发送失败、中断或被退回的信件可以重发 Only a failed, uncertain or bounced "
+            f"letter can be sent again (#{old.id})"
+        )
+    original = email.message_from_bytes(old.raw, policy=email.policy.default)
+    reply = queue_reply(
+        session,
+        settings=app.settings.replies,
+        call=app.call,
+        to_address=old.to_address,
+        template=old.template,
+        subject=old.subject,
+        body=reply_body(old.raw),
+        in_reply_to=str(original.get("In-Reply-To") or "") or None,
+        references=str(original.get("References") or "").split(),
+        mail_id=old.mail_id,
+        submission_id=old.submission_id,
+        now=now,
+        # A letter a person wrote stays a person's letter when it is sent again.
+        by_person=original.get("Auto-Submitted") is None,
+    )
+    _event(
+        session,
+        actor,
+        OUTBOX_RESEND,
+        reason,
+        now,
+        submission=session.get(Submission, old.submission_id) if old.submission_id else None,
+        reply=reply,
+        detail={"resent_reply_id": old.id, "state": reply.state, "to": old.to_address},
+    )
+    return reply
+
+
+def mark_dealt_with(
+    session: Session, app: App, reply_id: int, actor: Actor, reason: str, now: datetime
+) -> None:
+    """A letter in trouble a person has dealt with another way (a phone call, a new address)."""
+    reason = _reason(reason)
+    reply = _letter(session, app.call.id, reply_id)
+    if reply.state not in TROUBLED:
+        raise ActionError(
+            f"这封信没有问题需要处理 Letter #{reply.id} is {reply.state}, nothing to deal with"
+        )
+    done = session.scalar(
+        select(AuditEvent.id).where(
+            AuditEvent.action == DEALT_WITH, AuditEvent.reply_id == reply.id
+        )
+    )
+    if done is not None:
+        raise ActionError(f"信件 #{reply.id} 已处理 Letter #{reply.id} is dealt with already")
+    _event(
+        session,
+        actor,
+        DEALT_WITH,
+        reason,
+        now,
+        submission=session.get(Submission, reply.submission_id) if reply.submission_id else None,
+        reply=reply,
+        detail={"state": reply.state, "to": reply.to_address},
+    )
