@@ -23,9 +23,10 @@ from mailbot.replies.outbox import queue_reply
 from mailbot.replies.render import Renderer, call_context, expected_names
 from mailbot.store.models import Mail, Reply, Submission
 from mailbot.submissions import problems_json, record
-from mailbot.web.actions import LETTER_PREFIX, MAX_LETTER, ActionError, _event, _reason
+from mailbot.web.actions import MAX_LETTER, ActionError, _event, _reason
 from mailbot.web.auth import Actor
 from mailbot.web.labels import ANSWERS
+from mailbot.web.letters import LETTER_PREFIX
 
 # AuditEvent.action values.
 ATTACH_VERSION = "attach_version"
@@ -59,10 +60,8 @@ def open_mail(session: Session, app: App, mail_id: int) -> Mail:
     if mail is None or mail.call_id != app.call.id:
         raise LookupError(mail_id)
     if mail.submission_id is not None:
-        raise ActionError(
-            f"邮件 #{mail.id} 已属于建议书 {mail.submission.reference if mail.submission else ''}"
-            f" Mail #{mail.id} already belongs to a submission"
-        )
+        reference = mail.submission.reference if mail.submission else "-"
+        raise ActionError("mail_taken", mail_id=mail.id, reference=reference)
     return mail
 
 
@@ -72,13 +71,13 @@ def _submission(session: Session, app: App, reference: str) -> Submission:
         select(Submission).where(Submission.call_id == app.call.id, Submission.reference == wanted)
     )
     if submission is None:
-        raise ActionError(f"没有编号为 {wanted or '-'} 的建议书 No submission {wanted or '-'}")
+        raise ActionError("no_submission", reference=wanted or "-")
     return submission
 
 
 def confirmed(form_value: str) -> None:
     if form_value != "yes":
-        raise ActionError("请勾选“确认”后再提交 Please tick “confirm” first")
+        raise ActionError("not_confirmed")
 
 
 def attach(
@@ -130,11 +129,7 @@ def _file_as_version(
     """Judge the mail as if its subject named the submission; file the result as a version."""
     judged = judge_as_submission(app, mail, submission)
     if judged is None:
-        raise ActionError(
-            "这封邮件不能作为一个版本（例如退信或自动邮件），请作为补充邮件关联 "
-            "This mail cannot be a version (a bounce or an automatic mail, say): "
-            "attach it as a supporting mail"
-        )
+        raise ActionError("not_a_version")
     message, verdict = judged
     mail.status = str(verdict.status)
     mail.problems = problems_json(verdict)
@@ -144,10 +139,7 @@ def _file_as_version(
         stored.role = str(role.role)
     outcome = record(session, app.call, app.blobs, mail, message, verdict)
     if outcome.submission is None or outcome.submission.id != submission.id:
-        raise ActionError(
-            f"无法按 {submission.reference} 的单位和负责人判定这封邮件 "
-            f"The mail could not be judged as {submission.reference}"
-        )
+        raise ActionError("not_judged_as", reference=submission.reference)
     if tell:
         queue_answer(app, session, mail, message, outcome)
     return {
@@ -167,7 +159,7 @@ def mark_handled(session: Session, mail: Mail, actor: Actor, reason: str, now: d
     """Nothing more to do with this mail: it leaves the open list, with who, when and why."""
     reason = _reason(reason)
     if mail.handled_at is not None:
-        raise ActionError(f"邮件 #{mail.id} 已处理 Mail #{mail.id} is handled already")
+        raise ActionError("mail_handled", mail_id=mail.id)
     _close(mail, actor, reason, now)
     _event(session, actor, HANDLED, reason, now, mail=mail)
 
@@ -176,7 +168,7 @@ def reopen(session: Session, mail: Mail, actor: Actor, reason: str, now: datetim
     """Put a handled mail back on the open list (handled by mistake)."""
     reason = _reason(reason)
     if mail.handled_at is None:
-        raise ActionError(f"邮件 #{mail.id} 尚未处理 Mail #{mail.id} is open already")
+        raise ActionError("mail_open", mail_id=mail.id)
     detail = {"handled_by": mail.handled_by, "handled_reason": mail.handled_reason}
     mail.handled_at = mail.handled_by = mail.handled_reason = None
     _event(session, actor, REOPENED, reason, now, mail=mail, detail=detail)
@@ -197,7 +189,7 @@ def answer_context(app: App, mail: Mail) -> dict[str, Any]:
 
 def draft_answer(app: App, answers: Renderer, mail: Mail, name: str) -> tuple[str, str]:
     if name not in answer_names(answers):
-        raise ActionError(f"没有这个模板 No letter template {name!r}")
+        raise ActionError("no_template")
     return answers.render(name, answer_context(app, mail))
 
 
@@ -217,14 +209,14 @@ def answer(
     """Queue a letter a person wrote to the sender of an other mail, in its thread; close it."""
     reason = _reason(reason)
     if template not in answer_names(answers):
-        raise ActionError(f"没有这个模板 No letter template {template!r}")
+        raise ActionError("no_template")
     if not subject.strip() or not body.strip():
-        raise ActionError("主题和正文不能为空 The subject and the text must not be empty")
+        raise ActionError("empty_letter")
     if len(body) > MAX_LETTER:
-        raise ActionError(f"正文过长 The text is longer than {MAX_LETTER} characters")
+        raise ActionError("letter_too_long")
     to_address = mail.reply_to or mail.sender
     if not to_address:
-        raise ActionError(f"邮件 #{mail.id} 没有发件人地址 has no address to write to")
+        raise ActionError("no_sender_address", mail_id=mail.id)
     reply = queue_reply(
         session,
         settings=app.settings.replies,

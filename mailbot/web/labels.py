@@ -120,6 +120,47 @@ REFUSALS: dict[str, tuple[str, str]] = {
         "未发送：这份申请没有可回复的地址。",
         "Not sent: this submission has no address to write to.",
     ),
+    "mail_taken": (
+        "未执行：邮件 #{mail_id} 已属于建议书 {reference}。",
+        "Not done: mail #{mail_id} already belongs to {reference}.",
+    ),
+    "no_submission": (
+        "未执行：没有编号为 {reference} 的建议书。",
+        "Not done: there is no submission {reference}.",
+    ),
+    "not_a_version": (
+        "未执行：这封邮件不能作为一个版本（例如退信或自动邮件），请作为补充邮件关联。",
+        "Not done: this mail cannot be a version (a bounce or an automatic mail, say): "
+        "attach it as a supporting mail.",
+    ),
+    "not_judged_as": (
+        "未执行：无法按 {reference} 的单位和负责人判定这封邮件。",
+        "Not done: the mail could not be judged as {reference}.",
+    ),
+    "mail_handled": (
+        "未执行：邮件 #{mail_id} 已处理。",
+        "Not done: mail #{mail_id} is handled already.",
+    ),
+    "mail_open": (
+        "未执行：邮件 #{mail_id} 尚未处理。",
+        "Not done: mail #{mail_id} is open already.",
+    ),
+    "no_sender_address": (
+        "未发送：邮件 #{mail_id} 没有发件人地址。",
+        "Not sent: mail #{mail_id} has no address to write to.",
+    ),
+    "not_resendable": (
+        "未执行：只有发送失败、中断或被退回的信件可以重发（#{reply_id}）。",
+        "Not done: only a failed, uncertain or bounced letter can be sent again (#{reply_id}).",
+    ),
+    "nothing_to_deal_with": (
+        "未执行：信件 #{reply_id} 没有问题需要处理。",
+        "Not done: letter #{reply_id} is {state}, nothing to deal with.",
+    ),
+    "letter_dealt_with": (
+        "未执行：信件 #{reply_id} 已处理。",
+        "Not done: letter #{reply_id} is dealt with already.",
+    ),
 }
 
 NOTICES: dict[str, tuple[str, str]] = {

@@ -147,10 +147,7 @@ def resend(
     reason = _reason(reason)
     old = _letter(session, app.call.id, reply_id)
     if old.state not in RESENDABLE:
-        raise ActionError(
-            f"只有发送失败、中断或被退回的信件可以重发 Only a failed, uncertain or bounced "
-            f"letter can be sent again (#{old.id})"
-        )
+        raise ActionError("not_resendable", reply_id=old.id)
     original = email.message_from_bytes(old.raw, policy=email.policy.default)
     reply = queue_reply(
         session,
@@ -188,16 +185,14 @@ def mark_dealt_with(
     reason = _reason(reason)
     reply = _letter(session, app.call.id, reply_id)
     if reply.state not in TROUBLED:
-        raise ActionError(
-            f"这封信没有问题需要处理 Letter #{reply.id} is {reply.state}, nothing to deal with"
-        )
+        raise ActionError("nothing_to_deal_with", reply_id=reply.id, state=reply.state)
     done = session.scalar(
         select(AuditEvent.id).where(
             AuditEvent.action == DEALT_WITH, AuditEvent.reply_id == reply.id
         )
     )
     if done is not None:
-        raise ActionError(f"信件 #{reply.id} 已处理 Letter #{reply.id} is dealt with already")
+        raise ActionError("letter_dealt_with", reply_id=reply.id)
     _event(
         session,
         actor,
