@@ -112,13 +112,19 @@ class Dealing:
         dealing.reopen(session, mail, g.actor, request.form.get("reason", ""), self.desk.now())
         return "reopened"
 
-    def draft(self, mail_id: int, error: str = "", status: int = 200) -> tuple[str, int]:
+    def draft(
+        self, mail_id: int, error: str = "", status: int = 200
+    ) -> BaseResponse | tuple[str, int]:
         """A letter to the sender drafted from a template, for a person to edit and send."""
         name = request.values.get("template", "")
         with self.app.db.transaction() as session:
             try:
                 mail = self._open_mail(session, mail_id)
-            except ActionError as exc:  # attached to a submission meanwhile: write from there
+            except ActionError as exc:  # attached to a submission: write from there
+                taken = session.get(Mail, mail_id)
+                if request.method == "GET" and taken is not None and taken.submission:
+                    reference = taken.submission.reference
+                    return redirect(url_for("write", reference=reference), 303)
                 return self.pages.mail(mail_id, error=str(exc), status=400)
             try:
                 subject, body = dealing.draft_answer(self.app, self.answers, mail, name)
