@@ -23,11 +23,11 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
-from ipaddress import ip_address
 from typing import overload
 
 from mailbot.config import ConfigError, OAuth2Settings
 from mailbot.errors import MailbotError
+from mailbot.hosts import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +55,12 @@ def check_token_url(url: str, section: str) -> None:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
         return
     raise ConfigError(
         f"{section}.oauth2.token_url {url!r}: give the provider's https:// token endpoint "
         "(see the README, 'Mail servers'); a refresh token never goes out unencrypted"
     )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class TokenSource:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import socket
 import ssl
@@ -12,6 +11,7 @@ from typing import Any
 
 from mailbot.config import ImapSettings, SmtpSettings, TlsSettings
 from mailbot.doctor.findings import Finding, fail, ok, warn
+from mailbot.hosts import is_loopback
 
 # A certificate that runs out sooner than this is worth a warning.
 EXPIRY_WARNING_DAYS = 21
@@ -21,15 +21,6 @@ CLOCK_FAIL_SECONDS = 120.0
 
 _X509_EXPIRED = 10
 _X509_NAME_MISMATCH = (62, 64)  # a host name, an IP address
-
-
-def is_local(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_tcp(label: str, host: str, port: int, timeout: float, section: str) -> Finding:
@@ -47,7 +38,7 @@ def check_tcp(label: str, host: str, port: int, timeout: float, section: str) ->
 
 
 def plain_warning(label: str, host: str, section: str) -> Finding:
-    if is_local(host):
+    if is_loopback(host):
         text = f"a plain connection to {host}: fine on this machine, readable by nobody else"
     else:
         text = f"a plain connection to {host}: the password and every mail cross the network unread"

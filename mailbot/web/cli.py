@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 import click
 
 from mailbot.cli import _app, one_line_errors
 from mailbot.config import WebSettings
+from mailbot.hosts import is_loopback
 from mailbot.preflight import check_templates
 from mailbot.store.models import utcnow
 from mailbot.web.auth import ROLES
@@ -78,7 +78,7 @@ def _warn(settings: WebSettings) -> None:
             "(or --secure-cookies) when the proxy serves https",
             settings.trusted_proxies,
         )
-    elif not _loopback(settings.host) and not settings.secure_cookies:
+    elif not is_loopback(settings.host) and not settings.secure_cookies:
         log.warning(
             "serving on %s without --secure-cookies: passwords and sessions cross the network "
             "in clear unless an HTTPS proxy stands in front",
@@ -90,15 +90,6 @@ def _warn(settings: WebSettings) -> None:
             "name the desk's host names in [web] allowed_hosts",
             settings.trusted_proxies,
         )
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @click.group()
