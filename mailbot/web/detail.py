@@ -12,10 +12,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailbot.calls import Call
+from mailbot.ledger.attention import codes
+from mailbot.ledger.facts import Facts, facts
 from mailbot.store.blobs import BlobStore
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission, Version
 from mailbot.web.actions import replies_of, reply_body
-from mailbot.web.desk import Facts, codes, current_version, facts
+from mailbot.web.desk import current_version
 
 # How mailbot names its replies (mailbot.replies.outbox), as a bounce quotes them.
 _MAILBOT_ID = re.compile(rb"<mailbot\.[0-9a-f]{32}@[^<>\s]+>")

@@ -1,0 +1,104 @@
+"""Mail and letters needing a person: the one definition the desk, the CLI and the digest read.
+
+A mail needs a person when its problems name one of ``NEEDS_A_PERSON`` (it
+could not be read, judged or trusted, or it is a bounce of one of our
+replies); a letter does when it failed, may not have arrived, or bounced.
+A later "dealt with" mark belongs in ``_open_mails`` and ``_open_letters``
+alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, Text, cast, or_, select
+from sqlalchemy.orm import Session
+
+from mailbot.calls import Call
+from mailbot.store.models import Mail, Reply
+
+# Why a mail needs a person, in (Chinese, English).
+NEEDS_A_PERSON: dict[str, tuple[str, str]] = {
+    "unparseable": ("无法解析", "could not be read"),
+    "too_complex": ("结构过于复杂", "too complex to open"),
+    "unjudged": ("未能判定", "could not be judged"),
+    "auth_failed": ("发件人认证失败", "sender authentication failed"),
+    "bounce": ("退信", "a bounce of our reply"),
+}
+# Why a letter needs a person (mailbot.replies.outbox's states).
+TROUBLED_LETTERS: dict[str, tuple[str, str]] = {
+    "failed": ("发送失败", "sending failed"),
+    "uncertain": ("发送中断，可能未送达", "interrupted: may not have arrived"),
+    "bounced": ("被退信，请另行联系申请人", "bounced: reach the applicant another way"),
+}
+# How the other-mail list groups mail tied to no submission.
+FLAGGED = frozenset({"bounce", "auth_failed"})
+UNMATCHED_KINDS = ("flagged", "unparseable", "ignored")
+
+
+def codes(problems: Sequence[Any]) -> list[str]:
+    return [str(p.get("code", "")) for p in problems if isinstance(p, Mapping)]
+
+
+def reasons(mail: Mail) -> list[str]:
+    """The codes for which ``mail`` needs a person; empty when it needs none."""
+    return [code for code in dict.fromkeys(codes(mail.problems)) if code in NEEDS_A_PERSON]
+
+
+def _open_mails(call: Call) -> Select[Mail]:
+    # The JSON text is searched in SQL to find the few candidates; reasons() decides.
+    text = cast(Mail.problems, Text)
+    return select(Mail).where(
+        Mail.call_id == call.id,
+        Mail.duplicate_of_id.is_(None),
+        or_(*(text.like(f'%"{code}"%') for code in NEEDS_A_PERSON)),
+    )
+
+
+def _open_letters(call: Call) -> Select[Reply]:
+    return select(Reply).where(
+        or_(Reply.call_id == call.id, Reply.call_id.is_(None)),
+        Reply.state.in_(tuple(TROUBLED_LETTERS)),
+    )
+
+
+@dataclass(frozen=True)
+class Attention:
+    """What needs a person now, oldest first."""
+
+    mails: list[tuple[Mail, list[str]]]  # each mail with its reasons
+    letters: list[Reply]
+
+    @property
+    def count(self) -> int:
+        return len(self.mails) + len(self.letters)
+
+
+def needing_a_person(session: Session, call: Call) -> Attention:
+    candidates = session.scalars(_open_mails(call).order_by(Mail.received_at, Mail.id))
+    mails = [(mail, found) for mail in candidates if (found := reasons(mail))]
+    letters = list(session.scalars(_open_letters(call).order_by(Reply.id)))
+    return Attention(mails=mails, letters=letters)
+
+
+def mail_kind(mail: Mail) -> str:
+    """How the other-mail list files a mail tied to no submission: flagged, unparseable, ignored."""
+    found = set(reasons(mail))
+    if found & FLAGGED:
+        return "flagged"
+    # A mail the daemon would answer but could tie to no submission had no readable subject.
+    if found or mail.status != "ignored":
+        return "unparseable"
+    return "ignored"
+
+
+def unmatched_mails(session: Session, call: Call, kind: str = "") -> list[Mail]:
+    """Mail tied to no submission, newest first; of one kind when ``kind`` names one."""
+    mails = session.scalars(
+        select(Mail)
+        .where(Mail.call_id == call.id, Mail.submission_id.is_(None))
+        .order_by(Mail.received_at.desc(), Mail.id.desc())
+    ).all()
+    return [mail for mail in mails if not kind or mail_kind(mail) == kind]

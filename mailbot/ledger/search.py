@@ -1,0 +1,71 @@
+"""What a search box in the log matches: reference, institution (with its aliases), PI,
+sender address and title. A number alone is a reference number, never part of a date."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import ColumnElement, false, func, or_
+from sqlalchemy.sql.elements import ColumnElement as Column
+
+from mailbot.calls import Call, normalise_name
+from mailbot.store.models import Mail, Submission, Version
+
+CAS = "中国科学院"
+MAX_ALIASED = 40  # institutes one search may stand for, so the query stays small
+MAX_NUMBER = 9  # digits of a reference number
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _names(entry: str) -> tuple[str, ...]:
+    """An institute's full name first, then the names it also goes by, compared normalised."""
+    zh, _, en = entry.partition("|")
+    full = normalise_name(zh)
+    short = full.removeprefix(CAS)
+    abbreviated = short.replace("研究所", "所").replace("研究院", "院")
+    names = [full, short, abbreviated, "中科院" + short, "中科院" + abbreviated]
+    if en.strip():
+        names.append(normalise_name(en))
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+@lru_cache(maxsize=8)
+def _aliases(entries: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    return tuple(_names(entry) for entry in entries if entry.strip())
+
+
+def institution_names(call: Call, wanted: str) -> set[str]:
+    """The names to look for when someone searches for ``wanted`` (normalised)."""
+    found = {wanted}
+    if len(wanted) < 2:
+        return found
+    entries = tuple(call.institution_lists.cas_institutes)
+    matched = [names for names in _aliases(entries) if any(wanted in n for n in names)]
+    for names in matched[:MAX_ALIASED]:
+        found.update(names[:3])  # as applicants write it: full, without 中国科学院, abbreviated
+    return found
+
+
+def matches(call: Call, text: str) -> ColumnElement[bool]:
+    """The condition a search for ``text`` puts on the log's rows (Submission, Version, Mail)."""
+    wanted = normalise_name(text)
+    if wanted.isdigit():
+        if len(wanted) > MAX_NUMBER:
+            return false()
+        return Submission.seq == int(wanted)
+    plain = text.strip().casefold()
+    conditions: list[Column[bool]] = [
+        func.lower(Submission.reference).like(_like(wanted), escape="\\"),
+        Submission.pi_key.like(_like(wanted), escape="\\"),
+        func.lower(Mail.sender).like(_like(plain), escape="\\"),
+        func.lower(Version.form["title"].as_string()).like(_like(plain), escape="\\"),
+    ]
+    conditions += [
+        Submission.institution_key.like(_like(name), escape="\\")
+        for name in sorted(institution_names(call, wanted))
+    ]
+    return or_(*conditions)
