@@ -4,7 +4,7 @@ paged in SQL, so a page of 50 costs the same among 20 rows or 20,000."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -40,6 +40,35 @@ def _partners() -> ColumnElement[Any]:
     return func.json_array_length(Version.form["partners"])
 
 
+def _latest_mail() -> Any:
+    return (
+        select(func.max(Mail.id))
+        .where(Mail.submission_id == Submission.id)
+        .correlate(Submission)
+        .scalar_subquery()
+    )
+
+
+def _received() -> ColumnElement[Any]:
+    # The version knows when its mail came; a late submission has only its mail.
+    late = (
+        select(func.max(Mail.received_at))
+        .where(Mail.submission_id == Submission.id)
+        .correlate(Submission)
+        .scalar_subquery()
+    )
+    return func.coalesce(Version.received_at, late)
+
+
+def _sender() -> ColumnElement[Any]:
+    return (
+        select(Mail.sender)
+        .where(Mail.id == func.coalesce(Version.mail_id, _latest_mail()))
+        .correlate(Submission, Version)
+        .scalar_subquery()
+    )
+
+
 def _sorts() -> dict[str, ColumnElement[Any]]:
     return {
         "reference": Submission.seq,
@@ -49,10 +78,10 @@ def _sorts() -> dict[str, ColumnElement[Any]]:
         "focus_area": Version.form["focus_area"].as_string(),
         "budget": Version.form["budget_wan"].as_float(),
         "partners": _partners(),
-        "received_at": Mail.received_at,
+        "received_at": _received(),
         "status": Submission.status,
         "version": Submission.current_version,
-        "sender": Mail.sender,
+        "sender": _sender(),
     }
 
 
@@ -131,14 +160,8 @@ def _number(value: str | None, default: int) -> int:
 Query = TypeVar("Query", bound="Select[*tuple[Any, ...]]")
 
 
-def _joined(statement: Query) -> Query:
-    """Each submission with its current version and the mail that stands for it."""
-    latest_mail = (
-        select(func.max(Mail.id))
-        .where(Mail.submission_id == Submission.id)
-        .correlate(Submission)
-        .scalar_subquery()
-    )
+def _keyed(statement: Query) -> Query:
+    """Each submission with its current version: what the filters and the order read."""
     return statement.select_from(Submission).outerjoin(
         Version,
         and_(
@@ -146,7 +169,14 @@ def _joined(statement: Query) -> Query:
             Version.number == Submission.current_version,
             Version.superseded.is_(False),
         ),
-    ).outerjoin(Mail, Mail.id == func.coalesce(Version.mail_id, latest_mail))
+    )
+
+
+def _joined(statement: Query) -> Query:
+    """Each submission with its current version and the mail that stands for it."""
+    return _keyed(statement).outerjoin(
+        Mail, Mail.id == func.coalesce(Version.mail_id, _latest_mail())
+    )
 
 
 def _row(submission: Submission, version: Version | None, mail: Mail | None) -> LogRow:
@@ -192,23 +222,48 @@ def log_rows(session: Session, call: Call, query: LogQuery | None = None) -> lis
     return [_row(*found) for found in session.execute(statement.order_by(*query.order()))]
 
 
+def _rows_of(session: Session, ids: Sequence[int]) -> list[LogRow]:
+    """The rows of these submissions, in this order."""
+    found = {
+        submission.id: _row(submission, version, mail)
+        for submission, version, mail in session.execute(
+            _joined(select(Submission, Version, Mail)).where(Submission.id.in_(ids))
+        )
+    }
+    return [found[i] for i in ids]
+
+
 def log_page(session: Session, call: Call, query: LogQuery) -> LogPage:
-    """One page of the log; a page past the end shows the last."""
+    """One page of the log; a page past the end shows the last.
+
+    The filtered list is sorted on its keys alone and only the page's rows
+    are read in full: the forms and problems of 20,000 rows never leave the
+    database.
+    """
     filters = query.filters(call)
-    matching = session.scalar(_joined(select(func.count(Submission.id))).where(*filters)) or 0
     total = session.scalar(select(func.count(Submission.id)).where(*filters[:1])) or 0
-    last = max(1, -(-matching // query.size))
-    if query.page > last:
-        query = LogQuery(**{**query.__dict__, "page": last})
+    found = _page_ids(session, filters, query)
+    if not found and query.page > 1:  # past the end: the last page
+        matching = session.scalar(_keyed(select(func.count(Submission.id))).where(*filters)) or 0
+        query = replace(query, page=max(1, -(-matching // query.size)))
+        found = _page_ids(session, filters, query)
+    matching = found[0][1] if found else 0
+    ids = [submission_id for submission_id, _ in found]
+    return LogPage(rows=_rows_of(session, ids), matching=matching, total=total, query=query)
+
+
+def _page_ids(
+    session: Session, filters: list[ColumnElement[bool]], query: LogQuery
+) -> list[tuple[int, int]]:
+    """The page's submission ids, each with the number of rows the filters let through."""
     statement = (
-        _joined(select(Submission, Version, Mail))
+        _keyed(select(Submission.id, func.count().over()))
         .where(*filters)
         .order_by(*query.order())
         .limit(query.size)
         .offset((query.page - 1) * query.size)
     )
-    rows = [_row(*found) for found in session.execute(statement)]
-    return LogPage(rows=rows, matching=matching, total=total, query=query)
+    return [(submission_id, matching) for submission_id, matching in session.execute(statement)]
 
 
 @dataclass(frozen=True)
@@ -223,42 +278,35 @@ class Neighbours:
 
 def neighbours(session: Session, call: Call, query: LogQuery, reference: str) -> Neighbours:
     """The references before and after ``reference`` in the list ``query`` describes."""
+    order = query.order()
     numbered = (
-        _joined(
+        _keyed(
             select(
                 Submission.reference.label("reference"),
-                func.row_number().over(order_by=query.order()).label("place"),
+                func.row_number().over(order_by=order).label("place"),
+                func.lag(Submission.reference).over(order_by=order).label("previous"),
+                func.lead(Submission.reference).over(order_by=order).label("next"),
+                func.count().over().label("matching"),
             )
         )
         .where(*query.filters(call))
-        .cte("numbered")
+        .subquery("numbered")
     )
-    mine = select(numbered.c.place).where(numbered.c.reference == reference).scalar_subquery()
-    found: dict[int, str] = {
-        place: found_reference
-        for place, found_reference in session.execute(
-            select(numbered.c.place, numbered.c.reference).where(
-                numbered.c.place.between(mine - 1, mine + 1)
-            )
+    found = session.execute(
+        select(numbered.c.place, numbered.c.previous, numbered.c.next, numbered.c.matching).where(
+            numbered.c.reference == reference
         )
-    }
-    matching = session.scalar(select(func.count()).select_from(numbered)) or 0
-    place = next((p for p, r in found.items() if r == reference), 0)
-    return Neighbours(
-        position=place,
-        matching=matching,
-        previous=found.get(place - 1) if place else None,
-        next=found.get(place + 1) if place else None,
-    )
+    ).first()
+    if found is None:
+        return Neighbours(position=0, matching=0, previous=None, next=None)
+    place, previous, following, matching = found
+    return Neighbours(position=place, matching=matching, previous=previous, next=following)
 
 
-def focus_areas_in_use(session: Session, call: Call) -> list[str]:
-    """The focus-area codes the current versions name; "-" for those the form did not say."""
-    area = Version.form["focus_area"].as_string()
-    found = session.scalars(
-        _joined(select(area).distinct()).where(Submission.call_id == call.id)
-    ).all()
-    return sorted({code or "-" for code in found})
+def focus_areas_in_use(call: Call) -> list[str]:
+    """The focus-area codes the log can filter on: the call's, and "-" for forms that said none."""
+    areas = [area.code for area in call.form.focus_areas] if call.form else []
+    return [*areas, "-"]
 
 
 def statuses_in_use(session: Session, call: Call) -> list[str]:
@@ -281,7 +329,7 @@ def focus_area_counts(session: Session, call: Call) -> list[tuple[str, int]]:
     """Submissions per focus area of their current version, most first; "-" where unread."""
     area = Version.form["focus_area"].as_string()
     found = session.execute(
-        _joined(select(area, func.count(Submission.id)))
+        _keyed(select(area, func.count(Submission.id)))
         .where(Submission.call_id == call.id)
         .group_by(area)
     )

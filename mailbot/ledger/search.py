@@ -1,11 +1,18 @@
 """What a search box in the log matches: reference, institution (with its aliases), PI,
-sender address and title. A number alone is a reference number, never part of a date."""
+sender address and title. A number alone is a reference number, never part of a date.
+
+An institute's aliases come from the call's list of CAS institutes (the
+file [lists] cas_institutes names, beside the rules): its full name, the
+name without 中国科学院, the usual abbreviation (植物研究所 -> 植物所), and
+its English name.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
-from sqlalchemy import ColumnElement, false, func, or_
+from sqlalchemy import ColumnElement, exists, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement as Column
 
 from mailbot.calls import Call, normalise_name
@@ -34,8 +41,20 @@ def _names(entry: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=8)
-def _aliases(entries: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
-    return tuple(_names(entry) for entry in entries if entry.strip())
+def _aliases(path: str) -> tuple[tuple[str, ...], ...]:
+    """Each institute's names from the call's list ("中文名 | English name" a line)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return ()  # the call loaded it a moment ago; gone now, the search goes without
+    lines = (line.partition("#")[0].strip() for line in text.splitlines())
+    return tuple(_names(line) for line in lines if line)
+
+
+def _institutes(call: Call) -> tuple[tuple[str, ...], ...]:
+    if call.lists is None or not call.source:
+        return ()
+    return _aliases(str(Path(call.source).parent / call.lists.cas_institutes))
 
 
 def institution_names(call: Call, wanted: str) -> set[str]:
@@ -43,8 +62,7 @@ def institution_names(call: Call, wanted: str) -> set[str]:
     found = {wanted}
     if len(wanted) < 2:
         return found
-    entries = tuple(call.institution_lists.cas_institutes)
-    matched = [names for names in _aliases(entries) if any(wanted in n for n in names)]
+    matched = [names for names in _institutes(call) if any(wanted in n for n in names)]
     for names in matched[:MAX_ALIASED]:
         found.update(names[:3])  # as applicants write it: full, without 中国科学院, abbreviated
     return found
@@ -61,7 +79,12 @@ def matches(call: Call, text: str) -> ColumnElement[bool]:
     conditions: list[Column[bool]] = [
         func.lower(Submission.reference).like(_like(wanted), escape="\\"),
         Submission.pi_key.like(_like(wanted), escape="\\"),
-        func.lower(Mail.sender).like(_like(plain), escape="\\"),
+        exists(
+            select(Mail.id).where(
+                Mail.submission_id == Submission.id,
+                func.lower(Mail.sender).like(_like(plain), escape="\\"),
+            )
+        ),
         func.lower(Version.form["title"].as_string()).like(_like(plain), escape="\\"),
     ]
     conditions += [

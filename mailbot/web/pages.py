@@ -68,7 +68,7 @@ class Pages:
         query = LogQuery.from_args(request.args, tuple(OPTIONAL_COLUMNS))
         with self.app.db.transaction() as session:
             found = log_page(session, self.app.call, query)
-            areas = focus_areas_in_use(session, self.app.call)
+            areas = focus_areas_in_use(self.app.call)
             in_use = statuses_in_use(session, self.app.call)
         # The statuses a submission can have, and any other the database holds.
         statuses = [key for key in STATUSES if key != "ignored"]
