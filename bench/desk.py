@@ -270,7 +270,7 @@ def fill(app: App, submissions: int, mails: int, seed: int = 7) -> dict[str, int
     }
 
 
-def _config(directory: Path, database_url: str) -> Path:
+def config_file(directory: Path, database_url: str) -> Path:
     config = directory / "mailbot.toml"
     config.write_text(
         'rules = "anso2021"\n'
@@ -366,7 +366,7 @@ def run(kind: str, submissions: int, mails: int, repeats: int) -> dict[str, Any]
     with tempfile.TemporaryDirectory(prefix="mailbot-bench-desk-") as folder:
         directory = Path(folder)
         with _database(kind, directory) as url:
-            app = App.build(load_settings(_config(directory, url)))
+            app = App.build(load_settings(config_file(directory, url)))
             app.db.upgrade()
             began = time.perf_counter()
             written = fill(app, submissions, mails)
