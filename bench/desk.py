@@ -26,12 +26,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from mailbot.app import App
 from mailbot.calls import Call, normalise_name
 from mailbot.config import load_settings
-from mailbot.store.models import Mail, Reply, Submission, Version
+from mailbot.store.models import Mail, Reply, Submission, User, Version
 from mailbot.web.app import create_app
 from mailbot.web.auth import add_user
 
@@ -289,7 +289,8 @@ class Signed:
     def __init__(self, app: App) -> None:
         self.client = create_app(app).test_client()
         with app.db.transaction() as session:
-            add_user(session, "bench", "bench password for the desk")
+            if session.scalar(select(User.id).where(User.name == "bench")) is None:
+                add_user(session, "bench", "bench password for the desk")
         page = self.client.get("/login").get_data(as_text=True)
         token = re.search(r'name="csrf_token" value="([^"]+)"', page)
         assert token, "no sign-in form"

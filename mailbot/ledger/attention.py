@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Text, cast, or_, select
+from sqlalchemy import ColumnElement, Select, Text, cast, or_, select
 from sqlalchemy.orm import Session
 
 from mailbot.calls import Call
@@ -47,13 +47,20 @@ def reasons(mail: Mail) -> list[str]:
     return [code for code in dict.fromkeys(codes(mail.problems)) if code in NEEDS_A_PERSON]
 
 
-def _open_mails(call: Call) -> Select[Mail]:
-    # The JSON text is searched in SQL to find the few candidates; reasons() decides.
+def may_have_code(*wanted: str) -> ColumnElement[bool]:
+    """A mail whose problems may name one of these codes, read from the JSON text in SQL.
+
+    It finds the few candidates among thousands; ``codes()`` on each decides.
+    """
     text = cast(Mail.problems, Text)
+    return or_(*(text.like(f'%"{code}"%') for code in wanted))
+
+
+def _open_mails(call: Call) -> Select[Mail]:
     return select(Mail).where(
         Mail.call_id == call.id,
         Mail.duplicate_of_id.is_(None),
-        or_(*(text.like(f'%"{code}"%') for code in NEEDS_A_PERSON)),
+        may_have_code(*NEEDS_A_PERSON),
     )
 
 

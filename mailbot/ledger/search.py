@@ -79,16 +79,24 @@ def matches(call: Call, text: str) -> ColumnElement[bool]:
     conditions: list[Column[bool]] = [
         func.lower(Submission.reference).like(_like(wanted), escape="\\"),
         Submission.pi_key.like(_like(wanted), escape="\\"),
-        exists(
-            select(Mail.id).where(
-                Mail.submission_id == Submission.id,
-                func.lower(Mail.sender).like(_like(plain), escape="\\"),
-            )
-        ),
         func.lower(Version.form["title"].as_string()).like(_like(plain), escape="\\"),
     ]
     conditions += [
         Submission.institution_key.like(_like(name), escape="\\")
-        for name in sorted(institution_names(call, wanted))
+        for name in _fewest(institution_names(call, wanted))
     ]
+    if plain.isascii():  # an address is ASCII: a Chinese word never matches one
+        conditions.append(
+            exists(
+                select(Mail.id).where(
+                    Mail.submission_id == Submission.id,
+                    func.lower(Mail.sender).like(_like(plain), escape="\\"),
+                )
+            )
+        )
     return or_(*conditions)
+
+
+def _fewest(names: set[str]) -> list[str]:
+    """The names no other one is part of: LIKE '%植物所%' already finds '昆明植物所'."""
+    return sorted(n for n in names if not any(o != n and o in n for o in names))

@@ -12,7 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailbot.calls import Call
-from mailbot.ledger.attention import codes
+from mailbot.ledger.attention import codes, may_have_code
 from mailbot.ledger.facts import Facts, facts
 from mailbot.store.blobs import BlobStore
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission, Version
@@ -58,7 +58,9 @@ def bounces_by_reply(
     candidates = [
         mail
         for mail in session.scalars(
-            select(Mail).where(Mail.call_id == call.id, Mail.status == "ignored")
+            select(Mail).where(
+                Mail.call_id == call.id, Mail.status == "ignored", may_have_code("bounce")
+            )
         )
         if "bounce" in codes(mail.problems) and blobs.exists(mail.raw_sha256)
     ]
