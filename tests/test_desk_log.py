@@ -167,8 +167,8 @@ def test_the_log_fits_1366_and_390_pixels_and_its_header_stays(
         assert box and box["x"] + box["width"] <= 1366, column
     shoot(page, tmp_path, "log-1366")
 
-    page.mouse.wheel(0, 4000)
-    page.wait_for_function("window.scrollY > 3000")
+    page.evaluate("window.scrollTo(0, 4000)")
+    assert page.evaluate("window.scrollY") > 3000
     top = page.locator('table.log thead th[data-column="status"]').bounding_box()
     assert top and -1 <= top["y"] <= 1, f"the header scrolled away: {top}"
 
