@@ -14,9 +14,12 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from bench.desk import config_file, fill
+from bench.desk import config_file
+from bench.deskdata import fill
 from mailbot.app import App
+from mailbot.calls import normalise_name
 from mailbot.config import load_settings
+from mailbot.ledger.log import SORT_KEYS, LogQuery, LogRow, log_page
 from mailbot.web.app import create_app
 from mailbot.web.auth import add_user
 from mailbot.web.server import BackgroundServer
@@ -178,3 +181,53 @@ def test_the_log_fits_1366_and_390_pixels_and_its_header_stays(
     assert scroll <= client, f"the log is {scroll} px wide in {client} px"
     shoot(page, tmp_path, "log-390")
     context.close()
+
+
+# --------------------------------------------------------------------------- on both databases
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def filled(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+    if request.param == "sqlite":
+        url = "sqlite:///desk.sqlite3"
+    else:
+        url = request.getfixturevalue("database_url")
+    app = App.build(load_settings(config_file(tmp_path, url)))
+    app.db.upgrade()
+    fill(app, 80, 100)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def _key(row: LogRow, sort: str) -> Any:
+    facts = row.facts
+    return {
+        "reference": int(row.reference.rpartition("-")[2]),
+        "institution": normalise_name(row.institution),
+        "pi": normalise_name(row.pi),
+        "title": facts.title,
+        "focus_area": facts.focus_area,
+        "budget": facts.budget_wan,
+        "partners": facts.partners,
+        "received_at": row.received_at,
+        "status": row.status,
+        "version": row.version,
+        "sender": row.sender,
+    }[sort]
+
+
+@pytest.mark.parametrize("sort", SORT_KEYS)
+def test_every_column_sorts_in_the_database_on_sqlite_and_postgresql(
+    filled: App, sort: str
+) -> None:
+    with filled.db.transaction() as session:
+        for descending in (False, True):
+            query = LogQuery(sort=sort, descending=descending, size=200)
+            rows = log_page(session, filled.call, query).rows
+            assert len(rows) == 80
+            keys = [_key(row, sort) for row in rows]
+            known = [k for k in keys if k is not None]
+            assert keys[: len(known)] == known, "unknown values come last"
+            assert known == sorted(known, reverse=descending), sort

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Integer, Select, and_, func, select
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from mailbot.calls import Call
 from mailbot.ledger.facts import Facts, facts
@@ -36,8 +38,29 @@ class LogRow:
     problems: tuple[str, ...] = ()  # codes of the errors and warnings, not the notes
 
 
+class _Partners(FunctionElement[int]):
+    """How many partners a version's form lists; NULL when it lists none."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "partners"
+
+
+@compiles(_Partners)
+def _partners_postgresql(element: _Partners, compiler: Any, **kw: Any) -> str:
+    form = compiler.process(element.clauses, **kw)
+    partners = f"({form} -> 'partners')"
+    return f"CASE WHEN json_typeof{partners} = 'array' THEN json_array_length{partners} END"
+
+
+@compiles(_Partners, "sqlite")
+def _partners_sqlite(element: _Partners, compiler: Any, **kw: Any) -> str:
+    form = compiler.process(element.clauses, **kw)
+    return f"json_array_length({form}, '$.partners')"
+
+
 def _partners() -> ColumnElement[Any]:
-    return func.json_array_length(Version.form["partners"])
+    return _Partners(Version.form)
 
 
 def _latest_mail() -> Any:
