@@ -231,3 +231,26 @@ def test_every_column_sorts_in_the_database_on_sqlite_and_postgresql(
             known = [k for k in keys if k is not None]
             assert keys[: len(known)] == known, "unknown values come last"
             assert known == sorted(known, reverse=descending), sort
+
+
+def test_search_finds_titles_senders_and_aliases_on_sqlite_and_postgresql(filled: App) -> None:
+    with filled.db.transaction() as session:
+        everything = log_page(session, filled.call, LogQuery(size=200)).rows
+        for text in (everything[6].facts.title or "", "研究 7", "pi1@", "植物所", "7"):
+            found = log_page(session, filled.call, LogQuery(q=text, size=200)).rows
+            assert found, text
+            if text == "7":
+                assert [row.reference for row in found] == ["ANSO2021-0007"]
+            elif text == "pi1@":
+                assert {row.reference for row in found} == {
+                    row.reference for row in everything if "pi1@" in row.sender
+                }
+            elif text == "植物所":
+                assert {row.institution for row in found} <= {
+                    "中国科学院植物研究所",
+                    "中国科学院昆明植物研究所",
+                }
+            else:
+                assert {row.reference for row in found} == {
+                    row.reference for row in everything if text in (row.facts.title or "")
+                }

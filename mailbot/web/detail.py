@@ -55,15 +55,21 @@ def bounces_by_reply(
     found: dict[int, list[Mail]] = {}
     if not replies:
         return found
-    candidates = [
-        mail
-        for mail in session.scalars(
-            select(Mail).where(
+    # Read the candidates' few columns first: bounces among thousands of ignored mails.
+    wanted = [
+        mail_id
+        for mail_id, sha256, problems in session.execute(
+            select(Mail.id, Mail.raw_sha256, Mail.problems).where(
                 Mail.call_id == call.id, Mail.status == "ignored", may_have_code("bounce")
             )
         )
-        if "bounce" in codes(mail.problems) and blobs.exists(mail.raw_sha256)
+        if "bounce" in codes(problems) and blobs.exists(sha256)
     ]
+    candidates = (
+        session.scalars(select(Mail).where(Mail.id.in_(wanted)).order_by(Mail.id)).all()
+        if wanted
+        else []
+    )
     for mail in candidates:
         raw = blobs.get(mail.raw_sha256)
         ids = _reply_ids(raw)
