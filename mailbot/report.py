@@ -20,10 +20,11 @@ from mailbot.errors import MailbotError
 from mailbot.ledger.attention import Attention, needing_a_person, unmatched_mails
 from mailbot.ledger.export import export_rows, to_csv, to_xlsx
 from mailbot.ledger.log import LogRow, log_rows
+from mailbot.ledger.submission import MailRecord, find_submission, mail_records
 from mailbot.names import shown
 from mailbot.problem_words import problem_words
 from mailbot.replies.outbox import BOUNCED
-from mailbot.store.models import Mail, Reply, Submission, Version
+from mailbot.store.models import Mail, Reply
 
 LOG_COLUMNS = (
     "编号 Reference",
@@ -119,9 +120,7 @@ def _row(cells: list[str], widths: list[int]) -> str:
 
 def show(session: Session, call: Call, reference: str) -> str:
     """One submission with all its versions, mails and replies, for a person."""
-    submission = session.scalar(
-        select(Submission).where(Submission.reference == reference.strip().upper())
-    )
+    submission = find_submission(session, call, reference)
     if submission is None:
         raise MailbotError(f"no submission {reference}")
     lines = [
@@ -149,52 +148,45 @@ def show(session: Session, call: Call, reference: str) -> str:
         .order_by(Mail.id)
     ):
         copies.setdefault(copy.duplicate_of_id or 0, []).append(copy)
-    versions = {v.mail_id: v for v in submission.versions}
-    for mail in submission.mails:
-        version: Version | None = versions.get(mail.id)
-        if version is not None:
-            state = "superseded" if version.superseded else "current"
-            title = f"版本 Version {version.number} ({version.kind}, {state}): {version.status}"
-        else:
-            title = f"邮件 Mail (no version): {mail.status}"
-        lines.append(title)
-        lines.append(f"  收到 Received: {_local(call, mail.received_at)} (Beijing time)")
-        lines.append(f"  发件人 From:   {mail.sender_name} <{mail.sender}>")
-        lines.append(f"  主题 Subject:  {mail.subject}")
-        lines.append(f"  Message-ID:    {mail.message_id}")
-        problems = version.problems if version is not None else mail.problems
-        form = version.form if version is not None else mail.form
-        if form:
-            lines.extend(f"  {line}" for line in describe_form(call, form))
-        pdf_pages = version.pdf_pages if version is not None else mail.pdf_pages
-        if pdf_pages is not None:
-            lines.append(f"  PDF 页数 PDF pages: {pdf_pages}")
-        for problem in problems:
-            lines.append(
-                f"  [{problem['severity']}] {problem['code']}: {problem.get('message_zh', '')}"
-            )
-        files = (
-            version.files
-            if version is not None
-            else [
-                {"filename": a.filename, "role": a.role, "size": a.size, "sha256": a.sha256}
-                for a in mail.attachments
-            ]
-        )
-        for item in files:
-            lines.append(
-                f"  {item['role']:<10} {shown(str(item['filename']))}  {item['size']:,} B  "
-                f"{item['sha256']}"
-            )
-        for reply in mail.replies:
-            lines.append(_reply_line(call, reply))
-        for copy in copies.get(mail.id, []):
-            lines.append(
-                f"  另一副本 Another copy: mail {copy.id}, received "
-                f"{_local(call, copy.received_at)}, recorded as a duplicate, not answered"
-            )
+    for record in mail_records(submission):
+        lines += _record_lines(call, record, copies.get(record.mail.id, []))
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def _record_lines(call: Call, record: MailRecord, copies: list[Mail]) -> list[str]:
+    mail, version = record.mail, record.version
+    if version is not None:
+        state = "superseded" if version.superseded else "current"
+        title = f"版本 Version {version.number} ({version.kind}, {state}): {version.status}"
+    else:
+        title = f"邮件 Mail (no version): {mail.status}"
+    lines = [
+        title,
+        f"  收到 Received: {_local(call, mail.received_at)} (Beijing time)",
+        f"  发件人 From:   {mail.sender_name} <{mail.sender}>",
+        f"  主题 Subject:  {mail.subject}",
+        f"  Message-ID:    {mail.message_id}",
+    ]
+    if record.form:
+        lines.extend(f"  {line}" for line in describe_form(call, record.form))
+    if record.pdf_pages is not None:
+        lines.append(f"  PDF 页数 PDF pages: {record.pdf_pages}")
+    lines += [
+        f"  [{problem['severity']}] {problem['code']}: {problem.get('message_zh', '')}"
+        for problem in record.problems
+    ]
+    lines += [
+        f"  {item['role']:<10} {shown(str(item['filename']))}  {item['size']:,} B  {item['sha256']}"
+        for item in record.files
+    ]
+    lines += [_reply_line(call, reply) for reply in mail.replies]
+    lines += [
+        f"  另一副本 Another copy: mail {copy.id}, received "
+        f"{_local(call, copy.received_at)}, recorded as a duplicate, not answered"
+        for copy in copies
+    ]
+    return lines
 
 
 def describe_form(call: Call, form: dict[str, Any]) -> list[str]:

@@ -228,3 +228,17 @@ def test_the_log_loads_one_page_of_submissions_not_all(desk: RunningDesk) -> Non
         event.remove(Submission, "load", count)
     shown = re.findall(r'data-reference="([^"]+)"', page)
     assert shown and len(loaded) == len(shown) < total
+
+
+def test_cli_show_and_the_desk_show_the_same_submission_in_full(
+    desk: RunningDesk, signed_in: Client
+) -> None:
+    shown = cli(desk, "show", "ANSO2021-0002")
+    page = signed_in.get("/submissions/ANSO2021-0002").text
+    cli_files = set(re.findall(r"B  ([0-9a-f]{64})$", shown, re.M))
+    desk_files = set(re.findall(r"/files/([0-9a-f]{64})\?", page))
+    assert cli_files and cli_files <= desk_files  # the desk adds each mail's raw .eml
+    versions = re.findall(r"版本 Version (\d+) \(", shown)
+    assert versions == ["1", "2"]
+    for number in versions:
+        assert f'版本 <span class="en">Version</span> {number} ·' in page

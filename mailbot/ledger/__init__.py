@@ -6,5 +6,6 @@
   sender, title).
 - ``attention``: the one definition of mail and letters needing a person.
 - ``activity``: what happened lately (mail, letters, decisions).
+- ``submission``: one submission in full, each mail with the version it made.
 - ``export``: the log as a spreadsheet, guarded against formulas.
 """

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from mailbot.calls import Call
 from mailbot.ledger.attention import codes, may_have_code
 from mailbot.ledger.facts import Facts, facts
+from mailbot.ledger.submission import find_submission, mail_records
 from mailbot.store.blobs import BlobStore
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission, Version
 from mailbot.web.actions import replies_of, reply_body
@@ -115,11 +116,7 @@ class SubmissionPage:
 def submission_page(
     session: Session, call: Call, blobs: BlobStore, reference: str
 ) -> SubmissionPage | None:
-    submission = session.scalar(
-        select(Submission).where(
-            Submission.call_id == call.id, Submission.reference == reference.strip().upper()
-        )
-    )
+    submission = find_submission(session, call, reference)
     if submission is None:
         return None
     replies = replies_of(session, submission)
@@ -128,27 +125,16 @@ def submission_page(
     for reply in replies:
         entry = ReplyEntry(reply, reply_body(reply.raw), bounces.get(reply.id, []))
         entries_of.setdefault(reply.mail_id, []).append(entry)
-    versions = {v.mail_id: v for v in submission.versions}
-    entries = []
-    for mail in reversed(submission.mails):
-        version = versions.get(mail.id)
-        files = (
-            version.files
-            if version is not None
-            else [
-                {"filename": a.filename, "role": a.role, "size": a.size, "sha256": a.sha256}
-                for a in mail.attachments
-            ]
+    entries = [
+        MailEntry(
+            mail=record.mail,
+            version=record.version,
+            problems=record.problems,
+            files=record.files,
+            replies=entries_of.get(record.mail.id, []),
         )
-        entries.append(
-            MailEntry(
-                mail=mail,
-                version=version,
-                problems=version.problems if version is not None else mail.problems,
-                files=files,
-                replies=entries_of.get(mail.id, []),
-            )
-        )
+        for record in reversed(mail_records(submission))
+    ]
     mail_ids = [mail.id for mail in submission.mails]
     events = session.scalars(
         select(AuditEvent)
