@@ -99,9 +99,9 @@ def format_log(rows: list[LogRow], others: list[Mail], attention: Attention, cal
 
 def _attention_lines(call: Call, attention: Attention) -> list[str]:
     lines = [f"需要人工处理 Needing a person: {attention.count}"]
-    for mail, reasons in attention.mails:
+    for mail in attention.mails:
         lines.append(
-            f"  mail {mail.id}  {_local(call, mail.received_at)}  {problem_words(reasons)}  "
+            f"  mail {mail.id}  {_local(call, mail.received_at)}  {problem_words(mail.reasons)}  "
             f"{mail.sender or '?'}  {mail.subject[:60]!r}"
         )
     for reply in attention.letters:

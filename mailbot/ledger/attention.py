@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Text, cast, or_, select
@@ -42,9 +43,9 @@ def codes(problems: Sequence[Any]) -> list[str]:
     return [str(p.get("code", "")) for p in problems if isinstance(p, Mapping)]
 
 
-def reasons(mail: Mail) -> list[str]:
-    """The codes for which ``mail`` needs a person; empty when it needs none."""
-    return [code for code in dict.fromkeys(codes(mail.problems)) if code in NEEDS_A_PERSON]
+def _reasons(problems: Sequence[Any]) -> list[str]:
+    """The codes for which a mail with these problems needs a person; empty when none."""
+    return [code for code in dict.fromkeys(codes(problems)) if code in NEEDS_A_PERSON]
 
 
 def may_have_code(*wanted: str) -> ColumnElement[bool]:
@@ -56,8 +57,9 @@ def may_have_code(*wanted: str) -> ColumnElement[bool]:
     return or_(*(text.like(f'%"{code}"%') for code in wanted))
 
 
-def _open_mails(call: Call) -> Select[Mail]:
-    return select(Mail).where(
+def _open_mails(call: Call) -> Select[Any]:
+    # Columns, not whole mails: on a busy call there are thousands of candidates.
+    return select(Mail.id, Mail.sender, Mail.subject, Mail.received_at, Mail.problems).where(
         Mail.call_id == call.id,
         Mail.duplicate_of_id.is_(None),
         may_have_code(*NEEDS_A_PERSON),
@@ -72,10 +74,21 @@ def _open_letters(call: Call) -> Select[Reply]:
 
 
 @dataclass(frozen=True)
+class MailNeed:
+    """A mail needing a person, and why (codes of NEEDS_A_PERSON)."""
+
+    id: int
+    sender: str | None
+    subject: str
+    received_at: datetime
+    reasons: list[str]
+
+
+@dataclass(frozen=True)
 class Attention:
     """What needs a person now, oldest first."""
 
-    mails: list[tuple[Mail, list[str]]]  # each mail with its reasons
+    mails: list[MailNeed]
     letters: list[Reply]
 
     @property
@@ -84,21 +97,29 @@ class Attention:
 
 
 def needing_a_person(session: Session, call: Call) -> Attention:
-    candidates = session.scalars(_open_mails(call).order_by(Mail.received_at, Mail.id))
-    mails = [(mail, found) for mail in candidates if (found := reasons(mail))]
+    candidates = session.execute(_open_mails(call).order_by(Mail.received_at, Mail.id))
+    mails = [
+        MailNeed(mail_id, sender, subject, received_at, found)
+        for mail_id, sender, subject, received_at, problems in candidates
+        if (found := _reasons(problems))
+    ]
     letters = list(session.scalars(_open_letters(call).order_by(Reply.id)))
     return Attention(mails=mails, letters=letters)
 
 
-def mail_kind(mail: Mail) -> str:
-    """How the other-mail list files a mail tied to no submission: flagged, unparseable, ignored."""
-    found = set(reasons(mail))
+def _kind(status: str, problems: Sequence[Any]) -> str:
+    found = set(_reasons(problems))
     if found & FLAGGED:
         return "flagged"
     # A mail the daemon would answer but could tie to no submission had no readable subject.
-    if found or mail.status != "ignored":
+    if found or status != "ignored":
         return "unparseable"
     return "ignored"
+
+
+def mail_kind(mail: Mail) -> str:
+    """How the other-mail list files a mail tied to no submission: flagged, unparseable, ignored."""
+    return _kind(mail.status, mail.problems)
 
 
 def unmatched_mails(session: Session, call: Call, kind: str = "") -> list[Mail]:
@@ -109,3 +130,15 @@ def unmatched_mails(session: Session, call: Call, kind: str = "") -> list[Mail]:
         .order_by(Mail.received_at.desc(), Mail.id.desc())
     ).all()
     return [mail for mail in mails if not kind or mail_kind(mail) == kind]
+
+
+def unmatched_counts(session: Session, call: Call) -> dict[str, int]:
+    """How many mails tied to no submission there are of each kind."""
+    counts = dict.fromkeys(UNMATCHED_KINDS, 0)
+    for status, problems in session.execute(
+        select(Mail.status, Mail.problems).where(
+            Mail.call_id == call.id, Mail.submission_id.is_(None)
+        )
+    ):
+        counts[_kind(status, problems)] += 1
+    return counts

@@ -243,11 +243,11 @@ def digest_context(
             "sender": mail.sender,
             "subject": one_line(mail.subject),
             "received": call.local_text(mail.received_at)[1],
-            "codes": reasons,
-            "reasons_zh": "、".join(NEEDS_A_PERSON[code][0] for code in reasons),
-            "reasons_en": ", ".join(NEEDS_A_PERSON[code][1] for code in reasons),
+            "codes": mail.reasons,
+            "reasons_zh": "、".join(NEEDS_A_PERSON[code][0] for code in mail.reasons),
+            "reasons_en": ", ".join(NEEDS_A_PERSON[code][1] for code in mail.reasons),
         }
-        for mail, reasons in attention.mails
+        for mail in attention.mails
     ]
     troubled = [
         {
@@ -278,8 +278,8 @@ def digest_context(
         "needs_a_person": needing,
         "unparseable": [
             {k: item[k] for k in ("mail_id", "sender", "subject", "received")}
-            for item, (_, reasons) in zip(needing, attention.mails, strict=True)
-            if "unparseable" in reasons
+            for item, mail in zip(needing, attention.mails, strict=True)
+            if "unparseable" in mail.reasons
         ],
         "status_labels": STATUSES,
         "troubled_replies": troubled,

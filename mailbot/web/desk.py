@@ -11,13 +11,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.calls import Call
 from mailbot.ledger.activity import Event, recent_activity
-from mailbot.ledger.attention import (
-    UNMATCHED_KINDS,
-    Attention,
-    mail_kind,
-    needing_a_person,
-    unmatched_mails,
-)
+from mailbot.ledger.attention import Attention, needing_a_person, unmatched_counts
 from mailbot.ledger.labels import STATUSES
 from mailbot.ledger.log import focus_area_counts, status_counts
 from mailbot.store.models import Mail, Submission, Version
@@ -73,7 +67,6 @@ def _per_day(session: Session, call: Call, now: datetime) -> list[tuple[date, in
 def overview(session: Session, call: Call, now: datetime) -> Overview:
     by_status = status_counts(session, call)
     mails = session.scalar(select(func.count(Mail.id)).where(Mail.call_id == call.id)) or 0
-    kinds = Counter(mail_kind(mail) for mail in unmatched_mails(session, call))
     return Overview(
         submissions=sum(by_status.values()),
         by_status=sorted(
@@ -83,7 +76,7 @@ def overview(session: Session, call: Call, now: datetime) -> Overview:
         per_day=_per_day(session, call, now),
         by_focus_area=focus_area_counts(session, call),
         mails=mails,
-        unmatched={kind: kinds.get(kind, 0) for kind in UNMATCHED_KINDS},
+        unmatched=unmatched_counts(session, call),
         deadline=call.local(call.deadline),
         left=call.deadline - now,
         attention=needing_a_person(session, call),
