@@ -105,10 +105,13 @@ def _title_matches(plain: str) -> ColumnElement[bool]:
     (where json.dumps wrote Chinese as \\uXXXX) is scanned first, and only
     the forms that hold the words are parsed.
     """
+    title = func.lower(Version.form["title"].as_string()).like(_like(plain), escape="\\")
+    if any(not c.isascii() and c.lower() != c.upper() for c in plain):
+        return title  # "É" is stored as \\u00c9: its escape is not the query's, "é"
     stored = json.dumps(plain)[1:-1]
     return and_(
         cast(Version.form, Text).ilike(_like(stored), escape="\\"),
-        func.lower(Version.form["title"].as_string()).like(_like(plain), escape="\\"),
+        title,
     )
 
 
