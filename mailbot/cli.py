@@ -28,7 +28,7 @@ from mailbot.memory import release_large_blocks
 from mailbot.names import shown
 from mailbot.newconfig import default_data_dir, write_config
 from mailbot.preflight import check_start
-from mailbot.report import describe_form, export, format_log, intake_log, show, unmatched_mails
+from mailbot.report import describe_form, export, log_text, show
 from mailbot.reprocess import reprocess, reprocess_summary
 from mailbot.verdict import Verdict
 
@@ -161,9 +161,7 @@ def log_command(ctx: click.Context) -> None:
     app = _app(ctx)
     app.db.check_schema()
     with app.db.transaction() as session:
-        click.echo(
-            format_log(intake_log(session, app.call), unmatched_mails(session, app.call), app.call)
-        )
+        click.echo(log_text(session, app.call))
 
 
 @main.command("show")
@@ -187,9 +185,8 @@ def export_command(ctx: click.Context, file: Path) -> None:
     app = _app(ctx)
     app.db.check_schema()
     with app.db.transaction() as session:
-        rows = intake_log(session, app.call)
-    export(rows, file)
-    click.echo(f"{count(len(rows), 'submission')} written to {file}")
+        written = export(session, app.call, file)
+    click.echo(f"{count(written, 'submission')} written to {file}")
 
 
 @main.command("reprocess")

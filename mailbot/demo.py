@@ -23,7 +23,7 @@ from mailbot.config import load_settings
 from mailbot.daemon import Daemon
 from mailbot.documents.template import fill_form, focus_choices
 from mailbot.errors import MailbotError
-from mailbot.report import format_log, intake_log, unmatched_mails
+from mailbot.report import log_text
 from mailbot.sources.maildir import deliver
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -256,9 +256,7 @@ def run_demo(directory: Path) -> str:
     app.db.upgrade()
     polled, sent = Daemon(app).once()
     with app.db.transaction() as session:
-        log = format_log(
-            intake_log(session, app.call), unmatched_mails(session, app.call), app.call
-        )
+        log = log_text(session, app.call)
     outbox = sorted(app.outbox_dir.glob("*.eml"))
     return "\n".join(
         [

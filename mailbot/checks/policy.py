@@ -6,10 +6,6 @@ from dataclasses import dataclass
 
 MB = 1024 * 1024
 
-# Codes of mail nobody answers but a person must read: the digest and the
-# desk list them apart from plain auto-replies.
-NEEDS_A_PERSON = frozenset({"auth_failed", "too_complex", "unparseable"})
-
 
 @dataclass(frozen=True)
 class IntakePolicy:

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from mailbot.calls import Call
 from mailbot.config import ReplySettings
 from mailbot.errors import MailbotError
+from mailbot.ledger.attention import NEEDS_A_PERSON, needing_a_person
+from mailbot.ledger.labels import STATUSES
 from mailbot.replies.render import Renderer, call_context, local_text, one_line
 from mailbot.store.models import Mail, Reply, Submission, Version
 
@@ -244,19 +246,18 @@ def digest_context(
         open_corrections.append(
             {**_identity(submission), "codes": _codes(latest.problems if latest else [], True)}
         )
-    unparseable = [
+    attention = needing_a_person(session, call)
+    needing = [
         {
             "mail_id": mail.id,
             "sender": mail.sender,
             "subject": one_line(mail.subject),
             "received": call.local_text(mail.received_at)[1],
+            "codes": mail.reasons,
+            "reasons_zh": "、".join(NEEDS_A_PERSON[code][0] for code in mail.reasons),
+            "reasons_en": ", ".join(NEEDS_A_PERSON[code][1] for code in mail.reasons),
         }
-        for mail in session.scalars(
-            select(Mail)
-            .where(Mail.call_id == call.id, Mail.status == "ignored")
-            .order_by(Mail.received_at, Mail.id)
-        )
-        if "unparseable" in _codes(mail.problems, False)
+        for mail in attention.mails
     ]
     troubled = [
         {
@@ -266,9 +267,7 @@ def digest_context(
             "subject": reply.subject,
             "last_error": one_line(reply.last_error or ""),
         }
-        for reply in session.scalars(
-            select(Reply).where(Reply.state.in_((FAILED, UNCERTAIN, BOUNCED))).order_by(Reply.id)
-        )
+        for reply in attention.letters
     ]
     since_zh, since_en = local_text(call, since)
     generated_zh, generated_en = call.local_text(now)
@@ -286,7 +285,13 @@ def digest_context(
         or 0,
         "new_submissions": [_identity(s) for s in session.scalars(new)],
         "open_corrections": open_corrections,
-        "unparseable": unparseable,
+        "needs_a_person": needing,
+        "unparseable": [
+            {k: item[k] for k in ("mail_id", "sender", "subject", "received")}
+            for item, mail in zip(needing, attention.mails, strict=True)
+            if "unparseable" in mail.reasons
+        ],
+        "status_labels": STATUSES,
         "troubled_replies": troubled,
     }
 

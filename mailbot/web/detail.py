@@ -12,10 +12,13 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailbot.calls import Call
+from mailbot.ledger.attention import codes, may_have_code
+from mailbot.ledger.facts import Facts, facts
+from mailbot.ledger.submission import find_submission, mail_records
 from mailbot.store.blobs import BlobStore
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission, Version
 from mailbot.web.actions import replies_of, reply_body
-from mailbot.web.desk import Facts, codes, current_version, facts
+from mailbot.web.desk import current_version
 
 # How mailbot names its replies (mailbot.replies.outbox), as a bounce quotes them.
 _MAILBOT_ID = re.compile(rb"<mailbot\.[0-9a-f]{32}@[^<>\s]+>")
@@ -53,13 +56,21 @@ def bounces_by_reply(
     found: dict[int, list[Mail]] = {}
     if not replies:
         return found
-    candidates = [
-        mail
-        for mail in session.scalars(
-            select(Mail).where(Mail.call_id == call.id, Mail.status == "ignored")
+    # Read the candidates' few columns first: bounces among thousands of ignored mails.
+    wanted = [
+        mail_id
+        for mail_id, sha256, problems in session.execute(
+            select(Mail.id, Mail.raw_sha256, Mail.problems).where(
+                Mail.call_id == call.id, Mail.status == "ignored", may_have_code("bounce")
+            )
         )
-        if "bounce" in codes(mail.problems) and blobs.exists(mail.raw_sha256)
+        if "bounce" in codes(problems) and blobs.exists(sha256)
     ]
+    candidates = (
+        session.scalars(select(Mail).where(Mail.id.in_(wanted)).order_by(Mail.id)).all()
+        if wanted
+        else []
+    )
     for mail in candidates:
         raw = blobs.get(mail.raw_sha256)
         ids = _reply_ids(raw)
@@ -105,11 +116,7 @@ class SubmissionPage:
 def submission_page(
     session: Session, call: Call, blobs: BlobStore, reference: str
 ) -> SubmissionPage | None:
-    submission = session.scalar(
-        select(Submission).where(
-            Submission.call_id == call.id, Submission.reference == reference.strip().upper()
-        )
-    )
+    submission = find_submission(session, call, reference)
     if submission is None:
         return None
     replies = replies_of(session, submission)
@@ -118,27 +125,16 @@ def submission_page(
     for reply in replies:
         entry = ReplyEntry(reply, reply_body(reply.raw), bounces.get(reply.id, []))
         entries_of.setdefault(reply.mail_id, []).append(entry)
-    versions = {v.mail_id: v for v in submission.versions}
-    entries = []
-    for mail in reversed(submission.mails):
-        version = versions.get(mail.id)
-        files = (
-            version.files
-            if version is not None
-            else [
-                {"filename": a.filename, "role": a.role, "size": a.size, "sha256": a.sha256}
-                for a in mail.attachments
-            ]
+    entries = [
+        MailEntry(
+            mail=record.mail,
+            version=record.version,
+            problems=record.problems,
+            files=record.files,
+            replies=entries_of.get(record.mail.id, []),
         )
-        entries.append(
-            MailEntry(
-                mail=mail,
-                version=version,
-                problems=version.problems if version is not None else mail.problems,
-                files=files,
-                replies=entries_of.get(mail.id, []),
-            )
-        )
+        for record in reversed(mail_records(submission))
+    ]
     mail_ids = [mail.id for mail in submission.mails]
     events = session.scalars(
         select(AuditEvent)

@@ -1,22 +1,15 @@
-"""Files out of the desk: stored blobs by sha256, and the log as .xlsx or .csv."""
+"""Files out of the desk: stored blobs by sha256, under a name safe to save."""
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.calls import Call
-from mailbot.report import _cell as spreadsheet_safe  # one guard against formula injection
 from mailbot.store.models import Attachment, Mail, Version
-from mailbot.web.desk import Row
-from mailbot.web.labels import STATUSES
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -88,73 +81,3 @@ def blob_name(
         who = mail.submission.reference if mail.submission else "mail"
         return f"{who}-{mail.id}.eml"
     return None
-
-
-# --------------------------------------------------------------------------- the log for Excel
-
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("编号", "Reference"),
-    ("牵头单位", "Institution"),
-    ("负责人", "PI"),
-    ("项目名称", "Title"),
-    ("资助领域", "Focus area"),
-    ("申请经费（万元）", "Funding (10k CNY)"),
-    ("合作单位", "Partners"),
-    ("其中外方", "Foreign partners"),
-    ("收到时间（北京时间）", "Received (Beijing time)"),
-    ("状态", "Status"),
-    ("版本", "Version"),
-    ("发件人", "Sender"),
-)
-
-
-def _values(row: Row, call: Call, area_name: Callable[[str | None], str]) -> list[object]:
-    facts = row.facts
-    received = call.local(row.received_at).strftime("%Y-%m-%d %H:%M:%S") if row.received_at else ""
-    return [
-        row.reference,
-        row.institution,
-        row.pi,
-        facts.title or "",
-        area_name(facts.focus_area),
-        facts.budget_wan if facts.budget_wan is not None else "",
-        facts.partners if facts.partners is not None else "",
-        facts.foreign_partners if facts.foreign_partners is not None else "",
-        received,
-        f"{STATUSES.get(row.status, (row.status,))[0]} {row.status}",
-        row.version,
-        row.sender,
-    ]
-
-
-def export_log(
-    rows: Sequence[Row], call: Call, area_name: Callable[[str | None], str], suffix: str
-) -> bytes:
-    """The log as an .xlsx workbook or a .csv file (UTF-8 with BOM, which Excel reads)."""
-    header = [f"{zh} {en}" for zh, en in COLUMNS]
-    table = [[spreadsheet_safe(v) for v in _values(row, call, area_name)] for row in rows]
-    if suffix == "csv":
-        text = io.StringIO(newline="")
-        writer = csv.writer(text)
-        writer.writerow(header)
-        writer.writerows(table)
-        return text.getvalue().encode("utf-8-sig")
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    book = Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.title = "Intake log"
-    sheet.append(header)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for values in table:
-        sheet.append(values)
-    widths = (16, 34, 12, 36, 18, 12, 10, 10, 22, 26, 8, 30)
-    for index, width in enumerate(widths):
-        sheet.column_dimensions[chr(ord("A") + index)].width = width
-    sheet.freeze_panes = "A2"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()

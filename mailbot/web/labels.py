@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-STATUSES: dict[str, tuple[str, str]] = {
-    "accepted": ("已受理", "Accepted"),
-    "accepted_by_decision": ("决定受理", "Accepted by decision"),
-    "needs_correction": ("需要更正", "Needs correction"),
-    "late": ("逾期", "Late"),
-    "withdrawn": ("已撤回", "Withdrawn"),
-    "ignored": ("不予答复", "Ignored"),
-}
+from mailbot.ledger import labels as ledger_labels
+from mailbot.ledger.attention import NEEDS_A_PERSON, TROUBLED_LETTERS
+
+STATUSES = ledger_labels.STATUSES  # one table for the desk, the CLI and the digest
+# Why a mail or a letter needs a person (the ledger's one definition).
+ATTENTION = NEEDS_A_PERSON
+LETTER_TROUBLES = TROUBLED_LETTERS
 
 ROLES: dict[str, tuple[str, str]] = {
     "word": ("建议书 Word 文件", "Word proposal"),

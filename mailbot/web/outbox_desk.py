@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, selectinload
 
 from mailbot.app import App
+from mailbot.ledger.attention import LETTER_DEALT_WITH, OUTBOX_RESEND
 from mailbot.replies.outbox import (
     BOUNCED,
     FAILED,
@@ -45,9 +46,8 @@ STATE_GROUPS: dict[str, tuple[str, ...]] = {
 RESENDABLE = frozenset({FAILED, UNCERTAIN, BOUNCED})
 TROUBLED = (FAILED, UNCERTAIN, BOUNCED, SUPPRESSED)
 
-# AuditEvent.action values.
-OUTBOX_RESEND = "outbox_resend"
-DEALT_WITH = "letter_dealt_with"
+# AuditEvent.action values, which the ledger reads to know what is settled.
+DEALT_WITH = LETTER_DEALT_WITH
 
 PAGE_SIZE = 100
 

@@ -8,7 +8,18 @@ from flask import Flask, Response, abort, g, render_template, request
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from mailbot.errors import MailbotError
+from mailbot.ledger.attention import UNMATCHED_KINDS, mail_kind, unmatched_mails
+from mailbot.ledger.export import export_rows, to_csv, to_xlsx
+from mailbot.ledger.log import (
+    LogQuery,
+    focus_areas_in_use,
+    log_page,
+    log_rows,
+    neighbours,
+    statuses_in_use,
+)
 from mailbot.parsing import parse_message
+from mailbot.problem_words import problem_words
 from mailbot.store.models import Mail
 from mailbot.web import actions, charts, drafts
 from mailbot.web.actions import (
@@ -21,17 +32,10 @@ from mailbot.web.actions import (
     status_words,
 )
 from mailbot.web.app import Desk
-from mailbot.web.desk import (
-    UNMATCHED_KINDS,
-    LogQuery,
-    log_rows,
-    mail_kind,
-    overview,
-    unmatched_mails,
-)
+from mailbot.web.desk import overview
 from mailbot.web.detail import bounced_replies, mail_events, submission_page
 from mailbot.web.edge import query_id
-from mailbot.web.files import blob_name, content_disposition, content_type, export_log
+from mailbot.web.files import blob_name, content_disposition, content_type
 from mailbot.web.labels import NOTICES, REFUSALS, STATUSES
 from mailbot.web.letters import Letters, recipient
 
@@ -42,6 +46,15 @@ CONFIRM_STATUS = {
 }
 
 MAX_TEXT = 100_000  # characters of a mail's text shown on its page
+# Columns of the log a reader may add; status, receipt time, reference, institution,
+# PI and version are always shown.
+OPTIONAL_COLUMNS: dict[str, tuple[str, str]] = {
+    "title": ("项目名称", "Title"),
+    "focus_area": ("资助领域", "Focus area"),
+    "budget": ("经费（万元）", "Funding (10k CNY)"),
+    "partners": ("合作单位 / 外方", "Partners / foreign"),
+    "sender": ("发件人", "Sender"),
+}
 
 
 class Pages:
@@ -62,36 +75,41 @@ class Pages:
 
     def overview(self) -> str:
         with self.app.db.transaction() as session:
-            rows = log_rows(session, self.app.call)
-            facts = overview(session, self.app.call, rows, self.desk.now())
-        return render_template(
-            "overview.html", facts=facts, chart=charts.per_day(facts.per_day), page="overview"
-        )
+            facts = overview(session, self.app.call, self.desk.now())
+            return render_template(
+                "overview.html",
+                facts=facts,
+                chart=charts.per_day(facts.per_day),
+                page="overview",
+            )
 
     def log(self) -> str:
-        query = LogQuery.from_args(request.args)
+        query = LogQuery.from_args(request.args, tuple(OPTIONAL_COLUMNS))
         with self.app.db.transaction() as session:
-            everything = log_rows(session, self.app.call)
-        rows = query.apply(everything)
-        areas = sorted({row.facts.focus_area or "-" for row in everything})
+            found = log_page(session, self.app.call, query)
+            areas = focus_areas_in_use(self.app.call)
+            in_use = statuses_in_use(session, self.app.call)
         # The statuses a submission can have, and any other the database holds.
         statuses = [key for key in STATUSES if key != "ignored"]
-        statuses += sorted({row.status for row in everything} - set(statuses))
+        statuses += sorted(set(in_use) - set(statuses))
         return render_template(
             "log.html",
-            rows=rows,
-            total=len(everything),
-            query=query,
+            found=found,
+            rows=found.rows,
+            total=found.total,
+            query=found.query,
             areas=areas,
             statuses=statuses,
+            optional=OPTIONAL_COLUMNS,
             page="log",
         )
 
     def export(self, suffix: str) -> Response:
         query = LogQuery.from_args(request.args)
         with self.app.db.transaction() as session:
-            rows = query.apply(log_rows(session, self.app.call))
-        data = export_log(rows, self.app.call, self.desk.focus_area_text, suffix)
+            rows = log_rows(session, self.app.call, query)
+        table = export_rows(rows, self.app.call, self.desk.focus_area_text, problem_words)
+        data = to_csv(table) if suffix == "csv" else to_xlsx(table)
         stamp = self.app.call.local(self.desk.now()).strftime("%Y%m%d-%H%M")
         name = f"{self.app.call.id}-intake-log-{stamp}.{suffix}"
         kind = (
@@ -111,9 +129,13 @@ class Pages:
             s = page.submission
             to = recipient(s)
             again = resendable(session, self.letters, s)
+            query = LogQuery.from_args(request.args, tuple(OPTIONAL_COLUMNS))
+            around = neighbours(session, self.app.call, query, s.reference)
             return render_template(
                 "submission.html",
                 view=page,
+                query=query,
+                around=around,
                 letters=self._letter_choices(),
                 recipient=to,
                 acts=allowed_acts(s, again, to),

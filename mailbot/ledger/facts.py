@@ -1,0 +1,51 @@
+"""What a submission's Word form says, as the log and a submission page show it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the Word form says; None where unknown."""
+
+    title: str | None = None
+    focus_area: str | None = None
+    budget_wan: float | None = None
+    period: str | None = None
+    partners: int | None = None
+    foreign_partners: int | None = None
+    anso_partners: int | None = None
+    pdf_pages: int | None = None
+
+
+def facts(form: Mapping[str, Any] | None, pdf_pages: int | None = None) -> Facts:
+    if not form:
+        return Facts(pdf_pages=pdf_pages)
+    period = form.get("period")
+    if isinstance(period, Mapping):
+        period = f"{period.get('start') or '?'}–{period.get('end') or '?'}"
+    partners = form.get("partners")
+    total = foreign = anso = None
+    if isinstance(partners, list):
+        listed = [p for p in partners if isinstance(p, Mapping)]
+        total = len(partners)
+        foreign = sum(1 for p in listed if p.get("foreign"))
+        anso = sum(1 for p in listed if p.get("anso_member"))
+    budget = form.get("budget_wan")
+    return Facts(
+        title=_text(form.get("title")),
+        focus_area=_text(form.get("focus_area")),
+        budget_wan=float(budget) if isinstance(budget, int | float) else None,
+        period=_text(period),
+        partners=total,
+        foreign_partners=foreign,
+        anso_partners=anso,
+        pdf_pages=pdf_pages,
+    )
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
