@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailbot.daemon import Daemon
+from mailbot.ledger.attention import unmatched_mails
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
 from mailbot.web.actions import reply_body
@@ -24,7 +25,6 @@ from mailbot.web.dealing import (
     draft_answer,
     mark_handled,
 )
-from mailbot.web.desk import unmatched_mails
 from mailbot.web.outbox_desk import mark_dealt_with, outbox_page, resend
 from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values
 from tests.test_web import browser, screenshots, shoot, sign_in

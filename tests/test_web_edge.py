@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from mailbot.daemon import Daemon
+from mailbot.ledger.attention import UNMATCHED_KINDS
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Attachment, Mail, Submission
 from mailbot.web.app import create_app
-from mailbot.web.desk import UNMATCHED_KINDS
 from mailbot.web.edge import MAX_BODY, MAX_FORM, MAX_LOGIN_FORM
 from mailbot.web.server import BackgroundServer
 from tests.conftest import ROOT
