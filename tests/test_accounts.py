@@ -79,7 +79,8 @@ def test_a_viewer_reads_every_page_and_every_form_is_refused_in_both_languages(
         if path in ("/login", "/logout", "/account") or path.startswith("/users"):
             continue
         if method == "GET":
-            assert viewer.get(path).status in (200, 404), path  # 404: a sample id, no such page
+            # 404: a sample id, no such page; 303: read elsewhere (an attached mail's answer).
+            assert viewer.get(path).status in (200, 303, 404), path
             continue
         answer = viewer.post(path, {"csrf_token": token, "reason": "看看 just looking"})
         assert answer.status == 403, (path, answer.status)
