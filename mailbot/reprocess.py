@@ -34,7 +34,7 @@ from mailbot.intake import queue_answer
 from mailbot.message import Message
 from mailbot.parsing import parse_message
 from mailbot.store.models import Mail, Submission, Version
-from mailbot.submissions import problems_json, record
+from mailbot.submissions import judge_again, record
 from mailbot.verdict import Status, Verdict
 
 # Statuses a person sets on the desk (mailbot.web.actions): a replay keeps them.
@@ -160,12 +160,7 @@ def _judge_again(
     """Judge one mail as the daemon would, tie it to its submission, reply if due."""
     attached = before.attached.get(mail.id)
     message, verdict = _verdict(app, session, mail, attached)
-    mail.status = str(verdict.status)
-    mail.problems = problems_json(verdict)
-    mail.institution, mail.pi = verdict.institution, verdict.pi
-    mail.form, mail.pdf_pages = verdict.form, verdict.pdf_pages
-    for stored, role in zip(mail.attachments, verdict.attachments, strict=False):
-        stored.role = str(role.role)
+    judge_again(mail, verdict)
     outcome = record(session, app.call, app.blobs, mail, message, verdict)
     if attached is not None and mail.submission_id is None:
         mail.submission_id = attached[0]  # a person's attachment stands over the replay

@@ -49,6 +49,16 @@ def problems_json(verdict: Verdict) -> list[dict[str, str]]:
     return [p.as_json() for p in verdict.problems]
 
 
+def judge_again(mail: Mail, verdict: Verdict) -> None:
+    """Write a new verdict onto a stored mail: its status, problems, names, form and roles."""
+    mail.status = str(verdict.status)
+    mail.problems = problems_json(verdict)
+    mail.institution, mail.pi = verdict.institution, verdict.pi
+    mail.form, mail.pdf_pages = verdict.form, verdict.pdf_pages
+    for stored, role in zip(mail.attachments, verdict.attachments, strict=False):
+        stored.role = str(role.role)
+
+
 def find(session: Session, call: Call, institution: str, pi: str) -> Submission | None:
     return session.scalar(
         select(Submission).where(

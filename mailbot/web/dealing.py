@@ -22,7 +22,7 @@ from mailbot.intake import queue_answer
 from mailbot.replies.outbox import queue_reply
 from mailbot.replies.render import Renderer, call_context, expected_names
 from mailbot.store.models import Mail, Reply, Submission
-from mailbot.submissions import problems_json, record
+from mailbot.submissions import judge_again, record
 from mailbot.web.actions import MAX_LETTER, ActionError, _event, _reason
 from mailbot.web.auth import Actor
 from mailbot.web.labels import ANSWERS
@@ -131,12 +131,7 @@ def _file_as_version(
     if judged is None:
         raise ActionError("not_a_version")
     message, verdict = judged
-    mail.status = str(verdict.status)
-    mail.problems = problems_json(verdict)
-    mail.institution, mail.pi = verdict.institution, verdict.pi
-    mail.form, mail.pdf_pages = verdict.form, verdict.pdf_pages
-    for stored, role in zip(mail.attachments, verdict.attachments, strict=False):
-        stored.role = str(role.role)
+    judge_again(mail, verdict)
     outcome = record(session, app.call, app.blobs, mail, message, verdict)
     if outcome.submission is None or outcome.submission.id != submission.id:
         raise ActionError("not_judged_as", reference=submission.reference)
