@@ -73,7 +73,15 @@ def test_a_viewer_reads_every_page_and_every_form_is_refused_in_both_languages(
     viewer = signed_in(desk, VIEWER, VIEWER_PASSWORD)
     token = viewer.token()
     assert "只读 Read only" in viewer.get("/").text
-    assert "只读 Read only" not in signed_in(desk, NAME, PASSWORD).get("/").text
+    editor = signed_in(desk, NAME, PASSWORD)
+    assert "只读 Read only" not in editor.get("/").text
+    # A viewer is shown no action it would be refused; an editor sees them.
+    pages = [path for method, path in sample_urls(desk) if method == "GET"]
+    submission = next(p for p in pages if p.startswith("/submissions/") and p.count("/") == 2)
+    assert 'id="actions"' in editor.get(submission).text
+    assert 'id="actions"' not in viewer.get(submission).text
+    outbox = viewer.get("/outbox?state=all").text
+    assert "/resend" not in outbox and "/dealt" not in outbox
     acts = 0
     for method, path in sample_urls(desk):
         if path in ("/login", "/logout", "/account") or path.startswith("/users"):
