@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from mailbot.daemon import Daemon
 from mailbot.ledger.attention import unmatched_mails
+from mailbot.replies.outbox import reply_body
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
-from mailbot.web.actions import reply_body
 from mailbot.web.auth import Actor, add_user
 from mailbot.web.dealing import (
     answer_names,

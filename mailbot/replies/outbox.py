@@ -125,6 +125,43 @@ def queue_reply(
     return reply
 
 
+def queue_again(
+    session: Session,
+    *,
+    settings: ReplySettings,
+    call: Call,
+    old: Reply,
+    submission_id: int | None,
+    now: datetime,
+    by_person: bool,
+) -> Reply:
+    """The same letter as ``old`` queued again as a new row (a new Message-ID, same thread)."""
+    original = email.message_from_bytes(old.raw, policy=email.policy.default)
+    return queue_reply(
+        session,
+        settings=settings,
+        call=call,
+        to_address=old.to_address,
+        template=old.template,
+        subject=old.subject,
+        body=reply_body(old.raw),
+        in_reply_to=str(original.get("In-Reply-To") or "") or None,
+        references=str(original.get("References") or "").split(),
+        mail_id=old.mail_id,
+        submission_id=submission_id,
+        now=now,
+        by_person=by_person,
+    )
+
+
+def reply_body(raw: bytes) -> str:
+    """The text of a stored reply (they are all text/plain)."""
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    part = message.get_body(("plain",))
+    return str(part.get_content()) if part is not None else ""
+
+
 def _auto_submitted(mail_id: int | None, in_reply_to: str | None, by_person: bool) -> str | None:
     """RFC 3834: answers to a mail are auto-replied; the digest answers none; a person's is not."""
     if by_person:

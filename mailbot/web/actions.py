@@ -8,11 +8,8 @@ outbox as the daemon's replies, so the daemon sends them.
 
 from __future__ import annotations
 
-import email
-import email.policy
 from collections.abc import Sequence
 from datetime import datetime
-from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -20,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.app import App
 from mailbot.errors import MailbotError
-from mailbot.replies.outbox import queue_reply
+from mailbot.replies.outbox import queue_again, queue_reply
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
 from mailbot.web.auth import Actor
 from mailbot.web.labels import ACTS, REFUSALS, STATUSES, label
@@ -218,14 +215,6 @@ def replies_of(session: Session, submission: Submission) -> Sequence[Reply]:
     ).all()
 
 
-def reply_body(raw: bytes) -> str:
-    """The text of a stored reply (they are all text/plain)."""
-    message = email.message_from_bytes(raw, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    part = message.get_body(("plain",))
-    return str(part.get_content()) if part is not None else ""
-
-
 def resendable(session: Session, letters: Letters, submission: Submission) -> Reply | None:
     """The reply "resend" sends again: the latest that tells the submission's current status."""
     return status_letter(letters, list(replies_of(session, submission)), submission.status)
@@ -249,18 +238,11 @@ def resend_last_reply(
     if last is None:
         raise ActionError("no_letter", **status_words(submission.status))
     reason = _reason(reason)
-    original = email.message_from_bytes(last.raw, policy=email.policy.default)
-    reply = queue_reply(
+    reply = queue_again(
         session,
         settings=app.settings.replies,
         call=app.call,
-        to_address=last.to_address,
-        template=last.template,
-        subject=last.subject,
-        body=reply_body(last.raw),
-        in_reply_to=str(original.get("In-Reply-To") or "") or None,
-        references=str(original.get("References") or "").split(),
-        mail_id=last.mail_id,
+        old=last,
         submission_id=submission.id,
         now=now,
         by_person=last.template.startswith(LETTER_PREFIX),

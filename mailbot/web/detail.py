@@ -15,9 +15,10 @@ from mailbot.calls import Call
 from mailbot.ledger.attention import codes, may_have_code
 from mailbot.ledger.facts import Facts, facts
 from mailbot.ledger.submission import find_submission, mail_records
+from mailbot.replies.outbox import reply_body
 from mailbot.store.blobs import BlobStore
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission, Version
-from mailbot.web.actions import replies_of, reply_body
+from mailbot.web.actions import replies_of
 from mailbot.web.desk import current_version
 
 # How mailbot names its replies (mailbot.replies.outbox), as a bounce quotes them.

@@ -26,10 +26,10 @@ from mailbot.replies.outbox import (
     SENT,
     SUPPRESSED,
     UNCERTAIN,
-    queue_reply,
+    queue_again,
 )
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
-from mailbot.web.actions import ActionError, _event, _reason, reply_body
+from mailbot.web.actions import ActionError, _event, _reason
 from mailbot.web.auth import Actor
 
 HANDED = "handed"  # committed before the final dot (replies/sender.py)
@@ -149,17 +149,11 @@ def resend(
     if old.state not in RESENDABLE:
         raise ActionError("not_resendable", reply_id=old.id)
     original = email.message_from_bytes(old.raw, policy=email.policy.default)
-    reply = queue_reply(
+    reply = queue_again(
         session,
         settings=app.settings.replies,
         call=app.call,
-        to_address=old.to_address,
-        template=old.template,
-        subject=old.subject,
-        body=reply_body(old.raw),
-        in_reply_to=str(original.get("In-Reply-To") or "") or None,
-        references=str(original.get("References") or "").split(),
-        mail_id=old.mail_id,
+        old=old,
         submission_id=old.submission_id,
         now=now,
         # A letter a person wrote stays a person's letter when it is sent again.
