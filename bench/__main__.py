@@ -1,5 +1,6 @@
 """`python -m bench`: run the benchmark from the top of the checkout (`python -m bench desk`:
-the intake desk's server time with thousands of submissions)."""
+the intake desk's server time with thousands of submissions; `python -m bench checkjson`:
+is `mailbot check --json` unchanged on every mail we hold)."""
 
 import sys
 
@@ -7,6 +8,10 @@ if sys.argv[1:2] == ["desk"]:
     from bench.desk import main as desk
 
     sys.exit(desk(sys.argv[2:]))
+if sys.argv[1:2] == ["checkjson"]:
+    from bench.checkjson import main as checkjson
+
+    sys.exit(checkjson(sys.argv[2:]))
 
 from bench.run import main
 
