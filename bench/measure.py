@@ -31,7 +31,7 @@ from bench.corpus import MIX, Applicants, MailBuilder, Planned, message_id, plan
 from bench.mailbox import Filler, uid_layout
 from mailbot.app import App
 from mailbot.config import load_settings
-from mailbot.intake import poll
+from mailbot.intake.poll import poll
 from mailbot.replies.sender import send_pending
 from mailbot.store.db import Database
 from mailbot.store.models import FolderState, Mail, Reply

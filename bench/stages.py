@@ -22,10 +22,10 @@ from typing import Any
 
 from bench.corpus import MailBuilder, plan
 from mailbot.calls import load_call
-from mailbot.checks import judge
 from mailbot.documents.pdf import inspect_pdf
 from mailbot.documents.word import read_docx
-from mailbot.parsing import parse_message
+from mailbot.judge.checks import judge
+from mailbot.mail.parsing import parse_message
 from mailbot.store.blobs import BlobStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,8 +69,8 @@ def stages(count: int, builder: MailBuilder) -> dict[str, Any]:
         totals[stage] = totals.get(stage, 0.0) + seconds
 
     content_sha256 = _optional("mailbot.store.content", "content_sha256")
-    screen = _optional("mailbot.checks.limits", "screen")
-    default_policy = _optional("mailbot.checks.policy", "DEFAULT_POLICY")
+    screen = _optional("mailbot.judge.checks.limits", "screen")
+    default_policy = _optional("mailbot.judge.policy", "DEFAULT_POLICY")
     mailparser = _optional("mailparser", "MailParser")
     with tempfile.TemporaryDirectory(prefix="mailbot-bench-stages-") as scratch:
         synced, unsynced = BlobStore(Path(scratch) / "a"), BlobStore(Path(scratch) / "b")

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from mailbot.calls import Call, load_call
-from mailbot.checks.policy import IntakePolicy
 from mailbot.config import ConfigError, ImapSettings, Settings, SmtpSettings, TlsSettings, secret
-from mailbot.judges import Judges
-from mailbot.oauth2 import TokenSource
+from mailbot.judge.policy import IntakePolicy
+from mailbot.judge.processes import Judges
+from mailbot.net.oauth2 import TokenSource
 from mailbot.replies.render import Renderer
 from mailbot.replies.sender import OutboxDirTransport, SmtpTransport, Transport
 from mailbot.sources.base import Mailbox

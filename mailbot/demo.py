@@ -19,11 +19,11 @@ from pathlib import Path
 from mailbot.app import App
 from mailbot.bundled import DEFAULT_CALL
 from mailbot.calls import Call, load_call
+from mailbot.cli.report import log_text
 from mailbot.config import load_settings
-from mailbot.daemon import Daemon
 from mailbot.documents.template import fill_form, focus_choices
 from mailbot.errors import MailbotError
-from mailbot.report import log_text
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")

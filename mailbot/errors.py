@@ -7,8 +7,9 @@ surroundings, and each one carries what the operator needs to fix it::
     MailbotError
      ├── RulesError      (mailbot.calls)   a rules file that cannot be used
      ├── ConfigError     (mailbot.config)  a settings file that cannot be used
-     └── OAuth2Error     (mailbot.oauth2)  no access token: the provider refused or is unreachable;
-                                           the IMAP source and SMTP transport report it as theirs
+     └── OAuth2Error     (mailbot.net.oauth2)  no access token: the provider refused or is
+                                               unreachable; the IMAP source and SMTP transport
+                                               report it as theirs
 """
 
 

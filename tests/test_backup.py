@@ -15,8 +15,8 @@ from sqlalchemy import select
 from mailbot.app import App
 from mailbot.cli import main
 from mailbot.config import load_settings
-from mailbot.daemon import Daemon
-from mailbot.intake import PollReport, poll
+from mailbot.intake.poll import PollReport, poll
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Attachment, Mail
 from tests.daemon_support import (

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from mailbot.app import App
-from mailbot.daemon import Daemon
+from mailbot.cli.report import show
 from mailbot.replies.outbox import digest_context
-from mailbot.report import show
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Mail, Reply
 from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values

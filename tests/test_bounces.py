@@ -13,15 +13,15 @@ from email import message_from_bytes
 import pytest
 
 from mailbot.calls import Call
-from mailbot.checks import judge
-from mailbot.checks.bounces import (
+from mailbot.judge.checks import judge
+from mailbot.judge.verdict import Status
+from mailbot.mail.bounces import (
     bounced_reply_ids,
     original_recipients,
     our_reply_ids,
     returned_message_ids,
 )
-from mailbot.parsing import parse_message
-from mailbot.verdict import Status
+from mailbot.mail.parsing import parse_message
 from tests.conftest import SHARED
 
 OURS = "<mailbot.0123456789abcdef0123456789abcdef@anso.org.cn>"

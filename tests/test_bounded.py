@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailbot import bounded
-from mailbot.bounded import JudgeError, Overrun, run_bounded
 from mailbot.calls import Call
-from mailbot.checks import judge
-from mailbot.checks.limits import measure_mime, screen
-from mailbot.checks.policy import MB, IntakePolicy
 from mailbot.config import load_settings
-from mailbot.judges import Judges
-from mailbot.parsing import Message, parse_message
+from mailbot.judge import bounded
+from mailbot.judge.bounded import JudgeError, Overrun, run_bounded
+from mailbot.judge.checks import judge
+from mailbot.judge.checks.limits import measure_mime, screen
+from mailbot.judge.policy import MB, IntakePolicy
+from mailbot.judge.processes import Judges
+from mailbot.judge.verdict import Status, Verdict
+from mailbot.mail.parsing import Message, parse_message
 from mailbot.store.models import Mail, Reply
-from mailbot.verdict import Status, Verdict
 from tests.daemon_support import dispose_apps, make_app, settings_values
 from tests.docfactory import form_docx
 from tests.mailfactory import CLIENTS, Att, build_mail, pdf_bytes
@@ -216,7 +216,7 @@ def _dispose() -> Iterator[None]:
 @pytest.mark.usefixtures("_dispose")
 def test_the_intake_judges_under_the_operators_settings(tmp_path: Path) -> None:
     """Through the real pipeline: the [intake] settings reach the checks, and every mail is kept."""
-    from mailbot.intake import poll
+    from mailbot.intake.poll import poll
     from mailbot.sources.maildir import deliver
 
     values = settings_values(

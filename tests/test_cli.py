@@ -145,8 +145,8 @@ def _corpus(name: str) -> list[Path]:
 @pytest.mark.parametrize("corpus", ["mail-parser", "sisimai-bounces"])
 def test_every_corpus_mail_gets_a_verdict(corpus: str, tmp_path: Path) -> None:
     from mailbot.calls import load_call
-    from mailbot.checks import judge
-    from mailbot.parsing import parse_message
+    from mailbot.judge.checks import judge
+    from mailbot.mail.parsing import parse_message
 
     call = load_call(RULES)
     files = _corpus(corpus)

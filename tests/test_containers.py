@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from mailbot.calls import Call, RulesError, load_call
-from mailbot.checks import judge
-from mailbot.containers import DAMAGED, ENCRYPTED, LIMITS
-from mailbot.containers.zips import entry_name
-from mailbot.parsing import Message, parse_message
+from mailbot.judge.checks import judge
+from mailbot.mail.containers import DAMAGED, ENCRYPTED, LIMITS
+from mailbot.mail.containers.zips import entry_name
+from mailbot.mail.parsing import Message, parse_message
 from tests import diskwatch
 from tests.conftest import RULES, CheckRunner, codes, roles, write_rules
 from tests.docfactory import form_docx

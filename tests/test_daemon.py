@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailbot.daemon import Daemon
+from mailbot.service.daemon import Daemon
 from mailbot.store.models import Mail, Reply, Submission
 from tests.conftest import ROOT
 from tests.daemon_support import (
@@ -221,7 +221,7 @@ def test_replies_wait_while_smtp_is_down_and_all_go_out_after(
 def test_resubmission_and_completion_keep_one_reference(
     tmp_path: Path, db_url: str, in_store: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mailbot import judges
+    from mailbot.judge import processes as judges
     from mailbot.sources.maildir import deliver
 
     if in_store:  # as for scans: the judging process leaves every file's bytes in the store

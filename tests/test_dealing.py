@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mailbot.daemon import Daemon
 from mailbot.ledger.attention import unmatched_mails
 from mailbot.replies.outbox import reply_body
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
 from mailbot.web.auth import Actor, add_user

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mailbot.daemon import Daemon
+from mailbot.service.daemon import Daemon
 from mailbot.store.models import AuditEvent, DeskDraft, Mail, Reply, Submission
 from mailbot.web.auth import SESSION_IDLE, add_user
 from tests.test_web import browser, shoot, sign_in  # noqa: F401  (browser is a fixture)

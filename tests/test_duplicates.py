@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from mailbot.daemon import Daemon
-from mailbot.report import show
+from mailbot.cli.report import show
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.content import content_sha256
 from mailbot.store.leases import Lease, LeaseHeld, LeaseLost, holder_name
@@ -235,7 +235,7 @@ def test_a_second_daemon_on_the_same_mailbox_waits_and_takes_over(
             "the batch recorded and answered",
         )
         # One daemon did all the work; the other judged, recorded and sent nothing.
-        working = [d for d in (first, second) if "mailbot.intake" in d.text()]
+        working = [d for d in (first, second) if "mailbot.intake.poll" in d.text()]
         assert len(working) == 1, "both daemons processed mail"
         serving = working[0]
         waiting = second if serving is first else first

@@ -1,4 +1,4 @@
-"""Large base64 bodies cut out before parsing (mailbot.fastmime): the same Message as parsed whole.
+"""Large base64 bodies cut out before parsing (mailbot.mail.fastmime): the same Message as parsed whole.
 
 Every comparison parses a mail twice: with runs of any length cut out
 (``MIN_LINES`` 1, so that every body of base64 lines takes the fast path
@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailbot import fastmime
-from mailbot.checks import limits
-from mailbot.parsing import Message, _build_tree, parse_message
+from mailbot.judge.checks import limits
+from mailbot.mail import fastmime
+from mailbot.mail.parsing import Message, _build_tree, parse_message
 from tests.conftest import ROOT, SHARED
 from tests.docfactory import form_docx
 from tests.mailfactory import CLIENTS, Att, build_mail, pdf_bytes

@@ -3,7 +3,7 @@ at five points of the pipeline and starved of its mailbox, its SMTP server, its 
 its database. Every case ends with every mail recorded once and every reply sent once at
 most, and prints its figures: faults injected, mails lost, duplicate replies.
 
-The kills use the test hook in mailbot/faults.py (MAILBOT_FAULT=POINT:N). Every daemon
+The kills use the test hook in mailbot/service/faults.py (MAILBOT_FAULT=POINT:N). Every daemon
 runs with -v (debug logging) and real passwords, and no log may show one.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from mailbot.daemon import Daemon
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Mail, Reply
 from tests.daemon_support import (

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mailbot.daemon import Daemon
-from mailbot.intake import filed_statuses
+from mailbot.intake.poll import filed_statuses
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver, folder_path
 from mailbot.store.models import Mail
 from tests.conftest import ROOT

@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from mailbot.calls import Call
-from mailbot.checks import judge
-from mailbot.checks.limits import screen
-from mailbot.checks.policy import DEFAULT_POLICY
-from mailbot.parsing import parse_message
-from mailbot.verdict import Status
+from mailbot.judge.checks import judge
+from mailbot.judge.checks.limits import screen
+from mailbot.judge.policy import DEFAULT_POLICY
+from mailbot.judge.verdict import Status
+from mailbot.mail.parsing import parse_message
 from tests.conftest import ROOT
 from tests.mailfactory import pdf_bytes
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from mailbot import judges as judges_module
-from mailbot.bounded import JudgeError
 from mailbot.calls import Call
-from mailbot.checks.policy import MB, IntakePolicy
-from mailbot.judges import KEEP_IN_STORE, Clock, Judged, Judges, judge_one
+from mailbot.judge import processes as judges_module
+from mailbot.judge.bounded import JudgeError
+from mailbot.judge.policy import MB, IntakePolicy
+from mailbot.judge.processes import KEEP_IN_STORE, Clock, Judged, Judges, judge_one
+from mailbot.judge.verdict import Status
 from mailbot.store.blobs import BlobStore, StoreError
-from mailbot.verdict import Status
 from tests.mailfactory import Att, build_mail
 from tests.test_bounded import ON_TIME, SUBJECT, proposal
 

@@ -19,12 +19,12 @@ from click.testing import CliRunner
 
 from mailbot.app import App
 from mailbot.calls import Call
-from mailbot.checks import judge
-from mailbot.checks.policy import IntakePolicy
 from mailbot.cli import main
 from mailbot.config import load_settings
-from mailbot.parsing import parse_message
-from mailbot.verdict import Severity, Status, Verdict
+from mailbot.judge.checks import judge
+from mailbot.judge.policy import IntakePolicy
+from mailbot.judge.verdict import Severity, Status, Verdict
+from mailbot.mail.parsing import parse_message
 from tests.conftest import ROOT, RULES, SHARED
 from tests.docfactory import form_docx
 from tests.mailfactory import Att, build_mail, pdf_bytes

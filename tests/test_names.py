@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from mailbot.cli import main
-from mailbot.daemon import Daemon
-from mailbot.names import shown
-from mailbot.report import show
+from mailbot.cli.report import show
+from mailbot.mail.names import shown
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Attachment
 from tests import diskwatch

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from mailbot.app import App
 from mailbot.cli import main
 from mailbot.config import ConfigError, ImapSettings, OAuth2Settings, SmtpSettings
-from mailbot.daemon import Daemon
-from mailbot.oauth2 import OAuth2Error, TokenSource
+from mailbot.net.oauth2 import OAuth2Error, TokenSource
 from mailbot.replies.transports import SmtpTransport, TransportUnavailable
+from mailbot.service.daemon import Daemon
 from mailbot.sources.base import SourceError
 from mailbot.sources.imap import ImapMailbox
 from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values, toml

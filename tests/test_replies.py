@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from mailbot.calls import Call
 from mailbot.config import ReplySettings, SmtpSettings
+from mailbot.judge.verdict import AttachmentRole, Problem, Role, Severity, Status, Verdict
 from mailbot.replies.outbox import ReplyError, digest_context, queue_digest, queue_reply
 from mailbot.replies.render import Renderer, RenderError, verdict_context
 from mailbot.replies.sender import (
@@ -32,7 +33,6 @@ from mailbot.replies.sender import (
 from mailbot.replies.transports import smtp_data
 from mailbot.store.db import Database
 from mailbot.store.models import Mail, Reply, Submission, Version
-from mailbot.verdict import AttachmentRole, Problem, Role, Severity, Status, Verdict
 from tests.servers import SmtpSink
 
 T0 = datetime(2021, 7, 20, 3, 0, 0, tzinfo=UTC)  # 11:00 Beijing time

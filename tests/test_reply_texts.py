@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from mailbot.daemon import Daemon
-from mailbot.digest import queue_digest
+from mailbot.intake.reprocess import reprocess
+from mailbot.replies.digest import queue_digest
 from mailbot.replies.render import Renderer
-from mailbot.reprocess import reprocess
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from tests.conftest import ROOT, RULES, write_rules
 from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from mailbot.app import App
-from mailbot.daemon import Daemon
-from mailbot.reprocess import reprocess
+from mailbot.intake.reprocess import reprocess
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Base, Mail, Reply, Submission
 from mailbot.web.actions import accept_by_decision, withdraw

@@ -23,10 +23,10 @@ from markupsafe import escape
 from sqlalchemy import func, select
 
 from mailbot.cli import main
-from mailbot.daemon import STEP_GRACE, Daemon
-from mailbot.notify import Notifier, Pulse
+from mailbot.service.daemon import STEP_GRACE, Daemon
+from mailbot.service.notify import Notifier, Pulse
+from mailbot.service.status import next_digest
 from mailbot.sources.maildir import MaildirMailbox, deliver
-from mailbot.status import next_digest
 from mailbot.store.models import Reply
 from tests.conftest import ROOT
 from tests.daemon_support import (
@@ -343,7 +343,7 @@ def test_a_hung_intake_loop_stops_the_watchdog_pings_until_it_moves_again(
     daemon.pulse = Pulse(clock=clock)
     hung = threading.Event()
     noticed = EventHandler(hung, "watchdog is no longer pinged")
-    logging.getLogger("mailbot.daemon").addHandler(noticed)
+    logging.getLogger("mailbot.service.daemon").addHandler(noticed)
     failures: list[BaseException] = []
 
     def observe() -> None:
@@ -376,6 +376,6 @@ def test_a_hung_intake_loop_stops_the_watchdog_pings_until_it_moves_again(
         observer.join(60)
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-        logging.getLogger("mailbot.daemon").removeHandler(noticed)
+        logging.getLogger("mailbot.service.daemon").removeHandler(noticed)
     assert not failures, failures[0]
     assert any("STOPPING=1" in message.splitlines() for message in drain(systemd))

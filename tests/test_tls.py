@@ -82,7 +82,7 @@ def test_the_smtp_transport_trusts_a_private_ca_given_as_ca_file_and_no_other(
 def test_insecure_connects_without_verifying_and_warns_each_time(
     dovecot_tls: Dovecot, smtp_tls_sink: SmtpSink, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="mailbot.tls")
+    caplog.set_level(logging.WARNING, logger="mailbot.net.tls")
     assert read_inbox(imap_settings(dovecot_tls, insecure=True), dovecot_tls.password)
     transport = SmtpTransport(smtp_settings(smtp_tls_sink, insecure=True), smtp_tls_sink.password)
     try:
@@ -90,7 +90,7 @@ def test_insecure_connects_without_verifying_and_warns_each_time(
     finally:
         transport.close()
     smtp_tls_sink.wait_for(1)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "mailbot.tls"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "mailbot.net.tls"]
     assert len(warnings) == 2
     assert all("is NOT verified (insecure = true)" in w for w in warnings)
     assert "imap://" in warnings[0] and "SMTP server" in warnings[1]

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from mailbot.daemon import Daemon
 from mailbot.ledger.attention import UNMATCHED_KINDS
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Attachment, Mail, Submission
 from mailbot.web.app import create_app

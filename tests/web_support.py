@@ -19,8 +19,8 @@ from sqlalchemy import select
 
 from mailbot.app import App
 from mailbot.config import load_settings
-from mailbot.daemon import Daemon
 from mailbot.demo import run_demo
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Reply, Submission, utcnow
 from mailbot.web.app import create_app

@@ -11,7 +11,7 @@ from typing import Any
 
 from mailbot.config import ImapSettings, SmtpSettings, TlsSettings
 from mailbot.doctor.findings import Finding, fail, ok, warn
-from mailbot.hosts import is_loopback
+from mailbot.net.hosts import is_loopback
 
 # A certificate that runs out sooner than this is worth a warning.
 EXPIRY_WARNING_DAYS = 21

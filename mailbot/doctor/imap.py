@@ -19,9 +19,9 @@ from mailbot.doctor.connections import (
 from mailbot.doctor.findings import Finding, fail, failed, ok, skip, warn
 from mailbot.doctor.local import outcome_text
 from mailbot.errors import MailbotError
+from mailbot.net.tls import client_context
 from mailbot.sources.base import SourceError
 from mailbot.sources.imap import ImapMailbox, ImapProbe, LoginRefused
-from mailbot.tls import client_context
 
 SECTION = "[source.imap]"
 

@@ -23,8 +23,8 @@ from mailbot.doctor.connections import (
 )
 from mailbot.doctor.findings import Finding, fail, failed, ok, skip
 from mailbot.errors import MailbotError
+from mailbot.net.tls import client_context
 from mailbot.replies.transports import SmtpTransport
-from mailbot.tls import client_context
 
 SECTION = "[replies.smtp]"
 

@@ -6,7 +6,7 @@ last_error says which mail reported it and why (the DSN's Status and
 Diagnostic-Code), so the secretariat can reach that applicant another way:
 ``mailbot show`` and the daily digest list it.
 
-The reply is found by the Message-ID the bounce quotes (mailbot.checks.bounces,
+The reply is found by the Message-ID the bounce quotes (mailbot.mail.bounces,
 and the DSN's own parts read here from the raw bytes: its per-recipient
 fields and a text/rfc822-headers part), else by the address it could not
 deliver to. A report that only says delivery is delayed marks nothing.
@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailbot.checks.bounces import bounced_reply_ids, original_recipients, our_reply_ids
-from mailbot.parsing import Message
+from mailbot.judge.verdict import Verdict
+from mailbot.mail.bounces import bounced_reply_ids, original_recipients, our_reply_ids
+from mailbot.mail.parsing import Message
 from mailbot.replies.outbox import BOUNCED, SENT, UNCERTAIN
 from mailbot.replies.render import one_line
 from mailbot.replies.sender import HANDED
 from mailbot.store.models import Mail, Reply
-from mailbot.verdict import Verdict
 
 log = logging.getLogger(__name__)
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from mailbot.calls import Call
-from mailbot.names import shown, shown_in
-from mailbot.parsing import Message
+from mailbot.intake.submissions import Outcome
+from mailbot.mail.names import shown, shown_in
+from mailbot.mail.parsing import Message
 from mailbot.replies.render import verdict_context
-from mailbot.submissions import Outcome
 
 
 def reply_context(call: Call, message: Message, outcome: Outcome) -> dict[str, Any]:
     """The template variables (templates/README.md) for the reply to ``message``."""
     context = verdict_context(call, outcome.verdict)
     # `files` lists what this mail brought; a completion's verdict covers more.
-    # A name is shown escaped and shortened: it is the sender's data (mailbot.names).
+    # A name is shown escaped and shortened: it is the sender's data (mailbot.mail.names).
     roles = {a.sha256: str(a.role) for a in outcome.verdict.attachments}
     context["files"] = [
         {

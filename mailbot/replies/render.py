@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, Tem
 
 from mailbot.calls import Call
 from mailbot.errors import MailbotError
-from mailbot.verdict import Problem, Severity, Verdict
+from mailbot.judge.verdict import Problem, Severity, Verdict
 
 # Chinese first: the call is written in Chinese and its applicants read it first.
 LANGUAGES = ("zh", "en")

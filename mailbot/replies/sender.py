@@ -38,8 +38,6 @@ from sqlalchemy import CursorResult, func, or_, select, true, update
 
 from mailbot.config import ReplySettings
 from mailbot.errors import MailbotError
-from mailbot.faults import fault_point
-from mailbot.outages import Outage
 from mailbot.replies.outbox import BOUNCED, FAILED, PENDING, SENDING, SENT, UNCERTAIN
 from mailbot.replies.render import one_line
 from mailbot.replies.transports import (
@@ -50,6 +48,8 @@ from mailbot.replies.transports import (
     TransportError,
     TransportUnavailable,
 )
+from mailbot.service.faults import fault_point
+from mailbot.service.outages import Outage
 from mailbot.store.db import Database
 from mailbot.store.models import Reply
 

@@ -28,8 +28,8 @@ from typing import Protocol
 
 from mailbot.config import ConfigError, SmtpSettings
 from mailbot.errors import MailbotError
-from mailbot.oauth2 import OAuth2Error, SaslAnswer, TokenSource
-from mailbot.tls import certificate_hint, client_context
+from mailbot.net.oauth2 import OAuth2Error, SaslAnswer, TokenSource
+from mailbot.net.tls import certificate_hint, client_context
 
 log = logging.getLogger(__name__)
 

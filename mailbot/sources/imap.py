@@ -21,9 +21,9 @@ from imapclient.exceptions import (  # type: ignore[import-untyped]
 
 from mailbot import __version__
 from mailbot.config import ImapSettings
-from mailbot.oauth2 import OAuth2Error, SaslAnswer, TokenSource
+from mailbot.net.oauth2 import OAuth2Error, SaslAnswer, TokenSource
+from mailbot.net.tls import certificate_hint, client_context
 from mailbot.sources.base import Cursor, Fetched, SourceError
-from mailbot.tls import certificate_hint, client_context
 
 log = logging.getLogger(__name__)
 

@@ -135,7 +135,7 @@ class Mail(Base):
     handled_by: Mapped[str | None] = mapped_column(String(64))
     handled_reason: Mapped[str | None] = mapped_column(Text)
     # Set when a person attached this mail (tied to no submission by the daemon) to
-    # submission_id: "version" or "supporting" (mailbot.attaching); a reprocess keeps it.
+    # submission_id: "version" or "supporting" (mailbot.intake.attaching); a reprocess keeps it.
     attached_as: Mapped[str | None] = mapped_column(String(16))
 
     attachments: Mapped[list[Attachment]] = relationship(

@@ -14,9 +14,9 @@ from werkzeug.exceptions import HTTPException
 
 from mailbot.app import App
 from mailbot.config import WebSettings
-from mailbot.names import shown, without_bidi
+from mailbot.mail.names import shown, without_bidi
 from mailbot.replies.render import Renderer
-from mailbot.status import current_status, status_lines
+from mailbot.service.status import current_status, status_lines
 from mailbot.store.models import utcnow
 from mailbot.web import labels
 from mailbot.web.desk import focus_areas

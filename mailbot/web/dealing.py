@@ -17,12 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
-from mailbot.attaching import SUPPORTING, VERSION, judge_as_submission
-from mailbot.intake import queue_answer
+from mailbot.intake.attaching import SUPPORTING, VERSION, judge_as_submission
+from mailbot.intake.poll import queue_answer
+from mailbot.intake.submissions import judge_again, record
 from mailbot.replies.outbox import queue_reply
 from mailbot.replies.render import Renderer, call_context, expected_names
 from mailbot.store.models import Mail, Reply, Submission
-from mailbot.submissions import judge_again, record
 from mailbot.web.actions import MAX_LETTER, ActionError, _event, _reason
 from mailbot.web.auth import Actor
 from mailbot.web.labels import ANSWERS

@@ -18,8 +18,8 @@ from mailbot.ledger.log import (
     neighbours,
     statuses_in_use,
 )
-from mailbot.parsing import parse_message
-from mailbot.problem_words import problem_words
+from mailbot.ledger.problem_words import problem_words
+from mailbot.mail.parsing import parse_message
 from mailbot.store.models import Mail
 from mailbot.web import actions, charts, drafts
 from mailbot.web.actions import (

@@ -54,9 +54,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_sha256", name=op.f("uq_trusted_devices_token_sha256")),
     )
     with op.batch_alter_table("trusted_devices", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_trusted_devices_user_id"), ["user_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_trusted_devices_user_id"), ["user_id"], unique=False)
 
 
 def downgrade() -> None:

@@ -1,0 +1,1 @@
+"""Judging one mail: the checks, the limits they run under, the judging processes, the Verdict."""

@@ -1,0 +1,290 @@
+"""The attachment checks: one Word proposal and one PDF scan named INSTITUTION+PI.
+
+The files inside a .zip, winmail.dat or forwarded mail count like any other
+(mailbot.mail.parsing lists them after their container); the containers opened
+are no material of their own. Names are shown through mailbot.mail.names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from mailbot.calls import Call, normalise_name
+from mailbot.judge.checks.case import Case
+from mailbot.judge.verdict import AttachmentRole, Problem, Role, Severity
+from mailbot.mail.message import Attachment
+from mailbot.mail.names import shown_in
+
+# A bracketed remark after the right stem: （盖章版）, (signed), 【签字】, [final].
+_SUFFIX = re.compile(r"^[\s_\-—]*(?:\([^()]*\)|\[[^\[\]]*\]|【[^【】]*】|〔[^〔〕]*〕)\s*$")
+_PLUS = re.compile(r"[+＋]")
+# A PDF named like this is a partner's letter or an agreement, not the proposal's scan.
+_SUPPORTING_NAME = re.compile(
+    r"协议|承诺|证明|邀请|意向|支持函|(?<![a-z])(?:agreement|letter|commitment|support|mou|"
+    r"invitation|consent|cooperation)",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The attachment chosen for one role, and how well its name fits."""
+
+    attachment: Attachment | None
+    fit: str  # "exact", "suffix", "misnamed" or "missing"
+    candidates: tuple[Attachment, ...]  # the attachments that could be meant
+    set_aside: tuple[Attachment, ...] = ()  # of this kind, but named as supporting material
+
+
+@dataclass(frozen=True)
+class FileReading:
+    stem: str | None  # the expected stem, when institution and PI are known
+    word: Pick
+    pdf: Pick
+    roles: tuple[AttachmentRole, ...]  # one per attachment, in the mail's order
+    material: tuple[Attachment, ...] = ()  # the supporting files (no opened container)
+
+    @property
+    def supporting(self) -> tuple[AttachmentRole, ...]:
+        return tuple(r for r in self.roles if r.role is Role.SUPPORTING)
+
+    @property
+    def complete(self) -> bool:
+        """A Word and a PDF file, named as the subject asks where the subject names anyone."""
+        picks = (self.word, self.pdf)
+        if any(pick.attachment is None for pick in picks):
+            return False
+        return self.stem is None or all(pick.fit != "misnamed" for pick in picks)
+
+
+def label(attachment: Attachment) -> str:
+    """How a file is named to a person: escaped, shortened, after its container if any."""
+    return shown_in(attachment.filename, attachment.container)
+
+
+def identity_from_files(attachments: Sequence[Attachment], call: Call) -> tuple[str, str] | None:
+    """(institution, PI) from a Word or PDF file named INSTITUTION+PI, if any."""
+    extensions = set(call.attachments.word_extensions) | set(call.attachments.pdf_extensions)
+    for attachment in attachments:
+        if attachment.named and attachment.extension in extensions:
+            parts = _PLUS.split(attachment.stem)
+            if len(parts) >= 2 and parts[0].strip() and parts[-1].strip():
+                pi = _SUFFIX_TAIL.sub("", parts[-1]).strip()
+                return "+".join(parts[:-1]).strip(), pi
+    return None
+
+
+_SUFFIX_TAIL = re.compile(r"[\s_\-—]*(?:\([^()]*\)|（[^（）]*）|\[[^\[\]]*\]|【[^【】]*】)\s*$")
+
+
+def _fit(attachment: Attachment, stem: str | None) -> str:
+    if stem is None:
+        return "misnamed"
+    expected = normalise_name(stem)
+    got = normalise_name(attachment.stem)
+    if got == expected:
+        return "exact"
+    if got.startswith(expected) and _SUFFIX.match(got[len(expected) :]):
+        return "suffix"
+    return "misnamed"
+
+
+def looks_supporting(attachment: Attachment) -> bool:
+    """Whether a file's name says it is an agreement, a letter or other supporting material."""
+    return bool(_SUPPORTING_NAME.search(attachment.stem))
+
+
+def _pick(candidates: list[Attachment], stem: str | None, *, scan: bool = False) -> Pick:
+    """The file meant for one role: a well-named one, else one not named as supporting material.
+
+    For the scan (``scan``), a misnamed PDF whose name says agreement, letter, 承诺... is
+    set aside: when only such PDFs came, the scan is missing, not misnamed. Several
+    left over are all candidates, unless some hold the expected name.
+    """
+    if not candidates:
+        return Pick(None, "missing", ())
+    ranked = sorted(candidates, key=lambda a: ("exact", "suffix", "misnamed").index(_fit(a, stem)))
+    best = ranked[0]
+    fit = _fit(best, stem)
+    if fit != "misnamed" or not scan:
+        return Pick(best, fit, tuple(candidates))
+    meant = [a for a in candidates if not looks_supporting(a)]
+    aside = tuple(a for a in candidates if looks_supporting(a))
+    if not meant:
+        return Pick(None, "missing", (), aside)
+    # A file whose name holds the expected name (盖章版 tacked on, say) is the one meant.
+    named = [a for a in meant if stem and normalise_name(stem) in normalise_name(a.stem)]
+    meant = named or meant
+    return Pick(meant[0], fit, tuple(meant), aside)
+
+
+def read_files(case: Case) -> FileReading:
+    call = case.call
+    institution, pi = case.identity
+    stem = call.stem(institution, pi) if institution and pi else None
+    attachments = case.message.attachments
+    words = [a for a in attachments if a.extension in call.attachments.word_extensions]
+    pdfs = [a for a in attachments if a.extension in call.attachments.pdf_extensions]
+    word, pdf = _pick(words, stem), _pick(pdfs, stem, scan=True)
+    opened = {(c.filename, c.sha256) for c in case.message.containers if c.opened}
+    roles = []
+    material = []
+    for attachment in attachments:
+        if attachment is word.attachment:
+            role = Role.WORD
+        elif attachment is pdf.attachment:
+            role = Role.PDF
+        else:
+            role = Role.SUPPORTING
+            if (attachment.filename, attachment.sha256) not in opened:
+                material.append(attachment)
+        roles.append(AttachmentRole(attachment.filename, role, attachment.size, attachment.sha256))
+    return FileReading(stem, word, pdf, tuple(roles), tuple(material))
+
+
+def check_attachments(case: Case) -> Iterator[Problem]:
+    reading = case.files
+    call = case.call
+    stem = reading.stem or call.stem(
+        call.naming.institution_placeholder, call.naming.pi_placeholder
+    )
+    kinds = (
+        (
+            "word",
+            "建议书 Word 文件",
+            "Word proposal",
+            reading.word,
+            call.attachments.word_extensions,
+        ),
+        (
+            "pdf",
+            "签字盖章的 PDF 扫描件",
+            "signed and stamped PDF scan",
+            reading.pdf,
+            call.attachments.pdf_extensions,
+        ),
+    )
+    for kind, zh_name, en_name, pick, extensions in kinds:
+        expected = f"{stem}{extensions[0]}"
+        shown = " / ".join(extensions)
+        if pick.fit == "missing":
+            yield _missing(case, kind, zh_name, en_name, expected, shown, reading.stem, pick)
+        elif kind == "pdf" and pick.fit == "misnamed" and len(pick.candidates) > 1:
+            yield _ambiguous(kind, zh_name, en_name, pick, f"{stem}{extensions[0]}")
+        elif pick.fit == "misnamed" and pick.attachment is not None:
+            got = "」「".join(label(a) for a in pick.candidates)
+            got_en = '", "'.join(label(a) for a in pick.candidates)
+            expected_here = f"{stem}{pick.attachment.extension}"
+            yield Problem(
+                "attachment_name",
+                Severity.ERROR,
+                f"{zh_name}的文件名不正确：收到「{got}」，应命名为「{expected_here}」。",
+                f'The {en_name} is misnamed: received "{got_en}", it should be named '
+                f'"{expected_here}".',
+            )
+        elif pick.fit == "suffix" and pick.attachment is not None:
+            name = label(pick.attachment)
+            yield Problem(
+                "attachment_name_suffix",
+                Severity.WARNING,
+                f"{zh_name}「{name}」已受理；文件名中主体之后的附注可以接受，规范名称为「{stem}{pick.attachment.extension}」。",
+                f'The {en_name} "{name}" is accepted; the remark after the name is tolerated, '
+                f'the standard name is "{stem}{pick.attachment.extension}".',
+            )
+        if pick.attachment is not None and pick.attachment.size == 0:
+            name = label(pick.attachment)
+            yield Problem(
+                "attachment_empty",
+                Severity.ERROR,
+                f"{zh_name}「{name}」是空文件（0 字节），请重新附上。",
+                f'The {en_name} "{name}" is empty (0 bytes); please attach it again.',
+            )
+    yield from _sizes(case)
+    if not reading.material:
+        yield Problem(
+            "supporting_material_missing",
+            Severity.WARNING,
+            "未见合作协议或外方参与证明（承诺函、往来邮件等）附件；如已包含在 PDF 中可忽略。",
+            "No cooperation agreement or proof of the foreign partners' participation "
+            "(letter of commitment, e-mails) is attached; ignore this if it is inside the PDF.",
+        )
+
+
+def _missing(
+    case: Case,
+    kind: str,
+    zh_name: str,
+    en_name: str,
+    expected: str,
+    shown: str,
+    stem: str | None,
+    pick: Pick,
+) -> Problem:
+    # A file with the right name in a format the call does not take (.wps, .jpg):
+    # say so, since the applicant believes it was sent.
+    near = [
+        label(a)
+        for a in case.message.attachments
+        if stem is not None
+        and _fit(a, stem) in ("exact", "suffix")
+        and a.extension not in case.call.attachments.word_extensions
+        and a.extension not in case.call.attachments.pdf_extensions
+    ]
+    zh_near = f"收到的「{'」「'.join(near)}」格式不被接受。" if near else ""
+    en_near = f' "{", ".join(near)}" is not in an accepted format.' if near else ""
+    aside = [label(a) for a in pick.set_aside]
+    if aside:
+        zh_near += f"收到的「{'」「'.join(aside)}」是证明材料，不是{zh_name}。"
+        quoted = '", "'.join(aside)
+        en_near += f' "{quoted}" is supporting material, not the {en_name}.'
+    return Problem(
+        f"missing_{kind}",
+        Severity.ERROR,
+        f"缺少{zh_name}（{shown} 格式），请附上「{expected}」。{zh_near}",
+        f'The {en_name} ({shown}) is missing: please attach "{expected}".{en_near}',
+    )
+
+
+def _ambiguous(kind: str, zh_name: str, en_name: str, pick: Pick, expected: str) -> Problem:
+    """Several misnamed files could be the one meant: list them and ask for the named one."""
+    got = "」「".join(label(a) for a in pick.candidates)
+    got_en = '", "'.join(label(a) for a in pick.candidates)
+    return Problem(
+        f"{kind}_ambiguous",
+        Severity.ERROR,
+        f"收到多个文件「{got}」，无法确定哪一个是{zh_name}：请将{zh_name}命名为「{expected}」"
+        "后重新发送。",
+        f'Several files could be the {en_name}: "{got_en}". Please name the {en_name} '
+        f'"{expected}" and send it again.',
+    )
+
+
+def _sizes(case: Case) -> Iterator[Problem]:
+    limits = case.call.attachments
+    for attachment in case.message.attachments:
+        if attachment.size > limits.max_file_size:
+            name = label(attachment)
+            yield Problem(
+                "attachment_too_large",
+                Severity.ERROR,
+                f"附件「{name}」大小 {_mb(attachment.size)}，超过单个文件上限 "
+                f"{_mb(limits.max_file_size)}，请压缩后重新发送。",
+                f'The attachment "{name}" is {_mb(attachment.size)}, over the '
+                f"limit of {_mb(limits.max_file_size)} per file; please reduce it and resend.",
+            )
+    # What the mail carried: a container's files are inside its own size.
+    total = sum(a.size for a in case.message.attachments if a.container is None)
+    if total > limits.max_total_size:
+        yield Problem(
+            "attachment_too_large",
+            Severity.ERROR,
+            f"附件合计 {_mb(total)}，超过上限 {_mb(limits.max_total_size)}。",
+            f"The attachments add up to {_mb(total)}, over the limit of "
+            f"{_mb(limits.max_total_size)}.",
+        )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB"

@@ -1,0 +1,372 @@
+"""Judges: long-lived judging processes that parse, hash and judge mail ahead of the intake.
+
+A fetched batch is judged by a few processes at once ([intake]
+judge_processes; by default one per CPU but the daemon's own) while the
+daemon records and answers the mail judged before it; the results come
+back in the batch's order. A judging process also writes the mail and its
+files to the blob store, and sends back only the small files' bytes. Each
+process is forked once, imports the document readers once, and judges mail
+after mail under the limits mailbot.judge.bounded sets for one: the memory limit
+is set when it starts (judge_memory beyond what it then holds), the time
+limit is counted per mail from the moment the mail is handed over, on a
+Clock (real time; a test's clock makes an overrun an event, not a matter of
+the machine's speed). A process that overruns either limit, or dies, is killed and replaced, and
+its mail is read from the header block alone and flagged ``too_complex``
+(mailbot.judge.bounded's headers_only). A fault in mailbot's own code comes back
+as a JudgeError in the mail's place in the batch, and a disk that refuses
+the mail as a StoreError. A process is also replaced after RECYCLE_AFTER
+mails.
+
+A judging process keeps nothing of the daemon's open: right after the fork
+it closes every file descriptor but its own pipe, so that a database or
+IMAP connection, or another judge's pipe, is never held open by it, and it
+ends when the daemon's end of its pipe closes (the daemon stopped or was
+killed). As in mailbot.judge.bounded, it writes no log and touches no lock the
+daemon's threads may hold.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import multiprocessing
+import os
+import time
+import traceback
+import warnings
+import weakref
+from collections.abc import Generator, Iterable
+from datetime import datetime
+from multiprocessing.connection import Connection
+from typing import Any
+
+from mailbot.calls import Call
+from mailbot.judge.bounded import (
+    JudgeError,
+    Overrun,
+    _ending,
+    _limit_memory,
+    bare_message,
+    headers_only,
+    ignored,
+    parse_and_judge,
+    run_bounded,
+)
+from mailbot.judge.checks.limits import too_complex
+from mailbot.judge.memory import release_large_blocks
+from mailbot.judge.policy import IntakePolicy
+from mailbot.judge.verdict import Verdict
+from mailbot.mail.parsing import Message
+from mailbot.store.blobs import BlobStore, StoreError
+from mailbot.store.content import content_sha256
+
+log = logging.getLogger(__name__)
+
+
+# A judging process is replaced after judging this many mails: the C libraries under
+# python-docx and pypdf keep a little of every document they read (about 0.15 MB a
+# proposal, outside Python's own memory), which over a backlog of thousands adds up.
+RECYCLE_AFTER = 200
+
+# Files bigger than this stay in the blob store once a judging process stored them:
+# the daemon does not need a scan's bytes to record and answer the mail.
+KEEP_IN_STORE = 256 * 1024
+
+
+class Clock:
+    """How a judging process's time limit is kept: in real time, by default.
+
+    A test gives one whose time passes on an event instead (a process that
+    stops itself), so that a limit is overrun when the test says so and never
+    because the machine is busy.
+    """
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wait(self, conn: Connection, seconds: float, pid: int | None) -> bool:
+        """Wait up to ``seconds`` for process ``pid``'s answer on ``conn``; False if none came."""
+        return conn.poll(seconds)
+
+
+@dataclasses.dataclass(frozen=True)
+class Judged:
+    """One mail judged: what it says, the verdict, and the two hashes it is stored under.
+
+    ``stored``: the raw mail and every attachment are in the blob store
+    already, and attachments over KEEP_IN_STORE are there only
+    (``Attachment.in_store``).
+    """
+
+    message: Message
+    verdict: Verdict
+    raw_sha256: str
+    content_sha256: str
+    stored: bool = False
+
+
+def judge_one(
+    raw: bytes,
+    call: Call,
+    received_at: datetime | None,
+    policy: IntakePolicy,
+    blobs: BlobStore | None = None,
+) -> Judged:
+    """Hash, parse and judge one mail in this process (no time or memory limit).
+
+    With ``blobs``, store the mail and its files too (StoreError if the
+    disk refuses) and leave the large files' bytes there.
+    """
+    message, verdict = parse_and_judge(raw, call, received_at, policy)
+    judged = Judged(message, verdict, hashlib.sha256(raw).hexdigest(), content_sha256(raw))
+    return judged if blobs is None else store(judged, raw, blobs)
+
+
+def store(judged: Judged, raw: bytes, blobs: BlobStore) -> Judged:
+    """Write the mail and its files to the blob store; large files then live there only."""
+    blobs.put(raw, judged.raw_sha256)
+    for attachment in judged.message.attachments:
+        blobs.put(attachment.data, attachment.sha256)
+    kept = tuple(
+        dataclasses.replace(a, data=b"", stored_size=len(a.data))
+        if len(a.data) > KEEP_IN_STORE
+        else a
+        for a in judged.message.attachments
+    )
+    message = dataclasses.replace(judged.message, attachments=kept)
+    return dataclasses.replace(judged, message=message, stored=True)
+
+
+def default_processes() -> int:
+    """One judging process per CPU but the daemon's own, and at least one."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) - 1)
+
+
+class _Worker:
+    """One judging process and the daemon's end of its pipe."""
+
+    def __init__(
+        self, call: Call, policy: IntakePolicy, blobs: BlobStore | None, clock: Clock
+    ) -> None:
+        self.clock = clock
+        context = multiprocessing.get_context("fork")
+        self.conn, theirs = context.Pipe(duplex=True)
+        self.process = context.Process(
+            target=_serve, args=(theirs, call, policy, blobs), daemon=True, name="mailbot-judge"
+        )
+        with warnings.catch_warnings():
+            # Python 3.12 warns of any fork while threads run; the child is safe (docstring).
+            warnings.filterwarnings(
+                "ignore", r".*fork\(\) may lead to deadlocks", DeprecationWarning
+            )
+            self.process.start()
+        theirs.close()
+        self.started: float | None = None  # when its current mail was handed over
+        self.pid = self.process.pid
+        self.served = 0  # mails judged
+
+    def hand(self, raw: bytes, received_at: datetime | None) -> None:
+        self.started = self.clock.now()
+        try:
+            self.conn.send(received_at)
+            self.conn.send_bytes(raw)
+        except OSError:
+            # It stopped reading: ended, or could not hold the mail. What it
+            # answered before, if anything, is still there for answer().
+            pass
+        self.served += 1
+
+    def answer(self, timeout: float) -> tuple[str, Any] | Overrun:
+        """The answer for the mail handed over, or an Overrun (the process is then spent)."""
+        assert self.started is not None
+        left = max(0.0, self.started + timeout - self.clock.now())
+        self.started = None
+        try:
+            if not self.clock.wait(self.conn, left, self.pid):
+                return Overrun(f"took longer than {timeout:g} s")
+            kind, value = self.conn.recv()
+        except (EOFError, OSError):
+            self.process.join(5)
+            return Overrun(f"the judging process ended without an answer ({_ending(self.process)})")
+        return kind, value
+
+    def stop(self) -> None:
+        self.conn.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join()
+        self.process.close()
+
+
+class Judges:
+    """A few judging processes; see the module's documentation."""
+
+    def __init__(
+        self,
+        call: Call,
+        policy: IntakePolicy,
+        processes: int = 0,
+        blobs: BlobStore | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.call = call
+        self.clock = clock or Clock()
+        self.policy = policy
+        self.blobs = blobs
+        self.processes = processes or default_processes()
+        self._idle: list[_Worker] = []
+        # Processes left behind by an owner that forgot to close() stop with it.
+        weakref.finalize(self, _stop_all, self._idle)
+
+    def judge(self, raw: bytes, received_at: datetime | None) -> Judged:
+        """Judge one mail; raises JudgeError for a fault in mailbot's own code."""
+        result = next(self.judge_all([(raw, received_at)]))
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def judge_all(
+        self, mails: Iterable[tuple[bytes, datetime | None]]
+    ) -> Generator[Judged | Exception, None, None]:
+        """Judge the mails, up to ``processes`` at once; yield the results in their order.
+
+        For a mail mailbot itself failed on, the exception comes in its place
+        (JudgeError from a judging process), for the caller's per-mail
+        boundary. Closing the iterator early stops the work still under way.
+        """
+        if not self.policy.isolate:
+            for raw, received_at in mails:
+                try:
+                    yield judge_one(raw, self.call, received_at, self.policy, self.blobs)
+                except Exception as exc:  # the caller's per-mail boundary decides
+                    yield exc
+            return
+        waiting = iter(mails)
+        busy: collections.deque[tuple[_Worker, bytes, datetime | None]] = collections.deque()
+        try:
+            while True:
+                while len(busy) < self.processes:
+                    mail = next(waiting, None)
+                    if mail is None:
+                        break
+                    worker = self._worker()
+                    worker.hand(*mail)
+                    busy.append((worker, *mail))
+                if not busy:
+                    return
+                worker, raw, received_at = busy.popleft()
+                outcome = worker.answer(self.policy.judge_timeout)
+                if (
+                    isinstance(outcome, Overrun)
+                    or outcome[0] not in ("done", "store")
+                    or worker.served >= RECYCLE_AFTER
+                ):
+                    # Spent: out of time or memory, dead, failed in mailbot's code, or old.
+                    worker.stop()
+                else:
+                    self._idle.append(worker)
+                try:
+                    result: Judged | Exception = self._result(raw, received_at, outcome)
+                except (JudgeError, StoreError) as exc:
+                    result = exc
+                yield result
+        finally:
+            for worker, _raw, _received_at in busy:  # the caller stopped early
+                worker.stop()
+
+    def pids(self) -> list[int]:
+        """The judging processes waiting for mail."""
+        return [worker.pid for worker in self._idle if worker.pid is not None]
+
+    def close(self) -> None:
+        """Stop the judging processes (new ones start if more mail comes)."""
+        _stop_all(self._idle)
+
+    def _worker(self) -> _Worker:
+        if self._idle:
+            return self._idle.pop()
+        return _Worker(self.call, self.policy, self.blobs, self.clock)
+
+    def _result(
+        self, raw: bytes, received_at: datetime | None, outcome: tuple[str, Any] | Overrun
+    ) -> Judged:
+        if not isinstance(outcome, Overrun):
+            kind, value = outcome
+            if kind == "done":
+                judged: Judged = value
+                return judged
+            if kind == "error":
+                raise JudgeError(f"judging failed in the judging process:\n{value}")
+            if kind == "store":
+                raise StoreError(value)
+            outcome = Overrun(
+                f"needed more than {self.policy.judge_memory / 2**20:.0f} MB of memory"
+            )
+        log.warning("a mail of %d bytes went over a limit (%s)", len(raw), outcome.reason)
+        policy = self.policy
+        head = run_bounded(
+            headers_only, (raw, outcome.reason), policy.judge_timeout, policy.judge_memory
+        )
+        message = head if not isinstance(head, Overrun) else bare_message(raw, outcome.reason)
+        verdict = ignored(message, self.call, received_at, too_complex(outcome.reason))
+        judged = Judged(message, verdict, hashlib.sha256(raw).hexdigest(), content_sha256(raw))
+        return judged if self.blobs is None else store(judged, raw, self.blobs)
+
+
+def _stop_all(workers: list[_Worker]) -> None:
+    while workers:
+        workers.pop().stop()
+
+
+def _serve(conn: Connection, call: Call, policy: IntakePolicy, blobs: BlobStore | None) -> None:
+    """A judging process: mail after mail until the pipe closes or a limit is reached."""
+    logging.disable(logging.CRITICAL)
+    _close_inherited(conn.fileno())
+    release_large_blocks()
+    # The readers of the proposal's files, imported once for every mail to come.
+    import docx  # noqa: F401
+    import pypdf  # noqa: F401
+
+    _limit_memory(policy.judge_memory)
+    while True:
+        try:
+            received_at = conn.recv()
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        except MemoryError:  # the mail alone is over the limit
+            conn.send(("memory", ""))
+            return
+        try:
+            answer: tuple[str, Any] = ("done", judge_one(raw, call, received_at, policy, blobs))
+        except MemoryError:
+            answer = ("memory", "")
+        except StoreError as exc:  # the disk: the mail stays in the mailbox for the next poll
+            answer = ("store", str(exc))
+        except BaseException:  # sent to the daemon, which raises it at its per-mail boundary
+            answer = ("error", traceback.format_exc())
+        del raw
+        try:
+            conn.send(answer)
+        except MemoryError:
+            conn.send(("memory", ""))
+        if answer[0] not in ("done", "store"):
+            return  # a process that ran out of memory or failed is replaced
+
+
+def _close_inherited(keep: int) -> None:
+    """Close every file descriptor above stderr but ``keep``."""
+    try:
+        open_fds = sorted(int(name) for name in os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux
+        os.closerange(3, keep)
+        os.closerange(keep + 1, 65536)
+        return
+    for fd in open_fds:
+        if fd > 2 and fd != keep:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, gone
+                os.close(fd)

@@ -1,0 +1,1 @@
+"""Raw bytes to one normalised Message: parsing, charsets, containers, names, bounces."""

@@ -1,0 +1,154 @@
+"""Files that hold other files: .zip archives and Outlook's winmail.dat, opened in memory.
+
+Applicants zip their proposal, and Outlook wraps every attachment in
+winmail.dat (TNEF); the files inside are what the call's rules judge. A
+container is read from bytes in memory, never extracted to disk, within the
+rules' ``[documents]`` limits (entries, bytes unpacked per entry and for the
+whole mail, compression ratio); one that breaks a limit, is damaged or
+encrypted, or is in a format mailbot does not open (.rar, .7z ...) is
+refused, with the reason, and nothing is taken from it. Entry names are data:
+they are decoded (CP437-labelled GBK as GB18030) and returned, never used as
+paths.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mailbot.calls import DocumentsSection
+
+# Why nothing was taken from a container (the checks put each into words).
+FORMAT = "format"  # an archive format mailbot does not open
+DAMAGED = "damaged"
+ENCRYPTED = "encrypted"
+LIMITS = "limits"  # over the [documents] limits
+
+ZIP = "zip"
+TNEF = "tnef"
+
+# Compound extensions first: "x.tar.gz" is a tar.gz, not a gz.
+_ARCHIVE_EXTENSION = re.compile(
+    r"\.(tar\.gz|tar\.bz2|tar\.xz|tar\.zst|zip|zipx|rar|7z|tar|tgz|tbz2?|txz|gz|bz2|xz|zst"
+    r"|cab|arj|lzh|lha|z|001)$",
+    re.IGNORECASE,
+)
+_ARCHIVE_TYPES = {
+    "application/zip": ZIP,
+    "application/x-zip-compressed": ZIP,
+    "application/x-zip": ZIP,
+    "application/x-rar-compressed": "rar",
+    "application/x-rar": "rar",
+    "application/vnd.rar": "rar",
+    "application/x-7z-compressed": "7z",
+    "application/gzip": "gz",
+    "application/x-gzip": "gz",
+    "application/x-tar": "tar",
+    "application/x-bzip2": "bz2",
+    "application/x-xz": "xz",
+    "application/vnd.ms-cab-compressed": "cab",
+}
+_MAGIC = (
+    (b"PK\x03\x04", ZIP),
+    (b"PK\x05\x06", ZIP),  # an empty zip
+    (b"Rar!\x1a\x07", "rar"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"\x1f\x8b", "gz"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"MSCF", "cab"),
+)
+TNEF_SIGNATURE = b"\x78\x9f\x3e\x22"
+_TNEF_TYPES = ("application/ms-tnef", "application/vnd.ms-tnef")
+# Any other extension names a file in its own right (.docx and .xlsx are zips too).
+_OPAQUE_EXTENSION = re.compile(r"\.(?!dat$|bin$|tmp$)[A-Za-z0-9]{1,8}$")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file taken out of a container: its name as stored (folders included) and its bytes."""
+
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Unpacked:
+    """What a container held: the files taken out, or why none was."""
+
+    entries: tuple[Entry, ...] = ()
+    listing: tuple[str, ...] = ()  # every file name seen inside, for the applicant
+    refused: str | None = None  # FORMAT, DAMAGED, ENCRYPTED or LIMITS
+
+
+class Budget:
+    """The bytes still to be unpacked from one mail's containers, all together."""
+
+    def __init__(self, limits: DocumentsSection) -> None:
+        self.limits = limits
+        self.left = limits.max_archive_uncompressed
+
+    def spend(self, size: int) -> bool:
+        """Take ``size`` bytes from the budget; False (and nothing taken) when too few are left."""
+        if size > self.left:
+            return False
+        self.left -= size
+        return True
+
+
+def kind_of(filename: str, content_type: str, data: bytes) -> str | None:
+    """The container a file is: ZIP, TNEF, another archive's format ("rar", "7z"...), or None.
+
+    The name decides first (a .docx is a zip inside, yet a document); a file
+    with no telling name is known by its declared type, then by its first bytes.
+    """
+    lowered = filename.lower()
+    if content_type in _TNEF_TYPES or lowered == "winmail.dat":
+        return TNEF
+    match = _ARCHIVE_EXTENSION.search(lowered)
+    if match:
+        return match.group(1).lower()
+    if _OPAQUE_EXTENSION.search(lowered):
+        return None
+    if content_type in _ARCHIVE_TYPES:
+        return _ARCHIVE_TYPES[content_type]
+    if data.startswith(TNEF_SIGNATURE):
+        return TNEF
+    return next((kind for magic, kind in _MAGIC if data.startswith(magic)), None)
+
+
+def unpack(kind: str, data: bytes, budget: Budget) -> Unpacked:
+    """The files inside a container of ``kind`` (see kind_of), within the budget's limits."""
+    if kind == ZIP:
+        from mailbot.mail.containers.zips import read_zip
+
+        return read_zip(data, budget)
+    if kind == TNEF:
+        from mailbot.mail.containers.tnef import read_tnef
+
+        return read_tnef(data, budget)
+    return Unpacked(refused=FORMAT)
+
+
+def decode_name(raw: bytes) -> str:
+    """An entry name's bytes as text: UTF-8 where valid, else GB18030 (Chinese Windows).
+
+    Bytes that are neither are read as CP437, the zip format's own code page.
+    """
+    for codec in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("cp437")
+
+
+def is_junk(name: str) -> bool:
+    """Files that archivers add on their own (macOS resource forks, thumbnails caches)."""
+    parts = re.split(r"[\\/]", name)
+    base = parts[-1]
+    return (
+        "__MACOSX" in parts
+        or base.startswith("._")
+        or base.lower() in (".ds_store", "thumbs.db", "desktop.ini")
+    )
