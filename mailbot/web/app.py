@@ -1,10 +1,9 @@
-"""The desk's Flask application, built around the one App: pages, guard and headers."""
+"""The desk's Flask application for the one App: it registers the pages, the guard, the headers."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 
 from flask import Flask, Response, g, render_template
@@ -16,48 +15,14 @@ from mailbot.app import App
 from mailbot.config import WebSettings
 from mailbot.mail.names import shown, without_bidi
 from mailbot.replies.render import Renderer
-from mailbot.service.status import current_status, status_lines
 from mailbot.store.models import utcnow
-from mailbot.web import labels
-from mailbot.web.desk import focus_areas
-
-
-@dataclass(frozen=True)
-class Desk:
-    """What every view needs: the App, the letter templates, the clock, the cookie rules."""
-
-    app: App
-    letters: Renderer  # templates/web/reply/*.txt.j2, rendered as the replies are
-    secure_cookies: bool
-    clock: Callable[[], datetime]
-
-    def now(self) -> datetime:
-        return self.clock()
-
-    def local(self, moment: datetime | None) -> str:
-        """A moment in Beijing time (the call's time zone), as the log shows it."""
-        if moment is None:
-            return "-"
-        return self.app.call.local(moment).strftime("%Y-%m-%d %H:%M:%S")
-
-    def service(self) -> list[tuple[str, str]]:
-        """The figures of `mailbot status`, for the strip atop every page."""
-        digest = self.app.settings.digest
-        tz = self.app.call.tz
-        with self.app.db.transaction() as session:
-            figures = current_status(
-                session, self.app.call.id, tz, digest.at, digest.to, self.now()
-            )
-        return status_lines(figures, tz)
-
-    def focus_area(self, code: str | None) -> tuple[str, str]:
-        if not code or code == "-":
-            return ("-", "")
-        return focus_areas(self.app.call).get(code, (code, ""))
-
-    def focus_area_text(self, code: str | None) -> str:
-        zh, en = self.focus_area(code)
-        return f"{zh} {en}".strip()
+from mailbot.web import edge, labels
+from mailbot.web.dealing_views import Dealing
+from mailbot.web.desk import Desk
+from mailbot.web.forms import Forms
+from mailbot.web.guard import Guard
+from mailbot.web.pages import Pages
+from mailbot.web.users import Users
 
 
 def create_app(
@@ -72,13 +37,6 @@ def create_app(
     ``web`` defaults to the config's [web] section; ``secure_cookies``, when
     given, overrides its secure_cookies.
     """
-    from mailbot.web import edge
-    from mailbot.web.dealing_views import Dealing
-    from mailbot.web.forms import Forms
-    from mailbot.web.guard import Guard
-    from mailbot.web.pages import Pages
-    from mailbot.web.users import Users
-
     templates = app.settings.templates_path() / "web"
     flask = Flask("mailbot.web", template_folder=str(templates), static_folder=None)
     flask.jinja_env.autoescape = True  # every template is HTML, whatever its name

@@ -17,7 +17,7 @@ from mailbot.errors import MailbotError
 from mailbot.store.models import Mail
 from mailbot.web import dealing, outbox_desk
 from mailbot.web.actions import ActionError
-from mailbot.web.app import Desk
+from mailbot.web.desk import Desk
 from mailbot.web.labels import NOTICES, OUTBOX_GROUPS
 from mailbot.web.pages import Pages
 

@@ -1,84 +1,54 @@
-"""The desk's overview, read from the ledger: counts, submissions per day, what needs a person."""
+"""What every page and form of the desk shares: the App, the letters, the clock, the cookie rules.
+
+The page modules take a ``Desk`` from here, and app.py builds one and hands
+it to them: no page module imports the application that registers it.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from mailbot.calls import Call
-from mailbot.ledger.activity import Event, recent_activity
-from mailbot.ledger.attention import Attention, needing_a_person, unmatched_counts
-from mailbot.ledger.labels import STATUSES
-from mailbot.ledger.log import focus_area_counts, status_counts
-from mailbot.store.models import Mail, Submission, Version
-
-
-def focus_areas(call: Call) -> dict[str, tuple[str, str]]:
-    """Focus area codes to (Chinese, English) names, from the rules' [form] when it has one."""
-    form = getattr(call, "form", None)  # the [form] section of the rules (issue 4)
-    areas = getattr(form, "focus_areas", None) or []
-    return {area.code: (area.zh, area.en) for area in areas}
-
-
-def current_version(submission: Submission) -> Version | None:
-    return next((v for v in reversed(submission.versions) if not v.superseded), None)
+from mailbot.app import App
+from mailbot.replies.render import Renderer
+from mailbot.service.status import current_status, status_lines
+from mailbot.web.overview import focus_areas
 
 
 @dataclass(frozen=True)
-class Overview:
-    submissions: int
-    by_status: list[tuple[str, int]]
-    per_day: list[tuple[date, int]]
-    by_focus_area: list[tuple[str, int]]
-    mails: int
-    unmatched: dict[str, int]
-    deadline: datetime
-    left: timedelta
-    attention: Attention
-    activity: list[Event]
+class Desk:
+    """What every view needs: the App, the letter templates, the clock, the cookie rules."""
 
+    app: App
+    letters: Renderer  # templates/web/reply/*.txt.j2, rendered as the replies are
+    secure_cookies: bool
+    clock: Callable[[], datetime]
 
-MAX_DAYS = 62
-STATUS_ORDER = {status: index for index, status in enumerate(STATUSES)}
+    def now(self) -> datetime:
+        return self.clock()
 
+    def local(self, moment: datetime | None) -> str:
+        """A moment in Beijing time (the call's time zone), as the log shows it."""
+        if moment is None:
+            return "-"
+        return self.app.call.local(moment).strftime("%Y-%m-%d %H:%M:%S")
 
-def _per_day(session: Session, call: Call, now: datetime) -> list[tuple[date, int]]:
-    first_mails = session.execute(
-        select(Mail.submission_id, func.min(Mail.received_at))
-        .where(Mail.call_id == call.id, Mail.submission_id.is_not(None))
-        .group_by(Mail.submission_id)
-    ).all()
-    days = Counter(call.local(received).date() for _, received in first_mails)
-    if not days:
-        return []
-    start = min(days)
-    end = max(max(days), min(call.local(now).date(), call.local(call.deadline).date()))
-    start = max(start, end - timedelta(days=MAX_DAYS - 1))
-    return [
-        (start + timedelta(days=n), days.get(start + timedelta(days=n), 0))
-        for n in range((end - start).days + 1)
-    ]
+    def service(self) -> list[tuple[str, str]]:
+        """The figures of `mailbot status`, for the strip atop every page."""
+        digest = self.app.settings.digest
+        tz = self.app.call.tz
+        with self.app.db.transaction() as session:
+            figures = current_status(
+                session, self.app.call.id, tz, digest.at, digest.to, self.now()
+            )
+        return status_lines(figures, tz)
 
+    def focus_area(self, code: str | None) -> tuple[str, str]:
+        if not code or code == "-":
+            return ("-", "")
+        return focus_areas(self.app.call).get(code, (code, ""))
 
-def overview(session: Session, call: Call, now: datetime) -> Overview:
-    by_status = status_counts(session, call)
-    mails = session.scalar(select(func.count(Mail.id)).where(Mail.call_id == call.id)) or 0
-    return Overview(
-        submissions=sum(by_status.values()),
-        by_status=sorted(
-            by_status.items(),
-            key=lambda item: (STATUS_ORDER.get(item[0], len(STATUS_ORDER)), item[0]),
-        ),
-        per_day=_per_day(session, call, now),
-        by_focus_area=focus_area_counts(session, call),
-        mails=mails,
-        unmatched=unmatched_counts(session, call),
-        deadline=call.local(call.deadline),
-        left=call.deadline - now,
-        attention=needing_a_person(session, call),
-        activity=recent_activity(session, call),
-    )
+    def focus_area_text(self, code: str | None) -> str:
+        zh, en = self.focus_area(code)
+        return f"{zh} {en}".strip()

@@ -19,7 +19,7 @@ from mailbot.replies.outbox import reply_body
 from mailbot.store.blobs import BlobStore
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission, Version
 from mailbot.web.actions import replies_of
-from mailbot.web.desk import current_version
+from mailbot.web.overview import current_version
 
 # How mailbot names its replies (mailbot.replies.outbox), as a bounce quotes them.
 _MAILBOT_ID = re.compile(rb"<mailbot\.[0-9a-f]{32}@[^<>\s]+>")

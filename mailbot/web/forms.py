@@ -18,8 +18,8 @@ from werkzeug.wrappers.response import Response as BaseResponse
 from mailbot.store.models import Mail, Submission
 from mailbot.web import actions, drafts
 from mailbot.web.actions import ActionError
-from mailbot.web.app import Desk
 from mailbot.web.auth import Actor
+from mailbot.web.desk import Desk
 from mailbot.web.letters import Letters
 from mailbot.web.pages import Pages
 

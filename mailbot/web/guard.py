@@ -19,7 +19,6 @@ from flask import Flask, Response, abort, g, redirect, render_template, request,
 from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers.response import Response as BaseResponse
 
-from mailbot.web.app import Desk
 from mailbot.web.auth import (
     SESSION_LIFETIME,
     Actor,
@@ -28,6 +27,7 @@ from mailbot.web.auth import (
     find_session,
     open_session,
 )
+from mailbot.web.desk import Desk
 from mailbot.web.drafts import keep_unsent
 from mailbot.web.throttle import (
     DEVICE_LIFETIME,

@@ -31,13 +31,13 @@ from mailbot.web.actions import (
     resendable,
     status_words,
 )
-from mailbot.web.app import Desk
-from mailbot.web.desk import overview
+from mailbot.web.desk import Desk
 from mailbot.web.detail import bounced_replies, mail_events, submission_page
 from mailbot.web.edge import query_id
 from mailbot.web.files import blob_name, content_disposition, content_type
 from mailbot.web.labels import NOTICES, REFUSALS, STATUSES
 from mailbot.web.letters import Letters, recipient
+from mailbot.web.overview import overview
 
 # The status a confirmed decision sets, for its confirmation page to show.
 CONFIRM_STATUS = {
