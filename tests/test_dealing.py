@@ -17,8 +17,10 @@ from mailbot.replies.outbox import reply_body
 from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
+from mailbot.web.actions import Acting
 from mailbot.web.auth import Actor, add_user
 from mailbot.web.dealing import (
+    AttachTo,
     answer_names,
     answer_renderer,
     attach,
@@ -549,8 +551,10 @@ def test_other_mail_and_the_outbox_on_sqlite_and_postgresql(tmp_path: Path, db_u
         reference = session.scalars(select(Submission.reference)).one()
     with app.db.transaction() as session:
         mails = sorted(unmatched_mails(session, app.call), key=lambda m: m.id)
-        attach(session, app, mails[0], reference, as_version=True, actor=actor, reason="r", now=now)
-        mark_handled(session, mails[1], actor, "已电话说明", now)
+        attach(
+            session, app, mails[0], AttachTo(reference, as_version=True), Acting(actor, "r", now)
+        )
+        mark_handled(session, mails[1], Acting(actor, "已电话说明", now))
         assert unmatched_mails(session, app.call) == []
         assert [m.id for m in unmatched_mails(session, app.call, handled=True)] == [mails[1].id]
         submission = session.scalars(select(Submission)).one()
@@ -560,8 +564,8 @@ def test_other_mail_and_the_outbox_on_sqlite_and_postgresql(tmp_path: Path, db_u
         first.state = "failed"
         failed_id = first.id
     with app.db.transaction() as session:
-        again = resend(session, app, failed_id, actor, "再试", now)
-        mark_dealt_with(session, app, failed_id, actor, "已电话通知", now)
+        again = resend(session, app, failed_id, Acting(actor, "再试", now))
+        mark_dealt_with(session, app, failed_id, Acting(actor, "已电话通知", now))
         page = outbox_page(session, app.call.id, "failed", 1)
         assert [letter.reply.id for letter in page.letters] == [failed_id]
         [letter] = page.letters

@@ -23,9 +23,9 @@ from mailbot.intake.reprocess import reprocess
 from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Base, Mail, Reply, Submission
-from mailbot.web.actions import accept_by_decision, withdraw
+from mailbot.web.actions import Acting, accept_by_decision, withdraw
 from mailbot.web.auth import Actor, add_user
-from mailbot.web.dealing import attach
+from mailbot.web.dealing import AttachTo, attach
 from mailbot.web.labels import STATUSES
 from tests.conftest import ROOT, RULES, write_rules
 from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values
@@ -295,8 +295,8 @@ def test_a_decision_made_on_the_desk_stands_through_a_reprocess(tmp_path: Path) 
         late = session.scalars(select(Submission).where(Submission.pi == LATE[1])).one()
         accepted = session.scalars(select(Submission).where(Submission.pi == "张喆")).one()
         when = datetime(2021, 8, 2, 9, 0, tzinfo=UTC)
-        accept_by_decision(session, late, actor, "the server was down that night", when)
-        withdraw(session, accepted, actor, "the applicant asked", when)
+        accept_by_decision(session, late, Acting(actor, "the server was down that night", when))
+        withdraw(session, accepted, Acting(actor, "the applicant asked", when))
     changed = make_app(settings_values(tmp_path, db_url, rules=str(later_deadline(tmp_path))))
     report = reprocess(changed)
     assert len(report.mails) == 2  # the verdicts are judged again...
@@ -330,21 +330,15 @@ def test_mail_attached_on_the_desk_stays_attached_through_a_reprocess(
             session,
             app,
             mails["建议书请查收"],
-            reference_text,
-            as_version=True,
-            actor=actor,
-            reason="主题未写单位",
-            now=when,
+            AttachTo(reference_text, as_version=True),
+            Acting(actor, "主题未写单位", when),
         )
         attach(
             session,
             app,
             mails["补充说明"],
-            reference_text,
-            as_version=False,
-            actor=actor,
-            reason="补充说明",
-            now=when,
+            AttachTo(reference_text, as_version=False),
+            Acting(actor, "补充说明", when),
         )
     with app.db.transaction() as session:
         li_na = session.scalars(select(Submission).where(Submission.pi == OTHER[1])).one()

@@ -8,7 +8,8 @@ outbox as the daemon's replies, so the daemon sends them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -108,7 +109,8 @@ def require_decision(act: str, submission: Submission) -> None:
         raise ActionError("not_now", **act_words(act), **status_words(submission.status))
 
 
-def _reason(text: str) -> str:
+def given_reason(text: str) -> str:
+    """The reason a person gave, stripped; refused when empty or too long."""
     reason = text.strip()
     if not reason:
         raise ActionError("no_reason")
@@ -117,92 +119,114 @@ def _reason(text: str) -> str:
     return reason
 
 
-def _event(
-    session: Session,
-    actor: Actor,
-    action: str,
-    reason: str,
-    now: datetime,
-    *,
-    submission: Submission | None = None,
-    mail: Mail | None = None,
-    reply: Reply | None = None,
-    previous_status: str | None = None,
-    new_status: str | None = None,
-    detail: dict[str, Any] | None = None,
-) -> AuditEvent:
+@dataclass(frozen=True)
+class Acting:
+    """Who acts at the desk, when, and the reason they give: what every act writes in the trail.
+
+    For a note, the reason is the note's text.
+    """
+
+    actor: Actor
+    reason: str
+    now: datetime
+
+    def checked(self) -> Acting:
+        """The same act with its reason stripped; refused when the reason is empty or too long."""
+        return replace(self, reason=given_reason(self.reason))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What one line of the audit trail records besides who, when and why."""
+
+    action: str  # AuditEvent.action
+    submission: Submission | None = None
+    mail: Mail | None = None
+    reply: Reply | None = None
+    previous_status: str | None = None
+    new_status: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def audit(session: Session, acting: Acting, entry: Entry) -> AuditEvent:
+    """Write one line of the audit trail: ``acting`` did ``entry``."""
     event = AuditEvent(
-        at=now,
-        actor=actor.name,
-        user_id=actor.user_id,
-        action=action,
-        submission_id=submission.id if submission else None,
-        mail_id=mail.id if mail else None,
-        reply_id=reply.id if reply else None,
-        reason=reason,
-        previous_status=previous_status,
-        new_status=new_status,
-        detail=detail or {},
+        at=acting.now,
+        actor=acting.actor.name,
+        user_id=acting.actor.user_id,
+        action=entry.action,
+        submission_id=entry.submission.id if entry.submission else None,
+        mail_id=entry.mail.id if entry.mail else None,
+        reply_id=entry.reply.id if entry.reply else None,
+        reason=acting.reason,
+        previous_status=entry.previous_status,
+        new_status=entry.new_status,
+        detail=entry.detail,
     )
     session.add(event)
     session.flush()
     return event
 
 
+@dataclass(frozen=True)
+class WrittenLetter:
+    """A letter as a person wrote it at the desk: the template it began from, subject, text."""
+
+    template: str
+    subject: str
+    body: str
+
+    def check(self, templates: Collection[str]) -> None:
+        """Refused unless it names one of ``templates``, has a subject and a text, not too long."""
+        if self.template not in templates:
+            raise ActionError("no_template")
+        if not self.subject.strip() or not self.body.strip():
+            raise ActionError("empty_letter")
+        if len(self.body) > MAX_LETTER:
+            raise ActionError("letter_too_long")
+
+    @property
+    def text(self) -> str:
+        """The body with the browser's CRLF line ends made plain newlines."""
+        return self.body.replace("\r\n", "\n")
+
+
 def _set_status(
-    session: Session,
-    submission: Submission,
-    act: str,
-    status: str,
-    action: str,
-    actor: Actor,
-    reason: str,
-    now: datetime,
+    session: Session, submission: Submission, acting: Acting, *, act: str, status: str, action: str
 ) -> AuditEvent:
     require_decision(act, submission)
-    reason = _reason(reason)
+    acting = acting.checked()
     previous = submission.status
     submission.status = status
-    submission.updated_at = now
-    return _event(
-        session,
-        actor,
-        action,
-        reason,
-        now,
-        submission=submission,
-        previous_status=previous,
-        new_status=status,
-    )
+    submission.updated_at = acting.now
+    entry = Entry(action, submission=submission, previous_status=previous, new_status=status)
+    return audit(session, acting, entry)
 
 
-def accept_by_decision(
-    session: Session, submission: Submission, actor: Actor, reason: str, now: datetime
-) -> AuditEvent:
+def accept_by_decision(session: Session, submission: Submission, acting: Acting) -> AuditEvent:
     """Accept a submission whatever its verdict said, because a person decided so."""
     return _set_status(
-        session, submission, ACCEPT_ACT, ACCEPTED_BY_DECISION, ACCEPT, actor, reason, now
+        session, submission, acting, act=ACCEPT_ACT, status=ACCEPTED_BY_DECISION, action=ACCEPT
     )
 
 
-def withdraw(
-    session: Session, submission: Submission, actor: Actor, reason: str, now: datetime
-) -> AuditEvent:
+def withdraw(session: Session, submission: Submission, acting: Acting) -> AuditEvent:
     """Mark a submission withdrawn (the applicant asked, or it was sent by mistake)."""
-    return _set_status(session, submission, WITHDRAW_ACT, WITHDRAWN, WITHDRAW, actor, reason, now)
+    return _set_status(
+        session, submission, acting, act=WITHDRAW_ACT, status=WITHDRAWN, action=WITHDRAW
+    )
 
 
 def add_note(
     session: Session,
-    actor: Actor,
-    text: str,
-    now: datetime,
+    acting: Acting,
     *,
     submission: Submission | None = None,
     mail: Mail | None = None,
 ) -> AuditEvent:
-    """A note on a submission or on a mail, kept in the trail."""
-    return _event(session, actor, NOTE, _reason(text), now, submission=submission, mail=mail)
+    """A note on a submission or on a mail, kept in the trail (the note is the act's reason)."""
+    entry = Entry(NOTE, submission=submission, mail=mail)
+    return audit(session, acting.checked(), entry)
 
 
 def replies_of(session: Session, submission: Submission) -> Sequence[Reply]:
@@ -221,13 +245,7 @@ def resendable(session: Session, letters: Letters, submission: Submission) -> Re
 
 
 def resend_last_reply(
-    session: Session,
-    app: App,
-    letters: Letters,
-    submission: Submission,
-    actor: Actor,
-    reason: str,
-    now: datetime,
+    session: Session, app: App, letters: Letters, submission: Submission, acting: Acting
 ) -> Reply:
     """Queue again the letter that tells the current status, in its thread, under a new Message-ID.
 
@@ -237,26 +255,18 @@ def resend_last_reply(
     last = resendable(session, letters, submission)
     if last is None:
         raise ActionError("no_letter", **status_words(submission.status))
-    reason = _reason(reason)
+    acting = acting.checked()
     reply = queue_again(
         session,
         settings=app.settings.replies,
         call=app.call,
         old=last,
         submission_id=submission.id,
-        now=now,
+        now=acting.now,
         by_person=last.template.startswith(LETTER_PREFIX),
     )
-    _event(
-        session,
-        actor,
-        RESEND,
-        reason,
-        now,
-        submission=submission,
-        reply=reply,
-        detail={"resent_reply_id": last.id, "state": reply.state},
-    )
+    detail = {"resent_reply_id": last.id, "state": reply.state}
+    audit(session, acting, Entry(RESEND, submission=submission, reply=reply, detail=detail))
     return reply
 
 
@@ -272,59 +282,41 @@ def write_to_applicant(
     app: App,
     letters: Letters,
     submission: Submission,
-    actor: Actor,
-    *,
-    template: str,
-    subject: str,
-    body: str,
-    reason: str,
-    now: datetime,
+    acting: Acting,
+    letter: WrittenLetter,
 ) -> Reply:
     """Queue a letter a person wrote (from a template) to the applicant, in their thread.
 
     It goes out as a person's mail (no Auto-Submitted), through the outbox.
     """
-    if template not in letters.names():
-        raise ActionError("no_template")
-    if not subject.strip() or not body.strip():
-        raise ActionError("empty_letter")
-    if len(body) > MAX_LETTER:
-        raise ActionError("letter_too_long")
-    reason = _reason(reason)
+    letter.check(letters.names())
+    acting = acting.checked()
     to_address = recipient(submission)
     if to_address is None:
         raise ActionError("no_address")
     in_reply_to, references = thread(app, submission)
-    title_zh, title_en = letters.title(template)
+    title_zh, title_en = letters.title(letter.template)
     reply = queue_reply(
         session,
         settings=app.settings.replies,
         call=app.call,
         to_address=to_address,
-        template=LETTER_PREFIX + template,
-        subject=subject,
-        body=body.replace("\r\n", "\n"),
+        template=LETTER_PREFIX + letter.template,
+        subject=letter.subject,
+        body=letter.text,
         in_reply_to=in_reply_to,
         references=references,
         mail_id=None,
         submission_id=submission.id,
-        now=now,
+        now=acting.now,
         by_person=True,
     )
-    _event(
-        session,
-        actor,
-        WRITE,
-        reason,
-        now,
-        submission=submission,
-        reply=reply,
-        detail={
-            "template": template,
-            "title_zh": title_zh,
-            "title_en": title_en,
-            "to": to_address,
-            "state": reply.state,
-        },
-    )
+    detail = {
+        "template": letter.template,
+        "title_zh": title_zh,
+        "title_en": title_en,
+        "to": to_address,
+        "state": reply.state,
+    }
+    audit(session, acting, Entry(WRITE, submission=submission, reply=reply, detail=detail))
     return reply

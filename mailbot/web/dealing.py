@@ -9,7 +9,7 @@ marking handled close the mail: the list of other mail shows open mail only.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,7 @@ from mailbot.intake.submissions import judge_again, record
 from mailbot.replies.outbox import queue_reply
 from mailbot.replies.render import Renderer, call_context, expected_names
 from mailbot.store.models import Mail, Reply, Submission
-from mailbot.web.actions import MAX_LETTER, ActionError, _event, _reason
-from mailbot.web.auth import Actor
+from mailbot.web.actions import Acting, ActionError, Entry, WrittenLetter, audit
 from mailbot.web.labels import ANSWERS
 from mailbot.web.letters import LETTER_PREFIX
 
@@ -80,46 +79,42 @@ def confirmed(form_value: str) -> None:
         raise ActionError("not_confirmed")
 
 
-def attach(
-    session: Session,
-    app: App,
-    mail: Mail,
-    reference: str,
-    *,
-    as_version: bool,
-    actor: Actor,
-    reason: str,
-    now: datetime,
-    tell: bool = False,
-) -> Submission:
+@dataclass(frozen=True)
+class AttachTo:
+    """Where a person attaches an other mail: a submission's reference, as what, and whether
+    a version's verdict is answered."""
+
+    reference: str
+    as_version: bool
+    tell: bool = False
+
+
+def attach(session: Session, app: App, mail: Mail, to: AttachTo, acting: Acting) -> Submission:
     """Tie an other mail to a submission, as a version of it or as a supporting mail.
 
-    With ``tell``, a version's verdict is answered as the daemon answers one
+    With ``to.tell``, a version's verdict is answered as the daemon answers one
     (the same reply template, in the applicant's thread, through the outbox).
     """
-    reason = _reason(reason)
-    submission = _submission(session, app, reference)
+    acting = acting.checked()
+    submission = _submission(session, app, to.reference)
     previous = mail.status
     detail: dict[str, Any] = {"reference": submission.reference}
-    if as_version:
-        detail.update(_file_as_version(session, app, mail, submission, tell=tell))
+    if to.as_version:
+        detail.update(_file_as_version(session, app, mail, submission, tell=to.tell))
     else:
         mail.submission = submission
-    mail.attached_as = VERSION if as_version else SUPPORTING
+    mail.attached_as = VERSION if to.as_version else SUPPORTING
     session.flush()
-    _close(mail, actor, reason, now)
-    _event(
-        session,
-        actor,
-        ATTACH_VERSION if as_version else ATTACH_SUPPORTING,
-        reason,
-        now,
+    _close(mail, acting)
+    entry = Entry(
+        ATTACH_VERSION if to.as_version else ATTACH_SUPPORTING,
         submission=submission,
         mail=mail,
-        previous_status=previous if as_version else None,
-        new_status=mail.status if as_version else None,
+        previous_status=previous if to.as_version else None,
+        new_status=mail.status if to.as_version else None,
         detail=detail,
     )
+    audit(session, acting, entry)
     return submission
 
 
@@ -144,29 +139,29 @@ def _file_as_version(
     }
 
 
-def _close(mail: Mail, actor: Actor, reason: str, now: datetime) -> None:
-    mail.handled_at = now
-    mail.handled_by = actor.name
-    mail.handled_reason = reason
+def _close(mail: Mail, acting: Acting) -> None:
+    mail.handled_at = acting.now
+    mail.handled_by = acting.actor.name
+    mail.handled_reason = acting.reason
 
 
-def mark_handled(session: Session, mail: Mail, actor: Actor, reason: str, now: datetime) -> None:
+def mark_handled(session: Session, mail: Mail, acting: Acting) -> None:
     """Nothing more to do with this mail: it leaves the open list, with who, when and why."""
-    reason = _reason(reason)
+    acting = acting.checked()
     if mail.handled_at is not None:
         raise ActionError("mail_handled", mail_id=mail.id)
-    _close(mail, actor, reason, now)
-    _event(session, actor, HANDLED, reason, now, mail=mail)
+    _close(mail, acting)
+    audit(session, acting, Entry(HANDLED, mail=mail))
 
 
-def reopen(session: Session, mail: Mail, actor: Actor, reason: str, now: datetime) -> None:
+def reopen(session: Session, mail: Mail, acting: Acting) -> None:
     """Put a handled mail back on the open list (handled by mistake)."""
-    reason = _reason(reason)
+    acting = acting.checked()
     if mail.handled_at is None:
         raise ActionError("mail_open", mail_id=mail.id)
     detail = {"handled_by": mail.handled_by, "handled_reason": mail.handled_reason}
     mail.handled_at = mail.handled_by = mail.handled_reason = None
-    _event(session, actor, REOPENED, reason, now, mail=mail, detail=detail)
+    audit(session, acting, Entry(REOPENED, mail=mail, detail=detail))
 
 
 def answer_context(app: App, mail: Mail) -> dict[str, Any]:
@@ -193,22 +188,12 @@ def answer(
     app: App,
     answers: Renderer,
     mail: Mail,
-    actor: Actor,
-    *,
-    template: str,
-    subject: str,
-    body: str,
-    reason: str,
-    now: datetime,
+    acting: Acting,
+    letter: WrittenLetter,
 ) -> Reply:
     """Queue a letter a person wrote to the sender of an other mail, in its thread; close it."""
-    reason = _reason(reason)
-    if template not in answer_names(answers):
-        raise ActionError("no_template")
-    if not subject.strip() or not body.strip():
-        raise ActionError("empty_letter")
-    if len(body) > MAX_LETTER:
-        raise ActionError("letter_too_long")
+    acting = acting.checked()
+    letter.check(answer_names(answers))
     to_address = mail.reply_to or mail.sender
     if not to_address:
         raise ActionError("no_sender_address", mail_id=mail.id)
@@ -217,26 +202,18 @@ def answer(
         settings=app.settings.replies,
         call=app.call,
         to_address=to_address,
-        template=LETTER_PREFIX + template,
-        subject=subject,
-        body=body.replace("\r\n", "\n"),
+        template=LETTER_PREFIX + letter.template,
+        subject=letter.subject,
+        body=letter.text,
         in_reply_to=mail.message_id,
         references=(),
         mail_id=mail.id,
         submission_id=None,
-        now=now,
+        now=acting.now,
         by_person=True,
     )
     if mail.handled_at is None:
-        _close(mail, actor, reason, now)
-    _event(
-        session,
-        actor,
-        ANSWER,
-        reason,
-        now,
-        mail=mail,
-        reply=reply,
-        detail={"template": template, "to": to_address, "state": reply.state},
-    )
+        _close(mail, acting)
+    detail = {"template": letter.template, "to": to_address, "state": reply.state}
+    audit(session, acting, Entry(ANSWER, mail=mail, reply=reply, detail=detail))
     return reply

@@ -16,7 +16,7 @@ from werkzeug.wrappers.response import Response as BaseResponse
 from mailbot.errors import MailbotError
 from mailbot.store.models import Mail
 from mailbot.web import dealing, outbox_desk
-from mailbot.web.actions import ActionError
+from mailbot.web.actions import Acting, ActionError, WrittenLetter
 from mailbot.web.desk import Desk
 from mailbot.web.labels import NOTICES, OUTBOX_GROUPS
 from mailbot.web.pages import Pages
@@ -59,6 +59,10 @@ class Dealing:
             "/mails/<id:mail_id>/answer", "mail_answer_send", self.send, methods=["POST"]
         )
 
+    def _acting(self) -> Acting:
+        """The person signed in, now, with the reason the form gives."""
+        return Acting(g.actor, request.form.get("reason", ""), self.desk.now())
+
     # -- other mail -------------------------------------------------------------
 
     def _mail_form(self, act: MailAct) -> View:
@@ -88,28 +92,21 @@ class Dealing:
 
     def attach(self, session: Session, mail: Mail) -> str:
         mail = self._open_mail(session, mail.id)
-        dealing.attach(
-            session,
-            self.app,
-            mail,
+        to = dealing.AttachTo(
             request.form.get("reference", ""),
             as_version=request.form.get("as") == "version",
             tell=request.form.get("tell") == "yes",
-            actor=g.actor,
-            reason=request.form.get("reason", ""),
-            now=self.desk.now(),
         )
+        dealing.attach(session, self.app, mail, to, self._acting())
         return "attached"
 
     def handled(self, session: Session, mail: Mail) -> str:
         mail = self._open_mail(session, mail.id)
-        dealing.mark_handled(
-            session, mail, g.actor, request.form.get("reason", ""), self.desk.now()
-        )
+        dealing.mark_handled(session, mail, self._acting())
         return "handled"
 
     def reopen(self, session: Session, mail: Mail) -> str:
-        dealing.reopen(session, mail, g.actor, request.form.get("reason", ""), self.desk.now())
+        dealing.reopen(session, mail, self._acting())
         return "reopened"
 
     def draft(
@@ -155,18 +152,12 @@ class Dealing:
             dealing.confirmed(request.form.get("confirm", ""))
             with self.app.db.transaction() as session:
                 mail = self._open_mail(session, mail_id)
-                dealing.answer(
-                    session,
-                    self.app,
-                    self.answers,
-                    mail,
-                    g.actor,
-                    template=request.form.get("template", ""),
-                    subject=request.form.get("subject", ""),
-                    body=request.form.get("body", ""),
-                    reason=request.form.get("reason", ""),
-                    now=self.desk.now(),
+                letter = WrittenLetter(
+                    request.form.get("template", ""),
+                    request.form.get("subject", ""),
+                    request.form.get("body", ""),
                 )
+                dealing.answer(session, self.app, self.answers, mail, self._acting(), letter)
         except ActionError as exc:
             return self.draft(mail_id, error=str(exc), status=400)
         return redirect(url_for("mail", mail_id=mail_id, done="answered", _anchor="audit"), 303)
@@ -210,20 +201,18 @@ class Dealing:
         return redirect(url_for("outbox", state=back, done=done, _anchor=f"r{reply_id}"), 303)
 
     def resend(self, reply_id: int) -> BaseResponse | tuple[str, int]:
-        reason = request.form.get("reason", "")
+        acting = self._acting()
 
         def act(session: Session) -> object:
-            return outbox_desk.resend(session, self.app, reply_id, g.actor, reason, self.desk.now())
+            return outbox_desk.resend(session, self.app, reply_id, acting)
 
         return self._outbox_form(reply_id, act, "outbox_resent")
 
     def dealt(self, reply_id: int) -> BaseResponse | tuple[str, int]:
-        reason = request.form.get("reason", "")
+        acting = self._acting()
 
         def act(session: Session) -> object:
-            outbox_desk.mark_dealt_with(
-                session, self.app, reply_id, g.actor, reason, self.desk.now()
-            )
+            outbox_desk.mark_dealt_with(session, self.app, reply_id, acting)
             return None
 
         return self._outbox_form(reply_id, act, "dealt")

@@ -17,14 +17,13 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from mailbot.store.models import Mail, Submission
 from mailbot.web import actions, drafts
-from mailbot.web.actions import ActionError
-from mailbot.web.auth import Actor
+from mailbot.web.actions import Acting, ActionError, WrittenLetter
 from mailbot.web.desk import Desk
 from mailbot.web.letters import Letters
 from mailbot.web.pages import Pages
 
-# A submission act: (session, submission, actor, form reason) -> the notice to show.
-Act = Callable[[Session, Submission, Actor, str], str]
+# A submission act: (session, submission, who acts when and why) -> the notice to show.
+SubmissionAct = Callable[[Session, Submission, Acting], str]
 
 CONFIRMED = "yes"  # the value of the confirmation page's button
 
@@ -37,7 +36,7 @@ class Forms:
         self.pages = Pages(desk)
 
     def register(self, flask: Flask) -> None:
-        confirmed: dict[str, Act] = {
+        confirmed: dict[str, SubmissionAct] = {
             actions.ACCEPT_ACT: self.accept,
             actions.WITHDRAW_ACT: self.withdraw,
             actions.RESEND_ACT: self.resend,
@@ -64,15 +63,14 @@ class Forms:
             "/mails/<id:mail_id>/note", "mail_note", self.mail_note, methods=["POST"]
         )
 
-    def _confirmed_form(self, name: str, act: Act) -> Callable[[str], BaseResponse]:
+    def _confirmed_form(self, name: str, act: SubmissionAct) -> Callable[[str], BaseResponse]:
         def view(reference: str) -> BaseResponse:
             if request.form.get("confirm") != CONFIRMED:
                 return redirect(url_for(f"confirm_{name}", reference=reference), 303)
-            reason = request.form.get("reason", "")
             try:
                 with self.app.db.transaction() as session:
                     submission = self._submission(session, reference)
-                    notice = act(session, submission, g.actor, reason)
+                    notice = act(session, submission, self._acting())
             except ActionError as exc:
                 return redirect(
                     url_for(f"confirm_{name}", reference=reference, refused=exc.code), 303
@@ -97,18 +95,20 @@ class Forms:
             abort(404)
         return submission
 
-    def accept(self, session: Session, submission: Submission, actor: Actor, reason: str) -> str:
-        actions.accept_by_decision(session, submission, actor, reason, self.desk.now())
+    def _acting(self) -> Acting:
+        """The person signed in, now, with the reason the form gives."""
+        return Acting(g.actor, request.form.get("reason", ""), self.desk.now())
+
+    def accept(self, session: Session, submission: Submission, acting: Acting) -> str:
+        actions.accept_by_decision(session, submission, acting)
         return "accepted"
 
-    def withdraw(self, session: Session, submission: Submission, actor: Actor, reason: str) -> str:
-        actions.withdraw(session, submission, actor, reason, self.desk.now())
+    def withdraw(self, session: Session, submission: Submission, acting: Acting) -> str:
+        actions.withdraw(session, submission, acting)
         return "withdrawn"
 
-    def resend(self, session: Session, submission: Submission, actor: Actor, reason: str) -> str:
-        actions.resend_last_reply(
-            session, self.app, self.letters, submission, actor, reason, self.desk.now()
-        )
+    def resend(self, session: Session, submission: Submission, acting: Acting) -> str:
+        actions.resend_last_reply(session, self.app, self.letters, submission, acting)
         return "resent"
 
     def note(self, reference: str) -> BaseResponse:
@@ -116,13 +116,7 @@ class Forms:
         try:
             with self.app.db.transaction() as session:
                 submission = self._submission(session, reference)
-                actions.add_note(
-                    session,
-                    g.actor,
-                    request.form.get("reason", ""),
-                    self.desk.now(),
-                    submission=submission,
-                )
+                actions.add_note(session, self._acting(), submission=submission)
         except ActionError as exc:
             return redirect(
                 url_for("submission", reference=reference, refused=exc.code, _anchor="actions"),
@@ -138,17 +132,11 @@ class Forms:
                 submission = self._submission(session, reference)
                 if form.get("confirm") != CONFIRMED:
                     raise ActionError("not_confirmed")
+                letter = WrittenLetter(
+                    form.get("template", ""), form.get("subject", ""), form.get("body", "")
+                )
                 actions.write_to_applicant(
-                    session,
-                    self.app,
-                    self.letters,
-                    submission,
-                    g.actor,
-                    template=form.get("template", ""),
-                    subject=form.get("subject", ""),
-                    body=form.get("body", ""),
-                    reason=form.get("reason", ""),
-                    now=self.desk.now(),
+                    session, self.app, self.letters, submission, self._acting(), letter
                 )
                 drafts.discard(session, g.actor.user_id, submission)
         except ActionError as exc:
@@ -171,9 +159,7 @@ class Forms:
                 mail = session.get(Mail, mail_id)
                 if mail is None or mail.call_id != self.app.call.id:
                     abort(404)
-                actions.add_note(
-                    session, g.actor, request.form.get("reason", ""), self.desk.now(), mail=mail
-                )
+                actions.add_note(session, self._acting(), mail=mail)
         except ActionError as exc:
             return redirect(url_for("mail", mail_id=mail_id, refused=exc.code), 303)
         return redirect(url_for("mail", mail_id=mail_id, done="noted", _anchor="audit"), 303)

@@ -11,7 +11,6 @@ import email
 import email.policy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, selectinload
@@ -29,8 +28,7 @@ from mailbot.replies.outbox import (
     queue_again,
 )
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
-from mailbot.web.actions import ActionError, _event, _reason
-from mailbot.web.auth import Actor
+from mailbot.web.actions import Acting, ActionError, Entry, audit
 
 HANDED = "handed"  # committed before the final dot (replies/sender.py)
 
@@ -140,11 +138,9 @@ def _letter(session: Session, call_id: str, reply_id: int) -> Reply:
     return reply
 
 
-def resend(
-    session: Session, app: App, reply_id: int, actor: Actor, reason: str, now: datetime
-) -> Reply:
+def resend(session: Session, app: App, reply_id: int, acting: Acting) -> Reply:
     """Queue a failed, uncertain or bounced letter again as a new row; the old one stays."""
-    reason = _reason(reason)
+    acting = acting.checked()
     old = _letter(session, app.call.id, reply_id)
     if old.state not in RESENDABLE:
         raise ActionError("not_resendable", reply_id=old.id)
@@ -155,28 +151,23 @@ def resend(
         call=app.call,
         old=old,
         submission_id=old.submission_id,
-        now=now,
+        now=acting.now,
         # A letter a person wrote stays a person's letter when it is sent again.
         by_person=original.get("Auto-Submitted") is None,
     )
-    _event(
-        session,
-        actor,
+    entry = Entry(
         OUTBOX_RESEND,
-        reason,
-        now,
         submission=session.get(Submission, old.submission_id) if old.submission_id else None,
         reply=reply,
         detail={"resent_reply_id": old.id, "state": reply.state, "to": old.to_address},
     )
+    audit(session, acting, entry)
     return reply
 
 
-def mark_dealt_with(
-    session: Session, app: App, reply_id: int, actor: Actor, reason: str, now: datetime
-) -> None:
+def mark_dealt_with(session: Session, app: App, reply_id: int, acting: Acting) -> None:
     """A letter in trouble a person has dealt with another way (a phone call, a new address)."""
-    reason = _reason(reason)
+    acting = acting.checked()
     reply = _letter(session, app.call.id, reply_id)
     if reply.state not in TROUBLED:
         raise ActionError("nothing_to_deal_with", reply_id=reply.id, state=reply.state)
@@ -187,13 +178,10 @@ def mark_dealt_with(
     )
     if done is not None:
         raise ActionError("letter_dealt_with", reply_id=reply.id)
-    _event(
-        session,
-        actor,
+    entry = Entry(
         DEALT_WITH,
-        reason,
-        now,
         submission=session.get(Submission, reply.submission_id) if reply.submission_id else None,
         reply=reply,
         detail={"state": reply.state, "to": reply.to_address},
     )
+    audit(session, acting, entry)
