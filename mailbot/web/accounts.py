@@ -8,7 +8,7 @@ on record. The desk is never left without an active admin.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -164,24 +164,31 @@ def unlock_account(session: Session, actor: Actor, name: str, now: datetime) -> 
     return lifted
 
 
+@dataclass(frozen=True)
+class PasswordChange:
+    """What the account page's form gives: the current password and the new one, twice."""
+
+    current: str = field(repr=False)
+    new: str = field(repr=False)
+    again: str = field(repr=False)
+
+
 def change_own_password(
     session: Session,
     actor: Actor,
-    current: str,
-    new: str,
-    again: str,
+    change: PasswordChange,
     now: datetime,
     keep_session: int | None = None,
 ) -> None:
     """A person's new password, given their current one; their other sessions end."""
     user = session.get(User, actor.user_id)
-    if user is None or not password_is(user, current):
+    if user is None or not password_is(user, change.current):
         raise AccountError("当前密码不对 The current password is wrong")
-    if new != again:
+    if change.new != change.again:
         raise AccountError("两次输入的新密码不一致 The two new passwords differ")
-    if new == current:
+    if change.new == change.current:
         raise AccountError("新密码与当前密码相同 The new password is the current one")
-    user.password_hash = hash_password(new)
+    user.password_hash = hash_password(change.new)
     end_sessions(session, user.id, keep=keep_session)
     _record(session, actor, OWN_PASSWORD, user.name, now)
 

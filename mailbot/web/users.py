@@ -173,12 +173,15 @@ class Users:
         if request.method == "POST":
             try:
                 with self.app.db.transaction() as session:
+                    change = accounts.PasswordChange(
+                        current=request.form.get("current", ""),
+                        new=request.form.get("password", ""),
+                        again=request.form.get("again", ""),
+                    )
                     accounts.change_own_password(
                         session,
                         g.actor,
-                        request.form.get("current", ""),
-                        request.form.get("password", ""),
-                        request.form.get("again", ""),
+                        change,
                         self.desk.now(),
                         keep_session=g.get("web_session_id"),
                     )
