@@ -44,6 +44,7 @@ class _State:
     client_secret: str
     lifetime: int
     down: bool = False  # the token endpoint answers 503
+    rotate: bool = False  # each grant replaces the refresh token it was given (Microsoft's way)
     refresh_tokens: dict[str, _Grant] = field(default_factory=dict)
     access_tokens: dict[str, str] = field(default_factory=dict)  # token -> user
     issued: list[str] = field(default_factory=list)
@@ -126,6 +127,11 @@ class TokenServer(_ManagedServer):
         with self._state.lock:
             self._state.down = down
 
+    def rotate_refresh_tokens(self, rotate: bool) -> None:
+        """Hand out a new refresh token with each access token and revoke the one used, or stop."""
+        with self._state.lock:
+            self._state.rotate = rotate
+
     def expire_access_tokens(self) -> None:
         """Every access token handed out so far stops working."""
         with self._state.lock:
@@ -203,7 +209,12 @@ class _Handler(BaseHTTPRequestHandler):
             state.access_tokens[token] = grant.user
             state.issued.append(token)
             state.scopes.append(form.get("scope", ""))
-        body = {"access_token": token, "token_type": "Bearer", "expires_in": state.lifetime}
+            body = {"access_token": token, "token_type": "Bearer", "expires_in": state.lifetime}
+            if state.rotate:
+                grant.revoked = True
+                rotated = f"rt-{secrets.token_urlsafe(12)}"
+                state.refresh_tokens[rotated] = _Grant(grant.user)
+                body["refresh_token"] = rotated
         self._answer(200, body)
 
     def do_GET(self) -> None:

@@ -345,6 +345,22 @@ def test_the_token_endpoint_gets_the_refresh_grant(
     assert tokens.renew(first) == provider.issued[-1]  # another caller renewed it already
 
 
+def test_a_refresh_token_the_provider_replaces_is_the_one_used_next(
+    provider: TokenServer, refresh_token: str, clock: FakeClock
+) -> None:
+    """Microsoft hands out a new refresh token with each access token and revokes the old one."""
+    tokens = token_source(provider, clock, "source.imap")
+    provider.rotate_refresh_tokens(True)
+    try:
+        first = tokens.token()
+        second = tokens.renew(first)  # refused with the revoked first refresh token
+        third = tokens.renew(second)
+    finally:
+        provider.rotate_refresh_tokens(False)  # the provider serves the module's other tests
+    assert len({first, second, third}) == 3
+    assert provider.issued[-3:] == [first, second, third]
+
+
 def test_a_provider_outage_before_expiry_keeps_the_current_token(
     provider: TokenServer,
     refresh_token: str,

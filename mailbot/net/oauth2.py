@@ -21,7 +21,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from email.message import Message
 from typing import overload
 
@@ -41,6 +41,15 @@ MAX_RESPONSE = 1 << 20
 
 class OAuth2Error(MailbotError):
     """No access token: the token endpoint is unreachable or refused the refresh token."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What the token endpoint is shown for an access token: the refresh token and, for a
+    confidential client, the client secret. Neither is ever printed."""
+
+    refresh_token: str = field(repr=False)
+    client_secret: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -70,17 +79,15 @@ class TokenSource:
     def __init__(
         self,
         settings: OAuth2Settings,
+        grant: Grant,
         *,
         section: str,
-        refresh_token: str,
-        client_secret: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         timeout: float = 30.0,
     ) -> None:
         self.settings = settings
         self.section = section
-        self._refresh_token = refresh_token
-        self._client_secret = client_secret
+        self._grant = grant
         self._clock = clock
         self._timeout = timeout
         self._token: _Token | None = None
@@ -115,14 +122,8 @@ class TokenSource:
             client_secret = _from_env(
                 settings.client_secret_env, f"{section}.oauth2.client_secret_env", "client secret"
             )
-        return cls(
-            settings,
-            section=section,
-            refresh_token=refresh_token,
-            client_secret=client_secret,
-            clock=clock,
-            timeout=timeout,
-        )
+        grant = Grant(refresh_token, client_secret)
+        return cls(settings, grant, section=section, clock=clock, timeout=timeout)
 
     def token(self) -> str:
         """An access token that is not about to expire."""
@@ -174,7 +175,7 @@ class TokenSource:
         rotated = answer.get("refresh_token")
         if isinstance(rotated, str) and rotated:
             # Microsoft hands out a new refresh token with each access token.
-            self._refresh_token = rotated
+            self._grant = replace(self._grant, refresh_token=rotated)
         expires_at = started + lifetime
         self._token = _Token(value, expires_at - min(REFRESH_MARGIN, lifetime / 4), expires_at)
         log.info("%s: got an OAuth2 access token valid for %.0f s", self.section, lifetime)
@@ -187,11 +188,11 @@ class TokenSource:
     def _form(self) -> bytes:
         form = {
             "grant_type": "refresh_token",
-            "refresh_token": self._refresh_token,
+            "refresh_token": self._grant.refresh_token,
             "client_id": self.settings.client_id,
         }
-        if self._client_secret:
-            form["client_secret"] = self._client_secret
+        if self._grant.client_secret:
+            form["client_secret"] = self._grant.client_secret
         if self.settings.scope:
             form["scope"] = self.settings.scope
         return urllib.parse.urlencode(form).encode("ascii")
