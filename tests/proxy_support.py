@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.conftest import ROOT
-from tests.servers import MissingDependencyError
+from tests.servers.common import MissingDependencyError
 from tests.tlsfactory import ServerCertificate
 
 NGINX = Path("/usr/sbin/nginx")

@@ -29,7 +29,8 @@ from tests.daemon_support import (
     wait_until,
 )
 from tests.mailfactory import build_mail
-from tests.servers import Dovecot, SmtpSink
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpSink
 
 
 @pytest.fixture(autouse=True)

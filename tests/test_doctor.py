@@ -21,7 +21,9 @@ from click.testing import CliRunner
 from mailbot.cli import main
 from mailbot.store.db import Database
 from tests.conftest import ROOT
-from tests.servers import Dovecot, SmtpSink, free_port
+from tests.servers.common import free_port
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpSink
 from tests.tlsfactory import CertificateAuthority, ServerCertificate
 
 ADDRESS = "anso2021program@anso.org.cn"

@@ -39,7 +39,8 @@ from tests.daemon_support import (
     wait_until,
     with_trace,
 )
-from tests.servers import Dovecot, SmtpSink
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpSink
 
 MAILBOX = "anso2021program@anso.org.cn"
 

@@ -15,7 +15,7 @@ from mailbot.config import ImapSettings
 from mailbot.sources.base import SourceError
 from mailbot.sources.imap import ImapMailbox
 from tests.coremail import UNSAFE_LOGIN, FakeCoremail
-from tests.servers import Dovecot
+from tests.servers.dovecot import Dovecot
 
 
 def imap_settings(host: str, port: int, user: str, **changes: Any) -> ImapSettings:

@@ -26,7 +26,7 @@ from mailbot.sources.imap import ImapMailbox
 from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values, toml
 from tests.mailfactory import build_mail
 from tests.oauth_servers import OAuthDovecot, OAuthSmtpSink, TokenServer
-from tests.servers import free_port
+from tests.servers.common import free_port
 
 REFRESH_ENV = "MAILBOT_TEST_REFRESH_TOKEN"
 SECRET_ENV = "MAILBOT_TEST_CLIENT_SECRET"

@@ -33,7 +33,7 @@ from mailbot.replies.sender import (
 from mailbot.replies.transports import smtp_data
 from mailbot.store.db import Database
 from mailbot.store.models import Mail, Reply, Submission, Version
-from tests.servers import SmtpSink
+from tests.servers.smtp import SmtpSink
 
 T0 = datetime(2021, 7, 20, 3, 0, 0, tzinfo=UTC)  # 11:00 Beijing time
 INSTITUTION = "中国科学院大学"

@@ -19,7 +19,8 @@ from mailbot.sources.base import Cursor, Fetched, SourceError
 from mailbot.sources.imap import ImapMailbox, server_folder
 from mailbot.sources.maildir import MaildirMailbox, deliver, folder_path
 from tests.mailfactory import CLIENTS, Att, build_mail, docx_bytes, pdf_bytes
-from tests.servers import Dovecot, free_port
+from tests.servers.common import free_port
+from tests.servers.dovecot import Dovecot
 
 CST = timezone(timedelta(hours=8))
 CEST = timezone(timedelta(hours=2))

@@ -12,7 +12,8 @@ from mailbot.config import ConfigError, ImapSettings, SmtpSettings
 from mailbot.replies.transports import SmtpTransport, TransportUnavailable
 from mailbot.sources.base import SourceError
 from mailbot.sources.imap import ImapMailbox
-from tests.servers import Dovecot, SmtpSink
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpSink
 from tests.tlsfactory import CertificateAuthority
 
 MESSAGE = b"From: a@anso.org.cn\r\nTo: b@example.cn\r\nSubject: t\r\n\r\nbody\r\n"
