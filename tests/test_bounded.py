@@ -26,7 +26,9 @@ from mailbot.mail.parsing import Message, parse_message
 from mailbot.store.models import Mail, Reply
 from tests.daemon_support import dispose_apps, make_app, settings_values
 from tests.docfactory import form_docx
-from tests.mailfactory import CLIENTS, Att, build_mail, pdf_bytes
+from tests.mailfactory import CLIENTS, build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 
 BEIJING = timezone(timedelta(hours=8))
 ON_TIME = datetime(2021, 7, 20, 10, 0, tzinfo=BEIJING)

@@ -8,7 +8,9 @@ import pytest
 
 from tests.conftest import CheckRunner, codes, roles
 from tests.docfactory import form_docx
-from tests.mailfactory import CLIENTS, Att, build_mail, pdf_bytes
+from tests.mailfactory import CLIENTS, build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 
 BEIJING = timezone(timedelta(hours=8))
 ON_TIME = datetime(2021, 7, 20, 10, 0, tzinfo=BEIJING)

@@ -13,14 +13,10 @@ from click.testing import CliRunner
 from mailbot.cli import main
 from tests.conftest import RULES, SHARED, CheckRunner, codes, write_rules
 from tests.docfactory import form_docx
-from tests.mailfactory import (
-    Att,
-    broken_bad_base64,
-    broken_no_boundary,
-    broken_unknown_charset,
-    build_mail,
-    pdf_bytes,
-)
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.broken import broken_bad_base64, broken_no_boundary, broken_unknown_charset
+from tests.mailfactory.documents import pdf_bytes
 
 ROOT = RULES.parent.parent
 STEM = "中国科学院植物研究所+张喆"

@@ -24,7 +24,9 @@ from mailbot.mail.parsing import Message, parse_message
 from tests import diskwatch
 from tests.conftest import RULES, CheckRunner, codes, roles, write_rules
 from tests.docfactory import form_docx
-from tests.mailfactory import Att, build_mail, pdf_bytes
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 from tests.tneffactory import tnef_bytes
 
 BEIJING = timezone(timedelta(hours=8))

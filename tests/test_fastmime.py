@@ -24,7 +24,9 @@ from mailbot.mail import fastmime
 from mailbot.mail.parsing import Message, _build_tree, parse_message
 from tests.conftest import ROOT, SHARED
 from tests.docfactory import form_docx
-from tests.mailfactory import CLIENTS, Att, build_mail, pdf_bytes
+from tests.mailfactory import CLIENTS, build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 from tests.test_hostile_property import hostile_mails
 
 STEM = "中国科学院植物研究所+张喆"

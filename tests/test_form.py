@@ -35,7 +35,8 @@ from tests.docfactory import (
     pdf_pages_bytes,
     zip_bomb_docx,
 )
-from tests.mailfactory import Att, build_mail
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
 
 INST, PI = "中国科学院植物研究所", "张喆"
 STEM = f"{INST}+{PI}"

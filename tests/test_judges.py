@@ -22,7 +22,8 @@ from mailbot.judge.policy import MB, IntakePolicy
 from mailbot.judge.processes import KEEP_IN_STORE, Clock, Judged, Judges, judge_one
 from mailbot.judge.verdict import Status
 from mailbot.store.blobs import BlobStore, StoreError
-from tests.mailfactory import Att, build_mail
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
 from tests.test_bounded import ON_TIME, SUBJECT, proposal
 
 GARBAGE = b"\x00\xff garbage \x80"

@@ -27,7 +27,9 @@ from mailbot.judge.verdict import Severity, Status, Verdict
 from mailbot.mail.parsing import parse_message
 from tests.conftest import ROOT, RULES, SHARED
 from tests.docfactory import form_docx
-from tests.mailfactory import Att, build_mail, pdf_bytes
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 
 BEIJING = timezone(timedelta(hours=8))
 ON_TIME = datetime(2021, 7, 20, 10, 0, tzinfo=BEIJING)

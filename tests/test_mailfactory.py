@@ -17,10 +17,13 @@ from xml.etree import ElementTree
 import pytest
 
 from tests import mailfactory as mf
+from tests.mailfactory.base import Att
+from tests.mailfactory.broken import broken_bad_base64, broken_no_boundary, broken_unknown_charset
+from tests.mailfactory.documents import docx_bytes, pdf_bytes
 
-DOCX = mf.docx_bytes()
-PDF = mf.pdf_bytes(pages=2)
-ATTS = [mf.Att(f"{mf.SAMPLE_STEM}.docx", DOCX), mf.Att(f"{mf.SAMPLE_STEM}.pdf", PDF)]
+DOCX = docx_bytes()
+PDF = pdf_bytes(pages=2)
+ATTS = [Att(f"{mf.SAMPLE_STEM}.docx", DOCX), Att(f"{mf.SAMPLE_STEM}.pdf", PDF)]
 # 41 GBK bytes precede "（", so the 42-byte Outlook word boundary cuts that character in half.
 LONG_SUBJECT = f"{mf.SAMPLE_SUBJECT}（第二轮修改稿，请以此为准）"
 _WORD = re.compile(r"=\?([^?]+)\?([BbQq])\?([^?]*)\?=")
@@ -96,7 +99,7 @@ def test_coremail_long_filename_uses_rfc2231_continuations() -> None:
     raw = mf.build_mail(
         "coremail",
         subject=mf.SAMPLE_SUBJECT,
-        attachments=[mf.Att(long_name, PDF), mf.Att("预算.xlsx", b"PK\x03\x04")],
+        attachments=[Att(long_name, PDF), Att("预算.xlsx", b"PK\x03\x04")],
     )
     assert b"filename*0*=UTF-8''%E9%99%84" in raw
     assert b"filename*1*=" in raw
@@ -151,7 +154,7 @@ def test_inline_cid_part_has_no_filename() -> None:
         raw = mf.build_mail(
             client,
             subject=mf.SAMPLE_SUBJECT,
-            attachments=[*ATTS, mf.Att(None, png, inline_cid="image001.png@01D77D5E.9A4D5F40")],
+            attachments=[*ATTS, Att(None, png, inline_cid="image001.png@01D77D5E.9A4D5F40")],
         )
         msg = email.message_from_bytes(raw)
         (inline,) = [p for p in msg.walk() if p.get_content_type() == "image/png"]
@@ -167,7 +170,7 @@ def test_naive_dates_are_rejected() -> None:
 
 
 def test_pdf_bytes_is_a_consistent_pdf() -> None:
-    pdf = mf.pdf_bytes(pages=3, text="proposal (draft)")
+    pdf = pdf_bytes(pages=3, text="proposal (draft)")
     assert pdf.startswith(b"%PDF-") and pdf.endswith(b"%%EOF")
     startxref = int(re.findall(rb"startxref\n(\d+)\n%%EOF$", pdf)[0])
     assert pdf[startxref:].startswith(b"xref\n")
@@ -186,7 +189,7 @@ def test_pdf_bytes_is_a_consistent_pdf() -> None:
 
 
 def test_docx_bytes_is_a_word_package() -> None:
-    data = mf.docx_bytes(["项目名称：示例", "A & B <C>"])
+    data = docx_bytes(["项目名称：示例", "A & B <C>"])
     assert zipfile.is_zipfile(io.BytesIO(data))
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert zf.testzip() is None
@@ -199,7 +202,7 @@ def test_docx_bytes_is_a_word_package() -> None:
 
 
 def test_broken_no_boundary() -> None:
-    raw = mf.broken_no_boundary()
+    raw = broken_no_boundary()
     msg = email.message_from_bytes(raw)
     assert msg.get_content_type() == "multipart/mixed"
     assert msg.get_param("boundary") is None
@@ -207,17 +210,17 @@ def test_broken_no_boundary() -> None:
 
 
 def test_broken_bad_base64() -> None:
-    msg = email.message_from_bytes(mf.broken_bad_base64())
+    msg = email.message_from_bytes(broken_bad_base64())
     payloads = [p.get_payload(decode=True) for p in _leaves(msg)]
-    assert mf.docx_bytes() in payloads
-    assert mf.pdf_bytes() not in payloads
+    assert docx_bytes() in payloads
+    assert pdf_bytes() not in payloads
     (bad,) = [p for p in _leaves(msg) if "*#!" in p.get_payload()]
     word = base64.b64encode(f"{mf.SAMPLE_STEM}.pdf".encode("gb18030")).decode("ascii")
     assert bad.get_filename() == f"=?GB2312?B?{word}?="
 
 
 def test_broken_unknown_charset() -> None:
-    raw = mf.broken_unknown_charset()
+    raw = broken_unknown_charset()
     msg = email.message_from_bytes(raw)
     assert _WORD.findall(_raw_header(raw, "Subject"))[0][0] == "x-unknown-foo"
     text = _leaves(msg)[0]

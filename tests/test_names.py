@@ -23,7 +23,9 @@ from tests import diskwatch
 from tests.conftest import RULES, CheckRunner
 from tests.daemon_support import dispose_apps, make_app, settings_values
 from tests.docfactory import form_docx
-from tests.mailfactory import Att, build_mail, pdf_bytes
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 
 BEIJING = timezone(timedelta(hours=8))
 ON_TIME = datetime(2021, 7, 20, 10, 0, tzinfo=BEIJING)

@@ -18,7 +18,9 @@ from mailbot.config import ImapSettings
 from mailbot.sources.base import Cursor, Fetched, SourceError
 from mailbot.sources.imap import ImapMailbox, server_folder
 from mailbot.sources.maildir import MaildirMailbox, deliver, folder_path
-from tests.mailfactory import CLIENTS, Att, build_mail, docx_bytes, pdf_bytes
+from tests.mailfactory import CLIENTS, build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import docx_bytes, pdf_bytes
 from tests.servers.common import free_port
 from tests.servers.dovecot import Dovecot
 
