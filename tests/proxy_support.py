@@ -54,7 +54,8 @@ class DeskProcess:
         return self
 
     def _read(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
+        assert self._process is not None
+        assert self._process.stdout is not None
         for line in self._process.stdout:
             self.lines.append(line)
             if "Serving on" in line:

@@ -60,9 +60,11 @@ def test_an_unreadable_file_is_one_line_on_stderr_and_exit_2(tmp_path: Path) -> 
     assert result.returncode == 2
     assert result.stdout == b""
     lines = result.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mailbot: cannot read")
+    assert len(lines) == 1
+    assert lines[0].startswith("mailbot: cannot read")
     directory = mailbot("check", str(tmp_path), "--json")
-    assert directory.returncode == 2 and b"Traceback" not in directory.stderr
+    assert directory.returncode == 2
+    assert b"Traceback" not in directory.stderr
 
 
 def test_a_broken_rules_file_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -83,7 +83,8 @@ def test_a_zip_holding_the_proposal_is_accepted_with_a_warning(
     assert codes(verdict) == ["archive_attachment"]
     [warning] = verdict["problems"]
     assert warning["severity"] == "warning"
-    assert "申报材料.zip" in warning["message_zh"] and f"{STEM}.docx" in warning["message_zh"]
+    assert "申报材料.zip" in warning["message_zh"]
+    assert f"{STEM}.docx" in warning["message_zh"]
     assert roles(verdict) == {
         "申报材料.zip": "supporting",
         f"{STEM}.docx": "word",

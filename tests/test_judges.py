@@ -175,7 +175,8 @@ def test_a_mail_over_a_limit_is_too_complex_and_the_mails_around_it_are_judged(
         assert [p.code for p in verdict.problems] == ["too_complex"]
         assert reason in verdict.problems[0].en
     overran = results[1]
-    assert isinstance(overran, Judged) and overran.message.subject == SUBJECT
+    assert isinstance(overran, Judged)
+    assert overran.message.subject == SUBJECT
 
 
 def test_a_fault_in_mailbot_comes_at_its_mail_and_the_rest_are_judged(
@@ -188,8 +189,10 @@ def test_a_fault_in_mailbot_comes_at_its_mail_and_the_rest_are_judged(
         results = list(judges.judge_all([(broken, ON_TIME), (proposal(), ON_TIME)]))
     finally:
         judges.close()
-    assert isinstance(results[0], JudgeError) and "a fault of mailbot's" in str(results[0])
-    assert isinstance(results[1], Judged) and results[1].verdict.status is Status.ACCEPTED
+    assert isinstance(results[0], JudgeError)
+    assert "a fault of mailbot's" in str(results[0])
+    assert isinstance(results[1], Judged)
+    assert results[1].verdict.status is Status.ACCEPTED
 
 
 def test_a_batch_left_halfway_stops_the_work_under_way(pool: Judges) -> None:
@@ -242,7 +245,8 @@ def test_the_judging_processes_store_the_mail_and_keep_the_scans_out_of_the_daem
         judged = judges.judge(raw, ON_TIME)
     finally:
         judges.close()
-    assert judged.stored and blobs.get(judged.raw_sha256) == raw
+    assert judged.stored
+    assert blobs.get(judged.raw_sha256) == raw
     alone = judge_one(raw, call, ON_TIME, IntakePolicy())
     for kept, full in zip(judged.message.attachments, alone.message.attachments, strict=True):
         assert blobs.get(kept.sha256) == full.data
@@ -283,4 +287,5 @@ def test_a_judging_process_is_replaced_after_so_many_mails(
     first = set(pool.pids())
     results = list(pool.judge_all([(proposal(), ON_TIME)] * 4))
     assert all(isinstance(r, Judged) and r.verdict.status is Status.ACCEPTED for r in results)
-    assert first.isdisjoint(pool.pids()) and not first & children()
+    assert first.isdisjoint(pool.pids())
+    assert not first & children()

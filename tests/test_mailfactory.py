@@ -56,8 +56,12 @@ def test_every_client_builds_a_clean_parseable_mail(client: str) -> None:
         assert msg.is_multipart()
         assert [d for part in msg.walk() for d in part.defects] == []
         payloads = [p.get_payload(decode=True) for p in _leaves(msg)]
-        assert PDF in payloads and DOCX in payloads
-        assert msg["Message-ID"] and msg["Date"] and msg["From"] and msg["Subject"]
+        assert PDF in payloads
+        assert DOCX in payloads
+        assert msg["Message-ID"]
+        assert msg["Date"]
+        assert msg["From"]
+        assert msg["Subject"]
 
 
 @pytest.mark.parametrize("client", mf.CLIENTS)
@@ -89,7 +93,8 @@ def test_outlook_names_are_quoted_encoded_words() -> None:
     assert _raw_header(raw, "From").startswith('"=?gb2312?B?')
     msg = email.message_from_bytes(raw)
     names = [name for p in _leaves(msg) if (name := p.get_filename())]
-    assert names and all(n.startswith("=?gb2312?B?") for n in names)
+    assert names
+    assert all(n.startswith("=?gb2312?B?") for n in names)
     decoded = {base64.b64decode(_WORD.findall(n)[0][2]).decode("gb18030") for n in names}
     assert decoded == {f"{mf.SAMPLE_STEM}.docx", f"{mf.SAMPLE_STEM}.pdf"}
 
@@ -140,7 +145,8 @@ def test_received_extra_headers_and_overrides() -> None:
     )
     assert raw.startswith(b"Received: from ")
     top = _raw_header(raw, "Received")
-    assert "by mx.anso.org.cn" in top and top.endswith(format_datetime(got))
+    assert "by mx.anso.org.cn" in top
+    assert top.endswith(format_datetime(got))
     msg = email.message_from_bytes(raw)
     assert msg["Message-ID"] == "<fixed@example.org>"
     assert msg["In-Reply-To"] == "<orig@anso.org.cn>"
@@ -171,13 +177,15 @@ def test_naive_dates_are_rejected() -> None:
 
 def test_pdf_bytes_is_a_consistent_pdf() -> None:
     pdf = pdf_bytes(pages=3, text="proposal (draft)")
-    assert pdf.startswith(b"%PDF-") and pdf.endswith(b"%%EOF")
+    assert pdf.startswith(b"%PDF-")
+    assert pdf.endswith(b"%%EOF")
     startxref = int(re.findall(rb"startxref\n(\d+)\n%%EOF$", pdf)[0])
     assert pdf[startxref:].startswith(b"xref\n")
     table = pdf[startxref:].split(b"trailer", 1)[0].split(b"\n")
     first, count = map(int, table[1].split())
     entries = table[2 : 2 + count]
-    assert first == 0 and all(len(e) == 19 for e in entries)  # 20 bytes with the newline
+    assert first == 0
+    assert all(len(e) == 19 for e in entries)  # 20 bytes with the newline
     for num, entry in enumerate(entries[1:], start=1):
         offset = int(entry[:10])
         assert pdf[offset:].startswith(b"%d 0 obj" % num)
@@ -226,5 +234,6 @@ def test_broken_unknown_charset() -> None:
     text = _leaves(msg)[0]
     assert text.get_content_charset() == "x-unknown-foo"
     payload = text.get_payload(decode=True)
-    assert isinstance(payload, bytes) and payload.decode("utf-8").startswith("您好")
+    assert isinstance(payload, bytes)
+    assert payload.decode("utf-8").startswith("您好")
     assert f"{mf.SAMPLE_STEM}.pdf" in [p.get_filename() for p in msg.walk()]

@@ -105,4 +105,5 @@ def test_every_reply_template_reads_whole_with_every_context_the_code_builds(
         subject, body = strict.render(name, context)
         for text in (subject, body):
             assert "None" not in text, (name, text)
-            assert "{{" not in text and "{%" not in text, (name, text)
+            assert "{{" not in text, (name, text)
+            assert "{%" not in text, (name, text)

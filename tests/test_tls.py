@@ -94,7 +94,8 @@ def test_insecure_connects_without_verifying_and_warns_each_time(
     warnings = [r.getMessage() for r in caplog.records if r.name == "mailbot.net.tls"]
     assert len(warnings) == 2
     assert all("is NOT verified (insecure = true)" in w for w in warnings)
-    assert "imap://" in warnings[0] and "SMTP server" in warnings[1]
+    assert "imap://" in warnings[0]
+    assert "SMTP server" in warnings[1]
 
 
 def test_a_ca_file_that_is_no_certificate_is_a_one_line_config_error(
