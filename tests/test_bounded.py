@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import email.message
 import pickle
 import time
 from collections.abc import Iterator
@@ -167,7 +168,7 @@ def _stdlib_shape(raw: bytes) -> tuple[int, int]:
         payload = part.get_payload()
         if isinstance(payload, list):
             parts += len(payload) if part.get_content_maintype() == "multipart" else 0
-            stack += [(p, level + 1) for p in payload]
+            stack += [(p, level + 1) for p in payload if isinstance(p, email.message.Message)]
     return depth, parts
 
 

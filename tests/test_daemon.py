@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def imap_env(mailbox: Dovecot, monkeypatch: pytest.MonkeyPatch) -> Dovecot:
     return mailbox
 
 
-MIXED = [
+MIXED: list[tuple[str, Callable[[], bytes], datetime, str]] = [
     # (what, raw, receipt time, expected status)
     ("good", lambda: proposal("outlook", "中国科学院植物研究所", "张喆"), july(20), "accepted"),
     (
@@ -127,6 +128,7 @@ def test_run_once_against_dovecot(
             mid: s for mid, (_, s) in sent.items()
         }
         for mail in mails.values():
+            assert mail.message_id is not None
             assert app.blobs.get(mail.raw_sha256) == sent[mail.message_id][0]
             assert mail.received_at.year == 2021
 

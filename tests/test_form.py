@@ -300,7 +300,7 @@ UNREADABLE_WORD = {
     "external entity": external_entity_docx,
     "internal entity": internal_entity_docx,
 }
-UNREADABLE_PDF = {
+UNREADABLE_PDF: dict[str, Callable[[], bytes]] = {
     "not a PDF": fake_pdf,
     "corrupt": corrupt_pdf,
     "encrypted": encrypted_pdf,

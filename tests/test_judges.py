@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.calls import Call
+from mailbot.judge import bounded as bounded_module
 from mailbot.judge import processes as judges_module
 from mailbot.judge.bounded import JudgeError
 from mailbot.judge.policy import MB, IntakePolicy
@@ -109,7 +110,7 @@ def slow_or_greedy(raw: bytes, *args: object) -> object:
     return original_parse_and_judge(raw, *args)  # type: ignore[arg-type]
 
 
-original_parse_and_judge = judges_module.parse_and_judge
+original_parse_and_judge = bounded_module.parse_and_judge
 
 
 class StoppedClock(Clock):

@@ -711,7 +711,7 @@ def test_a_failed_handover_record_sends_nothing_and_the_reply_is_retried(
 ) -> None:
     settings = reply_settings(sink, backoff_initial=30)
     queue(db, call, settings)
-    locked = []
+    locked: list[str] = []
 
     def lock_once(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -88,7 +89,7 @@ def systemd(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FakeSyst
     fake.close()
 
 
-def maildir_config(tmp_path: Path, poll_interval: str = "1s", **extra: object) -> Path:
+def maildir_config(tmp_path: Path, poll_interval: str = "1s", **extra: Any) -> Path:
     values = settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}", **extra)
     values["source"]["poll_interval"] = poll_interval
     make_app(values)  # the schema, as `mailbot init` makes it

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -258,7 +259,7 @@ def test_check_with_a_config_judges_as_the_daemon_does(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- checks at start
 
 
-def _start_config(tmp_path: Path, **extra: object) -> Path:
+def _start_config(tmp_path: Path, **extra: Any) -> Path:
     values = settings_values(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", **extra)
     config = tmp_path / "mailbot.toml"
     config.write_text(toml(values), encoding="utf-8")

@@ -110,7 +110,12 @@ def page(browser: Any, desk: RunningDesk) -> Iterator[Any]:
     page = context.new_page()
     page.set_default_timeout(15_000)
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def dismiss(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     page.dialogs = dialogs
     yield page
     context.close()
@@ -244,7 +249,7 @@ def sample_urls(desk: RunningDesk) -> list[tuple[str, str]]:
         path = rule.rule
         for name in rule.arguments:
             path = re.sub(rf"<(?:[^<>]*:)?{name}(?:\([^)]*\))?>", str(values[name]), path)
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             urls.append((method, path))
     return urls
 
