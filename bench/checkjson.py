@@ -4,7 +4,7 @@ Runs `mailbot check --json` (the click command itself, in this process) on
 every mail the project and its neighbours hold:
 
 - the files under tests/data;
-- one mail per client of tests/mailfactory.py, and its deliberately broken mails;
+- one mail per client of tests/mailfactory/, and its deliberately broken mails;
 - every mail under ../shared/corpora (where that folder is present).
 
 and compares each output with the digest recorded in bench/results/check-json.json.
@@ -36,10 +36,17 @@ def _project_mails() -> Iterator[tuple[str, bytes]]:
     for path in sorted((ROOT / "tests" / "data").glob("*.eml")):
         yield f"tests/data/{path.name}", path.read_bytes()
     from tests import mailfactory as factory
+    from tests.mailfactory.base import Att
+    from tests.mailfactory.broken import (
+        broken_bad_base64,
+        broken_no_boundary,
+        broken_unknown_charset,
+    )
+    from tests.mailfactory.documents import docx_bytes, pdf_bytes
 
     attachments = [
-        factory.Att(f"{factory.SAMPLE_STEM}.docx", factory.docx_bytes()),
-        factory.Att(f"{factory.SAMPLE_STEM}.pdf", factory.pdf_bytes()),
+        Att(f"{factory.SAMPLE_STEM}.docx", docx_bytes()),
+        Att(f"{factory.SAMPLE_STEM}.pdf", pdf_bytes()),
     ]
     for client in factory.CLIENTS:
         yield (
@@ -47,9 +54,9 @@ def _project_mails() -> Iterator[tuple[str, bytes]]:
             factory.build_mail(client, subject=factory.SAMPLE_SUBJECT, attachments=attachments),
         )
     broken: list[Callable[[], bytes]] = [
-        factory.broken_no_boundary,
-        factory.broken_bad_base64,
-        factory.broken_unknown_charset,
+        broken_no_boundary,
+        broken_bad_base64,
+        broken_unknown_charset,
     ]
     for make in broken:
         yield f"mailfactory/{make.__name__}", make()

@@ -6,7 +6,7 @@ quarter need correction (misnamed files, no PDF, a wrong subject, funding or
 period outside the call, too few foreign partners), some come after the
 deadline, and some are auto-replies and bounces. Receipt times fall in July
 2021 and crowd towards the deadline, 2021-07-30 24:00 Beijing time. Every
-mail is built by tests/mailfactory.py as a real client sends it.
+mail is built by tests/mailfactory/ as a real client sends it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pathlib import Path
 
 from bench.documents import KB, MB, DocumentPool, partners, proposal_docx, scan_pdf
 from tests.docfactory import LABEL_SETS, STYLES, Form
-from tests.mailfactory import Att, build_mail
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
 
 BEIJING = timezone(timedelta(hours=8))
 DEADLINE = datetime(2021, 7, 31, 0, 0, 0, tzinfo=BEIJING)

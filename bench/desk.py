@@ -129,7 +129,7 @@ def _database(kind: str, directory: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield "sqlite:///desk.sqlite3"
         return
-    from tests.servers import Postgres
+    from tests.servers.postgres import Postgres
 
     with Postgres() as server:
         yield server.create_database()

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from mailbot.sources.imap import quiet_imaplib
-from tests.servers import Dovecot
+from tests.servers.dovecot import Dovecot
 
 FETCH_ITEMS = [b"BODY.PEEK[]", b"INTERNALDATE"]  # what mailbot fetches, nothing more
 

@@ -36,7 +36,8 @@ from mailbot.replies.sender import send_pending
 from mailbot.store.db import Database
 from mailbot.store.models import FolderState, Mail, Reply
 from tests.daemon_support import PASSWORD_ENV, daemon_process, settings_values, toml
-from tests.servers import Dovecot, SmtpSink
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpSink
 
 ROOT = Path(__file__).resolve().parent.parent
 

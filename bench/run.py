@@ -1,6 +1,6 @@
 """The benchmark command: `python -m bench [--mails N] [--quick] [--json PATH] [--profile]`.
 
-Starts Dovecot and an SMTP sink on 127.0.0.1 (tests/servers.py), fills the
+Starts Dovecot and an SMTP sink on 127.0.0.1 (tests/servers/), fills the
 mailbox with a call's mail, and measures in one run:
 
 1. the ceiling: every mail's raw bytes fetched with imapclient in batches;
@@ -37,7 +37,10 @@ from bench.report import table
 from bench.stages import stages
 from mailbot.config import ImapSettings
 from tests.daemon_support import PASSWORD_ENV
-from tests.servers import Dovecot, MissingDependencyError, Postgres, SmtpSink
+from tests.servers.common import MissingDependencyError
+from tests.servers.dovecot import Dovecot
+from tests.servers.postgres import Postgres
+from tests.servers.smtp import SmtpSink
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

@@ -17,6 +17,7 @@ import pickle
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,15 @@ def _cpu(work: Callable[[], Any], repeat: int = 1) -> float:
     for _ in range(repeat):
         work()
     return (time.process_time() - began) / repeat
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _round_trip(value: object) -> object:
+    """*value* pickled and read back, as a result crosses from a judging process."""
+    return pickle.loads(pickle.dumps(value))
 
 
 def _optional(module: str, name: str) -> Any:
@@ -75,46 +85,46 @@ def stages(count: int, builder: MailBuilder) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mailbot-bench-stages-") as scratch:
         synced, unsynced = BlobStore(Path(scratch) / "a"), BlobStore(Path(scratch) / "b")
         for item, raw in zip(items, raws, strict=True):
-            add("sha256 of the raw mail", _cpu(lambda raw=raw: hashlib.sha256(raw).hexdigest()))
+            add("sha256 of the raw mail", _cpu(partial(_sha256_hex, raw)))
             if content_sha256 is not None:
                 add(
                     "content hash (trace headers left out)",
-                    _cpu(lambda raw=raw: content_sha256(raw)),
+                    _cpu(partial(content_sha256, raw)),
                 )
             if screen is not None and default_policy is not None:
                 add(
                     "MIME screen before parsing (limits)",
-                    _cpu(lambda raw=raw: screen(raw, default_policy)),
+                    _cpu(partial(screen, raw, default_policy)),
                 )
-            feed = _cpu(lambda raw=raw: email.message_from_bytes(raw, policy=email.policy.compat32))
+            feed = _cpu(partial(email.message_from_bytes, raw, policy=email.policy.compat32))
             add("  stdlib FeedParser alone", feed)
             if mailparser is not None:
-                whole = _cpu(lambda raw=raw: mailparser.from_bytes(raw))
+                whole = _cpu(partial(mailparser.from_bytes, raw))
                 add("  mail-parser on top of it", max(whole - feed, 0.0))
             message = parse_message(raw)
             add(
                 "parse_message (mail-parser, walk, decode)",
-                _cpu(lambda raw=raw: parse_message(raw)),
+                _cpu(partial(parse_message, raw)),
             )
             verdict = judge(message, call, item.received_at)
             add(
                 "judge (rules, Word form, PDF)",
-                _cpu(lambda m=message, i=item: judge(m, call, i.received_at)),
+                _cpu(partial(judge, message, call, item.received_at)),
             )
             for attachment in message.attachments:
                 if attachment.extension == ".docx":
                     add(
                         "  of which python-docx reads the form",
-                        _cpu(lambda a=attachment: read_docx(a.data, call.documents)),
+                        _cpu(partial(read_docx, attachment.data, call.documents)),
                     )
                 elif attachment.extension == ".pdf":
                     add(
                         "  of which pypdf reads the PDFs",
-                        _cpu(lambda a=attachment: inspect_pdf(a.data, call.documents)),
+                        _cpu(partial(inspect_pdf, attachment.data, call.documents)),
                     )
             add(
                 "pickle the result across a process (isolation)",
-                _cpu(lambda m=message, v=verdict: pickle.loads(pickle.dumps((m, v)))),
+                _cpu(partial(_round_trip, (message, verdict))),
             )
             blobs = [(raw, hashlib.sha256(raw).hexdigest())]
             blobs += [(a.data, a.sha256) for a in message.attachments]

@@ -14,7 +14,9 @@ from click.testing import CliRunner
 
 from mailbot.calls import Call, load_call
 from mailbot.cli import main
-from tests.servers import Dovecot, Postgres, SmtpSink
+from tests.servers.dovecot import Dovecot
+from tests.servers.postgres import Postgres
+from tests.servers.smtp import SmtpSink
 from tests.tlsfactory import CertificateAuthority, ServerCertificate
 
 ROOT = Path(__file__).resolve().parent.parent

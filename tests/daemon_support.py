@@ -23,8 +23,11 @@ from mailbot.config import load_settings
 from mailbot.store.models import Mail, Reply
 from tests.conftest import ROOT, RULES
 from tests.docfactory import Form, form_docx
-from tests.mailfactory import Att, build_mail, pdf_bytes
-from tests.servers import Dovecot, SmtpSink
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpSink
 
 BEIJING = timezone(timedelta(hours=8))
 PASSWORD_ENV = "MAILBOT_TEST_IMAP_PASSWORD"

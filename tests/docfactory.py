@@ -566,7 +566,9 @@ def docm_bytes() -> bytes:
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         types = zf.read("[Content_Types].xml").decode()
         rels = zf.read("word/_rels/document.xml.rels").decode()
-    assert _DOCX_MAIN in types and "</Types>" in types and "</Relationships>" in rels
+    assert _DOCX_MAIN in types
+    assert "</Types>" in types
+    assert "</Relationships>" in rels
     types = types.replace(_DOCX_MAIN, _DOCM_MAIN).replace(
         "</Types>",
         '<Default Extension="bin" ContentType="application/vnd.ms-office.vbaProject"/></Types>',

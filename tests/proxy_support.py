@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.conftest import ROOT
-from tests.servers import MissingDependencyError
+from tests.servers.common import MissingDependencyError
 from tests.tlsfactory import ServerCertificate
 
 NGINX = Path("/usr/sbin/nginx")
@@ -54,7 +54,8 @@ class DeskProcess:
         return self
 
     def _read(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
+        assert self._process is not None
+        assert self._process.stdout is not None
         for line in self._process.stdout:
             self.lines.append(line)
             if "Serving on" in line:

@@ -122,7 +122,8 @@ def test_a_backup_during_intake_restores_its_log_and_every_file(tmp_path: Path) 
     # A second backup while the intake runs on, unheld, to a place of its own.
     mailbot(source, "backup", str(tmp_path / "backup-live"))
     intake.thread.join(300)
-    assert intake.report is not None and intake.report.new == MAILS
+    assert intake.report is not None
+    assert intake.report.new == MAILS
     log_now = mailbot(source, "log")
     assert log_now != log_then  # the first backup really was taken halfway
 
@@ -144,10 +145,12 @@ def test_a_backup_during_intake_restores_its_log_and_every_file(tmp_path: Path) 
     files_now = stored_files(source)
     out = mailbot(source, "backup", str(tmp_path / "backup"))
     new_blobs = len(set(files_now) - set(files_then))
-    assert f"{new_blobs} new" in out and new_blobs > 0
+    assert f"{new_blobs} new" in out
+    assert new_blobs > 0
     manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["database"] == "mailbot.sqlite3"
-    assert manifest["revision"] and manifest["blobs_named_by_database"] == len(files_now)
+    assert manifest["revision"]
+    assert manifest["blobs_named_by_database"] == len(files_now)
     mailbot(restored, "restore", "--force", str(tmp_path / "backup"))
     assert mailbot(restored, "log") == log_now
     assert stored_files(restored) == files_now
@@ -167,7 +170,8 @@ def test_restore_refuses_a_database_or_store_in_use_unless_forced(tmp_path: Path
         main, ["--config", str(source), "restore", str(tmp_path / "backup")]
     )
     assert result.exit_code == 2
-    assert result.stderr.startswith("mailbot: the database ") and "--force" in result.stderr
+    assert result.stderr.startswith("mailbot: the database ")
+    assert "--force" in result.stderr
     assert result.stderr.count("\n") == 1
     assert mailbot(source, "log") == log  # untouched
 

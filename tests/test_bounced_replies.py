@@ -98,21 +98,26 @@ def test_a_bounce_of_our_reply_marks_it_bounced(tmp_path: Path, quoting: str) ->
     assert (report.new, sent.sent) == (1, 0)  # the bounce is recorded and never answered
     with app.db.transaction() as session:
         bounce = session.scalars(select(Mail).order_by(Mail.id.desc())).first()
-        assert bounce is not None and bounce.status == "ignored"
+        assert bounce is not None
+        assert bounce.status == "ignored"
         assert "bounce" in [p["code"] for p in bounce.problems]
         again = session.get_one(Reply, reply.id)
         assert again.state == "bounced"
         assert again.last_error is not None
-        assert f"mail {bounce.id}" in again.last_error and "5.1.1" in again.last_error
+        assert f"mail {bounce.id}" in again.last_error
+        assert "5.1.1" in again.last_error
         if quoting != "qmail":
             assert "User unknown" in again.last_error
-        assert again.mail is not None and again.mail.submission is not None
+        assert again.mail is not None
+        assert again.mail.submission is not None
         shown = show(session, app.call, again.mail.submission.reference)
         digest = digest_context(session, app.call, since=None, now=datetime.now(UTC))
-    assert "Bounced replies" in shown and reply.to_address in shown
+    assert "Bounced replies" in shown
+    assert reply.to_address in shown
     assert [r["state"] for r in digest["troubled_replies"]] == ["bounced"]
     _, body = app.renderer.render("digest", digest)
-    assert "bounced: reach the applicant another way" in body and "被退信" in body
+    assert "bounced: reach the applicant another way" in body
+    assert "被退信" in body
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
 
 

@@ -6,6 +6,7 @@ Gmail, qmail, a read receipt), with one of our replies as the returned mail.
 
 from __future__ import annotations
 
+import email.message
 import re
 from collections import Counter
 from email import message_from_bytes
@@ -278,7 +279,7 @@ def _quoted_id(raw: bytes) -> str | None:
         kind = part.get_content_type()
         if kind == "message/rfc822":
             inner = part.get_payload()
-            if isinstance(inner, list) and inner:
+            if isinstance(inner, list) and inner and isinstance(inner[0], email.message.Message):
                 found = inner[0].get("message-id") or found
         elif kind == "text/rfc822-headers":
             payload = part.get_payload(decode=True)

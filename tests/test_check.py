@@ -8,7 +8,9 @@ import pytest
 
 from tests.conftest import CheckRunner, codes, roles
 from tests.docfactory import form_docx
-from tests.mailfactory import CLIENTS, Att, build_mail, pdf_bytes
+from tests.mailfactory import CLIENTS, build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 
 BEIJING = timezone(timedelta(hours=8))
 ON_TIME = datetime(2021, 7, 20, 10, 0, tzinfo=BEIJING)
@@ -89,7 +91,8 @@ def test_subject_format_spells_out_the_expected_subject(subject: str, check: Che
 def test_subject_format_without_any_names_shows_the_pattern(check: CheckRunner) -> None:
     files = [Att("proposal.docx", form_docx()), Att("scan.pdf", pdf_bytes())]
     verdict = check(build_mail("gmail", subject="application", attachments=files), ON_TIME)
-    assert verdict["institution"] is None and verdict["pi"] is None
+    assert verdict["institution"] is None
+    assert verdict["pi"] is None
     messages = " ".join(p["message"] for p in verdict["problems"])
     assert "合作专项建议书：项目牵头单位名称+项目负责人姓名" in messages
     assert "项目牵头单位名称+项目负责人姓名.docx" in messages
@@ -106,8 +109,10 @@ def test_misnamed_attachments(check: CheckRunner) -> None:
     assert verdict["status"] == "needs_correction"
     assert codes(verdict) == ["attachment_name", "attachment_name"]
     word, pdf = verdict["problems"]
-    assert f"「{STEM}.docx」" in word["message"] and "建议书.docx" in word["message"]
-    assert f"「{STEM}.pdf」" in pdf["message"] and "扫描件.PDF" in pdf["message"]
+    assert f"「{STEM}.docx」" in word["message"]
+    assert "建议书.docx" in word["message"]
+    assert f"「{STEM}.pdf」" in pdf["message"]
+    assert "扫描件.PDF" in pdf["message"]
     assert roles(verdict)["建议书.docx"] == "word"
 
 
@@ -159,7 +164,8 @@ def test_missing_word_names_the_wps_file_that_does_not_count(check: CheckRunner)
     assert verdict["status"] == "needs_correction"
     assert codes(verdict) == ["missing_word"]
     message = verdict["problems"][0]["message"]
-    assert f"{STEM}.docx" in message and f"{STEM}.wps" in message
+    assert f"{STEM}.docx" in message
+    assert f"{STEM}.wps" in message
     assert roles(verdict)[f"{STEM}.wps"] == "supporting"
 
 
@@ -440,7 +446,8 @@ def test_a_scan_and_a_signed_agreement_name_only_the_scan(check: CheckRunner) ->
     verdict = check(build_mail("outlook", subject=SUBJECT, attachments=files), ON_TIME)
     assert codes(verdict) == ["attachment_name"]
     message = verdict["problems"][0]["message"]
-    assert "扫描件.pdf" in message and f"{STEM}.pdf" in message
+    assert "扫描件.pdf" in message
+    assert f"{STEM}.pdf" in message
     assert "Agreement" not in message
     assert roles(verdict)["扫描件.pdf"] == "pdf"
     assert roles(verdict)["Cooperation Agreement signed.pdf"] == "supporting"
@@ -472,4 +479,5 @@ def test_a_well_named_scan_is_taken_even_beside_a_letter(check: CheckRunner) -> 
         Att(f"{STEM}.pdf", pdf_bytes()),
     ]
     verdict = check(build_mail("gmail", subject=SUBJECT, attachments=files), ON_TIME)
-    assert verdict["status"] == "accepted" and codes(verdict) == []
+    assert verdict["status"] == "accepted"
+    assert codes(verdict) == []

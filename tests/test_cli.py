@@ -13,14 +13,10 @@ from click.testing import CliRunner
 from mailbot.cli import main
 from tests.conftest import RULES, SHARED, CheckRunner, codes, write_rules
 from tests.docfactory import form_docx
-from tests.mailfactory import (
-    Att,
-    broken_bad_base64,
-    broken_no_boundary,
-    broken_unknown_charset,
-    build_mail,
-    pdf_bytes,
-)
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.broken import broken_bad_base64, broken_no_boundary, broken_unknown_charset
+from tests.mailfactory.documents import pdf_bytes
 
 ROOT = RULES.parent.parent
 STEM = "中国科学院植物研究所+张喆"
@@ -64,9 +60,11 @@ def test_an_unreadable_file_is_one_line_on_stderr_and_exit_2(tmp_path: Path) -> 
     assert result.returncode == 2
     assert result.stdout == b""
     lines = result.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mailbot: cannot read")
+    assert len(lines) == 1
+    assert lines[0].startswith("mailbot: cannot read")
     directory = mailbot("check", str(tmp_path), "--json")
-    assert directory.returncode == 2 and b"Traceback" not in directory.stderr
+    assert directory.returncode == 2
+    assert b"Traceback" not in directory.stderr
 
 
 def test_a_broken_rules_file_is_one_line_and_exit_2(tmp_path: Path) -> None:

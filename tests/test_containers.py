@@ -24,7 +24,9 @@ from mailbot.mail.parsing import Message, parse_message
 from tests import diskwatch
 from tests.conftest import RULES, CheckRunner, codes, roles, write_rules
 from tests.docfactory import form_docx
-from tests.mailfactory import Att, build_mail, pdf_bytes
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 from tests.tneffactory import tnef_bytes
 
 BEIJING = timezone(timedelta(hours=8))
@@ -81,7 +83,8 @@ def test_a_zip_holding_the_proposal_is_accepted_with_a_warning(
     assert codes(verdict) == ["archive_attachment"]
     [warning] = verdict["problems"]
     assert warning["severity"] == "warning"
-    assert "申报材料.zip" in warning["message_zh"] and f"{STEM}.docx" in warning["message_zh"]
+    assert "申报材料.zip" in warning["message_zh"]
+    assert f"{STEM}.docx" in warning["message_zh"]
     assert roles(verdict) == {
         "申报材料.zip": "supporting",
         f"{STEM}.docx": "word",

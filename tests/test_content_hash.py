@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from mailbot.store.content import _content_sha256, content_sha256, is_trace
 from tests.conftest import ROOT, SHARED
-from tests.mailfactory import CLIENTS, Att, build_mail, pdf_bytes
+from tests.mailfactory import CLIENTS, build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 
 _FIELD_NAME = re.compile(rb"^([!-9;-~]+)[ \t]*:")
 

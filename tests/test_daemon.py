@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ from tests.daemon_support import (
     wait_until,
 )
 from tests.mailfactory import build_mail
-from tests.servers import Dovecot, SmtpSink
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpSink
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +54,7 @@ def imap_env(mailbox: Dovecot, monkeypatch: pytest.MonkeyPatch) -> Dovecot:
     return mailbox
 
 
-MIXED = [
+MIXED: list[tuple[str, Callable[[], bytes], datetime, str]] = [
     # (what, raw, receipt time, expected status)
     ("good", lambda: proposal("outlook", "中国科学院植物研究所", "张喆"), july(20), "accepted"),
     (
@@ -117,7 +119,8 @@ def test_run_once_against_dovecot(
     sent = _fill(imap_env)
     app = make_app(settings_values(tmp_path, db_url, imap=imap_env, smtp=smtp_sink))
     polled, replies = Daemon(app).once()
-    assert polled.new == len(MIXED) and polled.failed == 0
+    assert polled.new == len(MIXED)
+    assert polled.failed == 0
 
     with app.db.transaction() as session:
         mails = {m.message_id: m for m in session.scalars(select(Mail))}
@@ -125,6 +128,7 @@ def test_run_once_against_dovecot(
             mid: s for mid, (_, s) in sent.items()
         }
         for mail in mails.values():
+            assert mail.message_id is not None
             assert app.blobs.get(mail.raw_sha256) == sent[mail.message_id][0]
             assert mail.received_at.year == 2021
 
@@ -242,7 +246,8 @@ def test_resubmission_and_completion_keep_one_reference(
     with app.db.transaction() as session:
         subs = {s.pi: s for s in session.scalars(select(Submission))}
         zhang, li = subs["张喆"], subs["李娜"]
-        assert zhang.reference == "ANSO2021-0001" and li.reference == "ANSO2021-0002"
+        assert zhang.reference == "ANSO2021-0001"
+        assert li.reference == "ANSO2021-0002"
         assert [(v.number, v.kind, v.status, v.superseded) for v in zhang.versions] == [
             (1, "new", "needs_correction", True),
             (2, "resubmission", "accepted", False),
@@ -282,21 +287,21 @@ def test_run_once_cli_and_the_secretariat_commands(
         )
 
     not_ready = mailbot("run", "--once")
-    assert not_ready.returncode == 2 and "mailbot init" in not_ready.stderr
+    assert not_ready.returncode == 2
+    assert "mailbot init" in not_ready.stderr
     assert mailbot("init").returncode == 0
     once = mailbot("run", "--once")
     assert once.returncode == 0, once.stderr
     assert f"{len(MIXED)} new" in once.stdout
     log = mailbot("log")
     assert log.returncode == 0
-    assert "ANSO2021-0001" in log.stdout and "中国科学院植物研究所" in log.stdout
+    assert "ANSO2021-0001" in log.stdout
+    assert "中国科学院植物研究所" in log.stdout
     assert "2 mails without a submission" in log.stdout
     show = mailbot("show", "ANSO2021-0002")
-    assert (
-        show.returncode == 0
-        and "attachment_name" in show.stdout
-        and "needs_correction" in show.stdout
-    )
+    assert show.returncode == 0
+    assert "attachment_name" in show.stdout
+    assert "needs_correction" in show.stdout
     assert mailbot("show", "ANSO2021-9999").returncode == 2
     for name in ("log.xlsx", "log.csv"):
         assert mailbot("export", str(tmp_path / name)).returncode == 0
@@ -305,7 +310,8 @@ def test_run_once_cli_and_the_secretariat_commands(
     sheet = load_workbook(tmp_path / "log.xlsx").active
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
-    assert len(rows) == 1 + 5 and rows[1][0] == "ANSO2021-0001"
+    assert len(rows) == 1 + 5
+    assert rows[1][0] == "ANSO2021-0001"
     header = dict(zip(rows[0], rows[1], strict=True))
     assert header["项目名称 Title"] == "青藏高原作物耐旱基因资源挖掘与利用"
     assert header["资助领域 Focus area"] == "粮食安全 Food Security"

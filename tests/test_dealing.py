@@ -107,15 +107,19 @@ def test_why_the_other_mail_list_shrinks_once_a_mail_is_handled(
         f"/mails/{mail.id}/handled",
         {"csrf_token": token, "reason": "测试邮件，无需回复", "confirm": "yes"},
     )
-    assert done.status == 303 and "done=handled" in done.location
+    assert done.status == 303
+    assert "done=handled" in done.location
     after = open_ids(signed_in)
-    assert mail.id not in after and len(after) == len(before) - 1
+    assert mail.id not in after
+    assert len(after) == len(before) - 1
     assert overview_count(signed_in, "unparseable") == unparseable - 1
     assert mail.id in open_ids(signed_in, "?show=all")  # nothing lost: a filter shows it
     page = signed_in.get(f"/mails/{mail.id}").text
-    assert "测试邮件，无需回复" in page and NAME in page
+    assert "测试邮件，无需回复" in page
+    assert NAME in page
     [event] = [e for e in events_of(desk, mail.id) if e.action == "mail_handled"]
-    assert event.actor == NAME and event.reason == "测试邮件，无需回复"
+    assert event.actor == NAME
+    assert event.reason == "测试邮件，无需回复"
 
 
 def test_why_there_is_an_outbox_view(desk: RunningDesk, signed_in: Client) -> None:
@@ -130,7 +134,8 @@ def test_why_there_is_an_outbox_view(desk: RunningDesk, signed_in: Client) -> No
     page = signed_in.get("/outbox?state=failed")
     assert page.status == 200
     assert f'data-reply="{reply_id}"' in page.text
-    assert to_address in page.text and "550 5.1.1 mailbox unknown" in page.text
+    assert to_address in page.text
+    assert "550 5.1.1 mailbox unknown" in page.text
 
 
 # --------------------------------------------------------------------------- other mail
@@ -152,7 +157,8 @@ def test_a_refused_act_changes_nothing_and_says_why_in_both_languages(
         {"csrf_token": token, "reference": "ANSO2021-9999", "as": "supporting"}
         | {"reason": "x", "confirm": "yes"},
     )
-    assert nowhere.status == 400 and "there is no submission ANSO2021-9999" in nowhere.text
+    assert nowhere.status == 400
+    assert "there is no submission ANSO2021-9999" in nowhere.text
     gone = {"csrf_token": token, "reason": "x", "confirm": "yes"}
     assert signed_in.post("/mails/99999999/handled", gone).status == 404
     assert signed_in.post(f"/mails/{2**64}/handled", gone).status == 404  # beyond 64 bits
@@ -186,10 +192,12 @@ def test_an_other_mail_attached_as_a_version_is_judged_as_that_submission(
         ).first()
         assert told is not None
         # The daemon's reply to a version, to the applicant.
-        assert told.template == "needs_correction" and told.id > replies_before
+        assert told.template == "needs_correction"
+        assert told.id > replies_before
         # It names the files as that submission's: 中国科学院微生物研究所+李娜.docx.
         assert f"{LI_NA[0]}+{LI_NA[1]}.docx" in reply_body(told.raw)
-        assert told.to_address == mail.sender and told.state == "pending"
+        assert told.to_address == mail.sender
+        assert told.state == "pending"
     assert mail.id not in open_ids(signed_in)
     with desk.app.db.transaction() as session:
         submission = session.scalar(select(Submission).where(Submission.reference == reference))
@@ -199,16 +207,21 @@ def test_an_other_mail_attached_as_a_version_is_judged_as_that_submission(
         # the file names are held to that submission's names.
         assert submission.status == "needs_correction"
         stored = session.get(Mail, mail.id)
-        assert stored is not None and stored.submission_id == submission.id
+        assert stored is not None
+        assert stored.submission_id == submission.id
         codes = {p["code"] for p in stored.problems}
-        assert "subject_format" not in codes and "attachment_name" in codes
+        assert "subject_format" not in codes
+        assert "attachment_name" in codes
         version = submission.versions[-1]
-        assert version.mail_id == mail.id and version.kind == "resubmission"
+        assert version.mail_id == mail.id
+        assert version.kind == "resubmission"
     page = signed_in.get(f"/submissions/{reference}").text
-    assert "关联为新版本" in page and "主题未写单位和负责人" in page
+    assert "关联为新版本" in page
+    assert "主题未写单位和负责人" in page
     assert f"version {versions_before + 1}" in page  # the trail says which version it made
     [event] = events_of(desk, mail.id)
-    assert event.action == "attach_version" and event.previous_status == "needs_correction"
+    assert event.action == "attach_version"
+    assert event.previous_status == "needs_correction"
     assert event.detail["version"] == versions_before + 1
 
 
@@ -230,16 +243,19 @@ def test_an_other_mail_attached_as_supporting_mail_adds_no_version(
     assert done.status == 303
     with desk.app.db.transaction() as session:
         submission = session.scalar(select(Submission).where(Submission.reference == reference))
-        assert submission is not None and submission.current_version == versions
+        assert submission is not None
+        assert submission.current_version == versions
         assert mail.id in [m.id for m in submission.mails]
-    assert mail.id not in open_ids(signed_in) and mail.id not in open_ids(signed_in, "?show=all")
+    assert mail.id not in open_ids(signed_in)
+    assert mail.id not in open_ids(signed_in, "?show=all")
     assert f"/mails/{mail.id}" in signed_in.get(f"/submissions/{reference}").text
     assert [e.action for e in events_of(desk, mail.id)] == ["attach_supporting"]
     # Attached, it is no other mail any more: no second attachment, no answer from here.
     token = signed_in.token(f"/mails/{mail.id}")
     form = {"csrf_token": token, "reference": reference, "as": "supporting", "confirm": "yes"}
     twice = signed_in.post(f"/mails/{mail.id}/attach", form | {"reason": "again"})
-    assert twice.status == 400 and "already belongs to ANSO2021-" in twice.text
+    assert twice.status == 400
+    assert "already belongs to ANSO2021-" in twice.text
     # Answering it is done from its submission's letter page.
     answer = signed_in.get(f"/mails/{mail.id}/answer?template=message")
     assert answer.status == 303
@@ -277,24 +293,29 @@ def test_an_other_mail_answered_from_a_template_is_queued_in_its_thread(
             "confirm": "yes",
         },
     )
-    assert sent.status == 303 and "done=answered" in sent.location
+    assert sent.status == 303
+    assert "done=answered" in sent.location
     assert mail_id not in open_ids(signed_in)
     with desk.app.db.transaction() as session:
         reply = session.scalars(
             select(Reply).where(Reply.mail_id == mail_id).order_by(Reply.id.desc())
         ).first()
-        assert reply is not None and reply.state == "pending"
-        assert reply.to_address == sender and reply.template == "desk/please_resend"
+        assert reply is not None
+        assert reply.state == "pending"
+        assert reply.to_address == sender
+        assert reply.template == "desk/please_resend"
         message = email.message_from_bytes(reply.raw, policy=email.policy.default)
         assert message["In-Reply-To"] == message_id
         # A person's letter: no mail client may file it as an automatic reply.
         assert message["Auto-Submitted"] is None
         assert message["X-Auto-Response-Suppress"] is not None
         stored = session.get(Mail, mail_id)
-        assert stored is not None and stored.handled_by == NAME
+        assert stored is not None
+        assert stored.handled_by == NAME
         assert stored.handled_reason == "请其重发"
     [event] = events_of(desk, mail_id)
-    assert event.action == "answer_mail" and event.reply_id == reply.id
+    assert event.action == "answer_mail"
+    assert event.reply_id == reply.id
 
 
 def test_every_answer_template_reads_whole_for_every_other_mail(desk: RunningDesk) -> None:
@@ -302,17 +323,21 @@ def test_every_answer_template_reads_whole_for_every_other_mail(desk: RunningDes
     answers = answer_renderer(desk.app.settings.templates_path() / "web")
     answers.environment.finalize = _whole
     names = answer_names(answers)
-    assert names[0] == "please_resend" and "message" in names
+    assert names[0] == "please_resend"
+    assert "message" in names
     with desk.app.db.transaction() as session:
         mails = [*unmatched_mails(session, desk.app.call, handled=True)]
         mails.append(Mail(sender_name="", subject="", received_at=july(25, 23, 59)))
         for mail in mails:
             for name in names:
                 subject, body = draft_answer(desk.app, answers, mail, name)
-                assert subject.strip() and body.strip()
+                assert subject.strip()
+                assert body.strip()
                 text = subject + body
-                assert "None" not in text and "_" not in text.replace(desk.app.call.id, ""), name
-    assert "Dear applicant" in body and "申请人您好" in body
+                assert "None" not in text, name
+                assert "_" not in text.replace(desk.app.call.id, ""), name
+    assert "Dear applicant" in body
+    assert "申请人您好" in body
 
 
 def _whole(value: Any) -> Any:
@@ -334,7 +359,8 @@ def test_a_handled_mail_can_be_reopened(desk: RunningDesk, signed_in: Client) ->
     signed_in.post(f"/mails/{mail_id}/handled", form | {"reason": "垃圾邮件"})
     assert mail_id not in open_ids(signed_in)
     again = signed_in.post(f"/mails/{mail_id}/handled", form | {"reason": "again"})
-    assert again.status == 400 and "handled already" in again.text
+    assert again.status == 400
+    assert "handled already" in again.text
     assert signed_in.post(f"/mails/{mail_id}/reopen", form | {"reason": "误判"}).status == 303
     assert mail_id in open_ids(signed_in)
     actions = [e.action for e in events_of(desk, mail_id)]
@@ -382,7 +408,8 @@ def test_the_outbox_lists_each_state_with_its_details(
     for group, states in groups.items():
         page = signed_in.get(f"/outbox?state={group}").text
         shown = set(re.findall(r'data-reply="\d+" data-state="(\w+)"', page))
-        assert shown and shown <= set(states), group
+        assert shown, group
+        assert shown <= set(states), group
         for state in states:
             assert f'data-reply="{letters[state]}"' in page
     failed = signed_in.get("/outbox?state=failed").text
@@ -393,7 +420,8 @@ def test_the_outbox_lists_each_state_with_its_details(
         reference = session.scalar(
             select(Submission.reference).where(Submission.id == reply.submission_id)
         )
-    assert reference and f'href="/submissions/{reference}"' in failed
+    assert reference
+    assert f'href="/submissions/{reference}"' in failed
 
 
 def test_resend_queues_a_new_letter_and_keeps_the_old(
@@ -402,25 +430,32 @@ def test_resend_queues_a_new_letter_and_keeps_the_old(
     token = signed_in.token("/outbox")
     form = {"csrf_token": token, "reason": "服务器已恢复", "confirm": "yes"}
     sent = signed_in.post(f"/outbox/{letters['sent']}/resend", form)
-    assert sent.status == 400 and "only a failed, uncertain or bounced" in sent.text
+    assert sent.status == 400
+    assert "only a failed, uncertain or bounced" in sent.text
     with desk.app.db.transaction() as session:
         before = session.scalar(select(func.count(Reply.id))) or 0
     done = signed_in.post(f"/outbox/{letters['bounced']}/resend", form | {"state": "bounced"})
-    assert done.status == 303 and "state=bounced" in done.location
+    assert done.status == 303
+    assert "state=bounced" in done.location
     with desk.app.db.transaction() as session:
         assert session.scalar(select(func.count(Reply.id))) == before + 1
         old = session.get(Reply, letters["bounced"])
         new = session.scalars(select(Reply).order_by(Reply.id.desc())).first()
-        assert old is not None and new is not None and old.state == "bounced"
-        assert new.state == "pending" and new.message_id != old.message_id
+        assert old is not None
+        assert new is not None
+        assert old.state == "bounced"
+        assert new.state == "pending"
+        assert new.message_id != old.message_id
         assert (new.to_address, new.subject, new.template) == (
             old.to_address,
             old.subject,
             old.template,
         )
         event = session.scalar(select(AuditEvent).where(AuditEvent.reply_id == new.id))
-        assert event is not None and event.action == "outbox_resend"
-        assert event.detail["resent_reply_id"] == old.id and event.actor == NAME
+        assert event is not None
+        assert event.action == "outbox_resend"
+        assert event.detail["resent_reply_id"] == old.id
+        assert event.actor == NAME
         new_id = new.id
     page = signed_in.get("/outbox?state=bounced").text
     assert f'href="#r{new_id}"' in page  # the old row says what it was resent as
@@ -434,7 +469,8 @@ def test_mark_dealt_with_records_the_reason(
     form = {"csrf_token": token, "reason": "已电话确认收到", "confirm": "yes"}
     assert signed_in.post(f"/outbox/{reply_id}/dealt", form).status == 303
     again = signed_in.post(f"/outbox/{reply_id}/dealt", form)
-    assert again.status == 400 and "dealt with already" in again.text
+    assert again.status == 400
+    assert "dealt with already" in again.text
     assert signed_in.post("/outbox/99999999/dealt", form).status == 404
     assert signed_in.post(f"/outbox/{2**64}/resend", form).status == 404  # beyond 64 bits
     page = signed_in.get("/outbox?state=uncertain").text
@@ -445,9 +481,12 @@ def test_mark_dealt_with_records_the_reason(
                 AuditEvent.reply_id == reply_id, AuditEvent.action == "letter_dealt_with"
             )
         )
-        assert event is not None and event.actor == NAME and event.reason == "已电话确认收到"
+        assert event is not None
+        assert event.actor == NAME
+        assert event.reason == "已电话确认收到"
         reply = session.get(Reply, reply_id)
-        assert reply is not None and reply.state == "uncertain"  # the outbox is left as it was
+        assert reply is not None
+        assert reply.state == "uncertain"  # the outbox is left as it was
 
 
 # --------------------------------------------------------------------------- in a real browser
@@ -558,7 +597,8 @@ def test_other_mail_and_the_outbox_on_sqlite_and_postgresql(tmp_path: Path, db_u
         assert unmatched_mails(session, app.call) == []
         assert [m.id for m in unmatched_mails(session, app.call, handled=True)] == [mails[1].id]
         submission = session.scalars(select(Submission)).one()
-        assert submission.current_version == 2 and mails[0].attached_as == "version"
+        assert submission.current_version == 2
+        assert mails[0].attached_as == "version"
         first = session.scalars(select(Reply).order_by(Reply.id)).first()
         assert first is not None
         first.state = "failed"
@@ -569,6 +609,9 @@ def test_other_mail_and_the_outbox_on_sqlite_and_postgresql(tmp_path: Path, db_u
         page = outbox_page(session, app.call.id, "failed", 1)
         assert [letter.reply.id for letter in page.letters] == [failed_id]
         [letter] = page.letters
-        assert letter.reference == reference and letter.resent_as == again.id
-        assert letter.dealt_with is not None and letter.dealt_with.reason == "已电话通知"
-        assert page.counts["failed"] == 1 and page.counts["waiting"] >= 1
+        assert letter.reference == reference
+        assert letter.resent_as == again.id
+        assert letter.dealt_with is not None
+        assert letter.dealt_with.reason == "已电话通知"
+        assert page.counts["failed"] == 1
+        assert page.counts["waiting"] >= 1

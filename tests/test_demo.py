@@ -40,7 +40,8 @@ def test_demo_runs_the_pipeline_and_prints_the_intake_log(tmp_path: Path) -> Non
     assert list((target / "Maildir" / "new").iterdir()) == []  # every mail filed
 
     again = mailbot("demo", "--dir", str(target))
-    assert again.returncode == 0 and "9 new" in again.stdout
+    assert again.returncode == 0
+    assert "9 new" in again.stdout
 
     show = mailbot("--config", str(target / "mailbot.toml"), "show", "ANSO2021-0002")
     assert show.returncode == 0

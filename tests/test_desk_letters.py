@@ -6,6 +6,7 @@ person's letter as a person's mail, a draft that outlives its session, one statu
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 import html
 import re
@@ -94,7 +95,8 @@ def write(client: Client, reference: str, template: str, body: str) -> str:
     page = client.get(f"/submissions/{reference}/write?template={template}").text
     subject = re.search(r'name="subject" value="([^"]*)"', page)
     draft = re.search(r'name="draft" value="([^"]+)"', page)
-    assert subject and draft
+    assert subject
+    assert draft
     answer = client.post(
         f"/submissions/{reference}/write",
         {
@@ -126,7 +128,8 @@ def test_after_a_decision_resend_sends_the_decisions_letter_never_the_old_verdic
     landing = confirm(signed_in, reference, "resend", "申请人说没收到")
     assert "refused=no_letter" in landing
     refused = signed_in.get(landing).text
-    assert "尚未给申请人发过与当前状态" in refused and "write one first" in refused
+    assert "尚未给申请人发过与当前状态" in refused
+    assert "write one first" in refused
     assert 'value="yes"' not in refused  # no confirm button to press
     assert len(replies_to(desk, reference)) == 1
     page = signed_in.get(f"/submissions/{reference}").text
@@ -138,13 +141,12 @@ def test_after_a_decision_resend_sends_the_decisions_letter_never_the_old_verdic
     assert templates == ["needs_correction", "desk/decision_accepted", "desk/decision_accepted"]
     with desk.app.db.transaction() as session:
         resent = session.scalars(select(Reply).order_by(Reply.id.desc())).first()
-        assert (
-            resent is not None
-            and "已予受理"
-            in email.message_from_bytes(resent.raw, policy=email.policy.default)
-            .get_body()
-            .get_content()
-        )  # type: ignore[union-attr]
+        assert resent is not None
+        letter = email.message_from_bytes(resent.raw, policy=email.policy.default)
+        assert isinstance(letter, email.message.EmailMessage)
+        body = letter.get_body()
+        assert body is not None
+        assert "已予受理" in body.get_content()
 
 
 # --------------------------------------------------------------------------- buttons and confirmation
@@ -194,16 +196,21 @@ def test_a_refused_act_redirects_and_says_why_in_both_languages(
 ) -> None:
     accepted = reference_of(desk, "张喆")
     landing = confirm(signed_in, accepted, "accept", "再受理一次")
-    assert "refused=not_now" in landing and status_of(desk, accepted) == "accepted"
+    assert "refused=not_now" in landing
+    assert status_of(desk, accepted) == "accepted"
     text = html.unescape(signed_in.get(landing).text)
-    assert "不能决定受理" in text and "you cannot accept by decision" in text
-    assert "已受理" in text and "accepted_by_decision" not in text.split("<main>")[1]
+    assert "不能决定受理" in text
+    assert "you cannot accept by decision" in text
+    assert "已受理" in text
+    assert "accepted_by_decision" not in text.split("<main>")[1]
 
     late = reference_of(desk, "陈镕")
     landing = confirm(signed_in, late, "withdraw", "   ")
-    assert "refused=no_reason" in landing and status_of(desk, late) == "late"
+    assert "refused=no_reason" in landing
+    assert status_of(desk, late) == "late"
     text = signed_in.get(landing).text
-    assert "请说明理由" in text and "please give a reason" in text
+    assert "请说明理由" in text
+    assert "please give a reason" in text
 
     expired = Client(desk.url)  # a form sent after the session ended: back to its page
     assert expired.post(f"/submissions/{late}/withdraw", {"reason": "撤回"}).location == (
@@ -213,7 +220,8 @@ def test_a_refused_act_redirects_and_says_why_in_both_languages(
     unconfirmed = signed_in.post(
         f"/submissions/{late}/withdraw", {"csrf_token": token, "reason": "撤回"}
     )
-    assert unconfirmed.status == 303 and unconfirmed.location.endswith(f"/{late}/withdraw")
+    assert unconfirmed.status == 303
+    assert unconfirmed.location.endswith(f"/{late}/withdraw")
     assert status_of(desk, late) == "late"  # a form without the confirmation only asks
 
 
@@ -232,7 +240,8 @@ def test_the_template_picker_shows_titles_not_code_names(
     for name, title in options.items():
         assert name not in title
     summaries = re.findall(r"<summary>回复.*?</summary>", page, re.S)
-    assert summaries and all("needs_correction" not in s for s in summaries)
+    assert summaries
+    assert all("needs_correction" not in s for s in summaries)
 
 
 def test_a_letter_a_person_writes_goes_out_as_a_persons_mail_in_the_thread(
@@ -244,7 +253,8 @@ def test_a_letter_a_person_writes_goes_out_as_a_persons_mail_in_the_thread(
         letter = session.scalars(
             select(Reply).where(Reply.template == "desk/message").order_by(Reply.id.desc())
         ).first()
-        assert letter is not None and letter.state == "pending"
+        assert letter is not None
+        assert letter.state == "pending"
         submission = session.scalar(select(Submission).where(Submission.reference == reference))
         assert submission is not None
         latest = session.scalars(
@@ -258,7 +268,8 @@ def test_a_letter_a_person_writes_goes_out_as_a_persons_mail_in_the_thread(
     Daemon(desk.app).once()  # the daemon sends it, through the outbox like any reply
     with desk.app.db.transaction() as session:
         sent = session.get(Reply, letter.id)
-        assert sent is not None and sent.state == "sent"
+        assert sent is not None
+        assert sent.state == "sent"
     delivered = [
         email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         for path in desk.app.outbox_dir.glob("*.eml")
@@ -271,7 +282,8 @@ def test_a_letter_a_person_writes_goes_out_as_a_persons_mail_in_the_thread(
     assert message_id in out["References"].split()
     # mailbot's own replies stay automatic
     auto = [m for m in delivered if m["To"] == applicant and m["Message-ID"] != letter.message_id]
-    assert auto and all(m["Auto-Submitted"] == "auto-replied" for m in auto)
+    assert auto
+    assert all(m["Auto-Submitted"] == "auto-replied" for m in auto)
 
 
 def test_a_letter_typed_while_the_session_expired_is_restored_after_sign_in(
@@ -326,9 +338,12 @@ def test_each_card_shows_one_status(desk: RunningDesk, signed_in: Client) -> Non
         shown = set(re.findall(r'<span class="status s-(\w+)"', card))
         assert len(shown) == 1, shown
     # The completion: its own mail lacked the Word file, the version (both mails' files) is whole.
-    assert "s-accepted" in cards[0] and "与上一版本的文件合并判定" in cards[0]
+    assert "s-accepted" in cards[0]
+    assert "与上一版本的文件合并判定" in cards[0]
     top = re.search(r'<dd id="status">.*?</dd>', page, re.S)
-    assert top and "申请状态" in page and "s-accepted" in top.group(0)
+    assert top
+    assert "申请状态" in page
+    assert "s-accepted" in top.group(0)
 
 
 def test_after_a_withdrawal_the_desk_offers_the_withdrawal_letter(
@@ -341,4 +356,5 @@ def test_after_a_withdrawal_the_desk_offers_the_withdrawal_letter(
     assert "起草「撤回确认」" in page
     assert '<option value="withdrawal_confirmed" selected>' in page
     assert 'href="/submissions/' + reference + '/resend"' not in page  # the late letter is past
-    assert "撤回… Withdraw…" not in page and "决定受理… Accept by decision…" in page
+    assert "撤回… Withdraw…" not in page
+    assert "决定受理… Accept by decision…" in page

@@ -75,7 +75,8 @@ def test_the_log_comes_in_pages_of_a_chosen_size(signed_in: Client) -> None:
     beyond = signed_in.get("/log?size=25&page=999").text  # past the end: the last page
     assert references(beyond) == references(small)
     everything = signed_in.get("/log?size=200").text
-    assert len(references(everything)) == SUBMISSIONS and 'rel="next"' not in everything
+    assert len(references(everything)) == SUBMISSIONS
+    assert 'rel="next"' not in everything
 
 
 def test_sorting_and_filtering_cover_the_whole_list_not_one_page(signed_in: Client) -> None:
@@ -85,7 +86,8 @@ def test_sorting_and_filtering_cover_the_whole_list_not_one_page(signed_in: Clie
     accepted = signed_in.get("/log?status=accepted&size=200").text
     assert 'data-column="status"' in accepted
     statuses = re.findall(r'class="status s-([a-z_]+)"', accepted)
-    assert statuses and set(statuses) == {"accepted"}
+    assert statuses
+    assert set(statuses) == {"accepted"}
 
 
 def test_more_columns_come_from_a_chooser(signed_in: Client) -> None:
@@ -106,11 +108,14 @@ def test_previous_next_and_back_keep_the_list_it_came_from(signed_in: Client) ->
     previous = re.search(r'id="previous" rel="prev" href="([^"]+)"', page)
     following = re.search(r'id="next" rel="next" href="([^"]+)"', page)
     back = re.search(r'id="back" href="([^"]+)"', page)
-    assert previous and following and back
+    assert previous
+    assert following
+    assert back
     assert previous.group(1).startswith(f"/submissions/{rows[0]}?")
     assert following.group(1).startswith(f"/submissions/{rows[2]}?")
     for link in (previous, following, back):
-        assert "status=needs_correction" in link.group(1) and "sort=received_at" in link.group(1)
+        assert "status=needs_correction" in link.group(1)
+        assert "sort=received_at" in link.group(1)
     assert back.group(1).startswith("/log?")
     assert f"第 2 / {len(rows)} 份" in page
 
@@ -164,16 +169,19 @@ def test_the_log_fits_1366_and_390_pixels_and_its_header_stays(
     scroll, client = widths(page)
     assert scroll <= client, f"the log is {scroll} px wide in {client} px"
     headers = page.locator("table.log thead th").all_inner_texts()
-    assert headers[0].startswith("状态") and headers[1].startswith("收到时间")
+    assert headers[0].startswith("状态")
+    assert headers[1].startswith("收到时间")
     for column in ("status", "received_at", "reference", "institution", "pi", "version"):
         box = page.locator(f'table.log thead th[data-column="{column}"]').bounding_box()
-        assert box and box["x"] + box["width"] <= 1366, column
+        assert box, column
+        assert box["x"] + box["width"] <= 1366, column
     shoot(page, tmp_path, "log-1366")
 
     page.evaluate("window.scrollTo(0, 4000)")
     assert page.evaluate("window.scrollY") > 3000
     top = page.locator('table.log thead th[data-column="status"]').bounding_box()
-    assert top and -1 <= top["y"] <= 1, f"the header scrolled away: {top}"
+    assert top, "the status column has no box"
+    assert -1 <= top["y"] <= 1, f"the header scrolled away: {top}"
 
     page.set_viewport_size({"width": 390, "height": 800})
     page.goto("/log")

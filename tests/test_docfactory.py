@@ -79,7 +79,8 @@ def test_every_variant_opens_with_labels_values_and_partners(labels: str, style:
     for value in form.values().values():
         assert value in text
     for partner in form.partners:
-        assert partner.name in text and partner.country in text
+        assert partner.name in text
+        assert partner.country in text
 
 
 @pytest.mark.parametrize("labels", df.LABEL_SETS)
@@ -97,9 +98,11 @@ def test_paragraph_style_writes_label_colon_value_and_only_the_partners_table() 
     assert len(doc.tables) == 1
     lines = [p.text for p in doc.paragraphs[1:7]]
     for line, (key, value) in zip(lines, form.values().items(), strict=True):
-        assert line.startswith(df.LABELS["zh"][key]) and line.endswith(value)
+        assert line.startswith(df.LABELS["zh"][key])
+        assert line.endswith(value)
     # Applicants mix colon widths, so both must occur.
-    assert any("：" in line for line in lines) and any(":" in line for line in lines)
+    assert any("：" in line for line in lines)
+    assert any(":" in line for line in lines)
 
 
 def test_messy_labels_in_paragraphs_get_no_second_colon() -> None:
@@ -119,9 +122,11 @@ def test_merged_style_repeats_the_spanning_value_cell_in_row_cells() -> None:
         distinct = _distinct(cells)
         assert distinct[1].text == value
         if index % 2:
-            assert len(distinct) == 3 and cells[3].text == ""
+            assert len(distinct) == 3
+            assert cells[3].text == ""
         else:
-            assert len(distinct) == 2 and cells[3] is cells[1]
+            assert len(distinct) == 2
+            assert cells[3] is cells[1]
 
 
 def test_nested_style_fields_table_is_reachable_only_through_cell_tables() -> None:
@@ -129,7 +134,8 @@ def test_nested_style_fields_table_is_reachable_only_through_cell_tables() -> No
     doc = _open(df.form_docx(form))
     assert len(doc.tables) == 1
     frame = doc.tables[0]
-    assert len(frame.rows) == 1 and len(frame.columns) == 1
+    assert len(frame.rows) == 1
+    assert len(frame.columns) == 1
     # _Cell.text covers the cell's own paragraphs only, not tables inside it.
     assert df.LABELS["bilingual"]["title"] not in frame.cell(0, 0).text
     assert form.title not in "\n".join(p.text for p in doc.paragraphs)
@@ -144,8 +150,10 @@ def test_partners_table_header_lead_row_and_blank_numbered_rows(style: str) -> N
     table = _partners_table(_open(df.form_docx(form)), style)
     rows = [[cell.text for cell in row.cells] for row in table.rows]
     assert rows[0] == df.partner_header(style)
-    assert "单位名称" in rows[0][1] and "Institution" in rows[0][1]
-    assert "国家" in rows[0][2] and "Country" in rows[0][2]
+    assert "单位名称" in rows[0][1]
+    assert "Institution" in rows[0][1]
+    assert "国家" in rows[0][2]
+    assert "Country" in rows[0][2]
     assert rows[1][:3] == ["1", form.institution, "中国"]
     assert [r[1:3] for r in rows[2:5]] == [[p.name, p.country] for p in form.partners]
     assert rows[5:] == [["5", "", "", ""], ["6", "", "", ""]]
@@ -167,8 +175,11 @@ def test_omitted_fields_are_left_out_entirely(style: str) -> None:
     form = df.Form(style=style, labels="zh", omit=("budget", "focus_area"))
     doc = _open(df.form_docx(form))
     text = _all_text(doc)
-    assert "申请经费" not in text and "资助领域" not in text and form.focus not in text
-    assert "项目名称" in text and "执行期限" in text
+    assert "申请经费" not in text
+    assert "资助领域" not in text
+    assert form.focus not in text
+    assert "项目名称" in text
+    assert "执行期限" in text
     if style != "paragraphs":
         assert len(_fields_table(doc, style).rows) == 4
 
@@ -218,7 +229,8 @@ def test_zip_bomb_is_small_on_disk_but_declares_300_mib(bomb: bytes) -> None:
         assert infos["word/document.xml"].file_size >= 300 * MiB
         with zf.open("word/document.xml") as member:
             start = member.read(400)
-    assert start.startswith(b"<?xml") and "项目名称".encode() in start
+    assert start.startswith(b"<?xml")
+    assert "项目名称".encode() in start
 
 
 def test_small_zip_bomb_is_a_docx_python_docx_opens() -> None:
@@ -235,7 +247,8 @@ def _document_xml(data: bytes) -> bytes:
 def test_billion_laughs_declares_nested_entities_and_lxml_refuses_it() -> None:
     data = df.billion_laughs_docx()
     xml = _document_xml(data)
-    assert b'<!ENTITY lol9 "&lol8;&lol8;' in xml and b"&lol9;</w:t>" in xml
+    assert b'<!ENTITY lol9 "&lol8;&lol8;' in xml
+    assert b"&lol9;</w:t>" in xml
     # Even with resolve_entities=False, libxml2's amplification guard rejects the DOCTYPE.
     with pytest.raises(etree.XMLSyntaxError, match="amplification"):
         _open(data)
@@ -252,7 +265,8 @@ def test_external_entity_is_declared_and_python_docx_does_not_resolve_it() -> No
 def test_internal_entity_carries_the_title_and_python_docx_reads_it_as_empty() -> None:
     data = df.internal_entity_docx()
     xml = _document_xml(data).decode()
-    assert f'<!ENTITY title "{df.Form().title}">' in xml and ">&title;</w:t>" in xml
+    assert f'<!ENTITY title "{df.Form().title}">' in xml
+    assert ">&title;</w:t>" in xml
     assert df.Form().title not in xml.split("]>", 1)[1]
     # python-docx parses with resolve_entities=False: the entity node has no .text.
     rows = [[c.text for c in r.cells] for r in _open(data).tables[0].rows]
@@ -313,7 +327,8 @@ def test_docm_has_the_macro_content_type_and_a_vba_part() -> None:
 
 def test_not_a_zip_and_non_word_zip() -> None:
     junk = df.not_a_zip_docx()
-    assert not zipfile.is_zipfile(io.BytesIO(junk)) and junk == df.not_a_zip_docx()
+    assert not zipfile.is_zipfile(io.BytesIO(junk))
+    assert junk == df.not_a_zip_docx()
     archive = df.non_word_zip()
     with zipfile.ZipFile(io.BytesIO(archive)) as zf:
         assert zf.testzip() is None
@@ -397,7 +412,8 @@ def test_corrupt_pdf_is_a_truncated_pdf_pypdf_cannot_open() -> None:
 
 def test_fake_pdf_is_a_jpeg_pypdf_cannot_open() -> None:
     data = df.fake_pdf()
-    assert data.startswith(b"\xff\xd8\xff\xe0") and data.endswith(b"\xff\xd9")
+    assert data.startswith(b"\xff\xd8\xff\xe0")
+    assert data.endswith(b"\xff\xd9")
     assert data[6:11] == b"JFIF\0"
     # pypdf 7's strict header check decodes the bytes as UTF-8 to build its message, so a
     # binary header escapes as UnicodeDecodeError, not PdfReadError.

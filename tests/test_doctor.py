@@ -21,7 +21,9 @@ from click.testing import CliRunner
 from mailbot.cli import main
 from mailbot.store.db import Database
 from tests.conftest import ROOT
-from tests.servers import Dovecot, SmtpSink, free_port
+from tests.servers.common import free_port
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpSink
 from tests.tlsfactory import CertificateAuthority, ServerCertificate
 
 ADDRESS = "anso2021program@anso.org.cn"
@@ -123,14 +125,16 @@ def test_a_good_setup_exits_0_and_says_so_in_one_line_per_check(
     assert by_check["SMTP clock"].startswith("skip  SMTP clock: not read: the server's greeting")
     assert "certificate for IP Address 127.0.0.1" not in by_check["IMAP TLS"]
     assert "127.0.0.1 (issued by mailbot test CA)" in by_check["IMAP TLS"]
-    assert "valid until" in by_check["IMAP TLS"] and "verified" in by_check["IMAP TLS"]
+    assert "valid until" in by_check["IMAP TLS"]
+    assert "verified" in by_check["IMAP TLS"]
     assert "IDLE, MOVE, UIDPLUS, ID" in by_check["IMAP capabilities"]
     assert "mailbot/ignored exists" in by_check["IMAP outcome folders"]
     assert (
         "mailbot/accepted, mailbot/needs-correction, mailbot/late will be created"
         in (by_check["IMAP outcome folders"])
     )
-    assert "IMAP clock" in by_check and "SMTP TLS" in by_check
+    assert "IMAP clock" in by_check
+    assert "SMTP TLS" in by_check
     # A dry run: nothing created, the clock probe gone, no message sent, no secret shown.
     with imap.client() as client:
         names = {name for _flags, _sep, name in client.list_folders()}
@@ -138,7 +142,8 @@ def test_a_good_setup_exits_0_and_says_so_in_one_line_per_check(
     assert imap.list_uids("INBOX") == []
     assert imap.list_uids("mailbot.ignored") == []
     assert smtp_tls_sink.messages == []
-    assert imap.password not in result.output and smtp_tls_sink.password not in result.output
+    assert imap.password not in result.output
+    assert smtp_tls_sink.password not in result.output
 
 
 def test_send_test_sends_one_message_to_the_address_given(
@@ -445,4 +450,5 @@ def test_postgresql_at_the_current_migration_and_unreachable_without_its_passwor
     assert code == 1
     assert failures(checks) == {"database"}
     assert "cannot reach postgresql+psycopg://mailbot:***@127.0.0.1:" in checks["database"]["text"]
-    assert url.password and url.password not in output
+    assert url.password
+    assert url.password not in output

@@ -39,7 +39,8 @@ from tests.daemon_support import (
     wait_until,
     with_trace,
 )
-from tests.servers import Dovecot, SmtpSink
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpSink
 
 MAILBOX = "anso2021program@anso.org.cn"
 
@@ -85,7 +86,8 @@ def test_the_content_hash_leaves_out_the_trace_headers_and_nothing_else() -> Non
         raw.replace(b"Date:", b"Date: ", 1),
         raw[:-40] + b"A" * 40,
     ):
-        assert changed != raw and content_sha256(changed) != content_sha256(raw)
+        assert changed != raw
+        assert content_sha256(changed) != content_sha256(raw)
     assert content_sha256(applicant(2)) != content_sha256(raw)
 
 
@@ -102,7 +104,8 @@ def test_a_mail_delivered_twice_is_recorded_once_and_answered_once(
         imap_env.append("INBOX", raw, july(20))
     app = make_app(settings_values(tmp_path, db_url, imap=imap_env, smtp=smtp_sink))
     report, sent = Daemon(app).once()
-    assert report.failed == 0 and report.duplicates == 1
+    assert report.failed == 0
+    assert report.duplicates == 1
 
     with app.db.transaction() as session:
         rows = session.scalars(select(Mail).order_by(Mail.id)).all()
@@ -111,7 +114,8 @@ def test_a_mail_delivered_twice_is_recorded_once_and_answered_once(
         assert by_id == {message_id(again): 1, message_id(cc): 2, message_id(other): 1}
         first, second = [m for m in rows if m.message_id == message_id(cc)]
         assert (first.duplicate_of_id, second.duplicate_of_id) == (None, first.id)
-        assert second.status == "ignored" and second.submission_id is None
+        assert second.status == "ignored"
+        assert second.submission_id is None
         assert [p["code"] for p in second.problems] == ["duplicate"]
         assert first.content_sha256 == second.content_sha256
         assert first.raw_sha256 != second.raw_sha256
@@ -253,7 +257,8 @@ def test_a_second_daemon_on_the_same_mailbox_waits_and_takes_over(
         )
     logs = first.text() + second.text()
     assert waiting.text().count("is served by another mailbot") == 1  # one line, then it waits
-    assert "recorded elsewhere" not in logs and "Traceback" not in logs
+    assert "recorded elsewhere" not in logs
+    assert "Traceback" not in logs
     delivered = Counter(m.message["In-Reply-To"].strip() for m in smtp_sink.messages)
     assert delivered == Counter(message_id(raw) for raw in [*batch, late])
     with app.db.transaction() as session:
@@ -286,7 +291,8 @@ def test_a_lease_is_taken_over_when_it_runs_out_or_its_process_is_gone(tmp_path:
     clock = Clock()
     elsewhere = Lease(app.db, "imap://a@b:993", "otherhost pid 7 ns 1 #aaaa", ttl=60, clock=clock)
     here = Lease(app.db, "imap://a@b:993", holder_name(), ttl=60, clock=clock)
-    assert elsewhere.acquire() and not here.acquire()
+    assert elsewhere.acquire()
+    assert not here.acquire()
     assert "otherhost pid 7" in here.describe_other()
     clock.moment += timedelta(seconds=59)
     assert not here.acquire()

@@ -24,7 +24,9 @@ from mailbot.mail import fastmime
 from mailbot.mail.parsing import Message, _build_tree, parse_message
 from tests.conftest import ROOT, SHARED
 from tests.docfactory import form_docx
-from tests.mailfactory import CLIENTS, Att, build_mail, pdf_bytes
+from tests.mailfactory import CLIENTS, build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 from tests.test_hostile_property import hostile_mails
 
 STEM = "中国科学院植物研究所+张喆"
@@ -100,7 +102,8 @@ def test_a_large_attachment_is_decoded_without_the_parser(client: str) -> None:
     files = [Att(f"{STEM}.pdf", SCAN), Att(f"{STEM}.docx", form_docx())]
     raw = build_mail(client, subject=SUBJECT, attachments=files)
     cut = fastmime.cut(raw)
-    assert cut is not None and len(cut.data) < len(raw) / 5
+    assert cut is not None
+    assert len(cut.data) < len(raw) / 5
     assert decoded_runs(raw, fastmime.MIN_LINES) >= 1
     message = assert_as_parsed_whole(raw, fastmime.MIN_LINES)
     [scan] = [a for a in message.attachments if a.filename == f"{STEM}.pdf"]
@@ -131,7 +134,8 @@ def test_text_in_the_mail_that_looks_like_a_token() -> None:
         b"hi\r\n", b"#mailbot-base64-0-000000# #mailbot-base64-1-\r\n"
     )
     cut = fastmime.cut(raw, 1)
-    assert cut is not None and cut.prefix == "#mailbot-base64-2-"
+    assert cut is not None
+    assert cut.prefix == "#mailbot-base64-2-"
     assert decoded_runs(raw) == 1
     assert assert_as_parsed_whole(raw).text.startswith("#mailbot-base64-0-000000#")
 
@@ -148,7 +152,8 @@ def test_a_forwarded_mail_is_written_out_with_its_attachments() -> None:
         assert decoded_runs(raw, fastmime.MIN_LINES) == 1
         message = assert_as_parsed_whole(raw, fastmime.MIN_LINES)
         [forwarded, scan] = message.attachments
-        assert forwarded.filename.endswith(".eml") and scan.data == SCAN
+        assert forwarded.filename.endswith(".eml")
+        assert scan.data == SCAN
         assert len(forwarded.data) > len(SCAN)
 
 
@@ -291,7 +296,9 @@ def test_the_mail_is_parsed_whole_when_a_token_goes_astray(
 
     monkeypatch.setattr(fastmime.Cut, "_settle", astray)
     _tree, parsed_by, defects, cut = _build_tree(raw)
-    assert cut is None and parsed_by == "mail-parser" and defects == []
+    assert cut is None
+    assert parsed_by == "mail-parser"
+    assert defects == []
     assert assert_as_parsed_whole(raw).attachments[0].data == SCAN
 
 

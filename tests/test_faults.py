@@ -43,7 +43,9 @@ from tests.daemon_support import (
     unsent_replies,
     wait_until,
 )
-from tests.servers import Dovecot, Postgres, SmtpSink
+from tests.servers.dovecot import Dovecot
+from tests.servers.postgres import Postgres
+from tests.servers.smtp import SmtpSink
 
 MAILS = 5
 CLIENTS = ["outlook", "foxmail", "coremail", "gmail", "qqmail", "applemail"]

@@ -35,7 +35,8 @@ from tests.docfactory import (
     pdf_pages_bytes,
     zip_bomb_docx,
 )
-from tests.mailfactory import Att, build_mail
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
 
 INST, PI = "中国科学院植物研究所", "张喆"
 STEM = f"{INST}+{PI}"
@@ -235,17 +236,16 @@ def test_each_error_code(
     assert codes(verdict) == [code]
     problem = verdict["problems"][0]
     assert problem["severity"] == "error"
-    assert problem["message_zh"] and problem["message_en"]
+    assert problem["message_zh"]
+    assert problem["message_en"]
 
 
 @pytest.mark.parametrize("style", ["table", "paragraphs"])
 def test_warnings_name_what_they_saw(style: str, check: CheckRunner) -> None:
     missing = submit(check, form_docx(Form(style=style, omit=("title",))))
     assert (missing["status"], codes(missing)) == ("accepted", ["form_field_missing"])
-    assert (
-        "项目名称" in missing["problems"][0]["message"]
-        and "Project Title" in missing["problems"][0]["message"]
-    )
+    assert "项目名称" in missing["problems"][0]["message"]
+    assert "Project Title" in missing["problems"][0]["message"]
 
     mismatch = submit(check, form_docx(Form(style=style, pi="李四")))
     assert (mismatch["status"], codes(mismatch)) == ("accepted", ["form_mismatch"])
@@ -300,7 +300,7 @@ UNREADABLE_WORD = {
     "external entity": external_entity_docx,
     "internal entity": internal_entity_docx,
 }
-UNREADABLE_PDF = {
+UNREADABLE_PDF: dict[str, Callable[[], bytes]] = {
     "not a PDF": fake_pdf,
     "corrupt": corrupt_pdf,
     "encrypted": encrypted_pdf,

@@ -28,7 +28,7 @@ from mailbot.judge.policy import DEFAULT_POLICY
 from mailbot.judge.verdict import Status
 from mailbot.mail.parsing import parse_message
 from tests.conftest import ROOT
-from tests.mailfactory import pdf_bytes
+from tests.mailfactory.documents import pdf_bytes
 
 EXAMPLES = 2000
 WATCHDOG = 10.0  # seconds one example may take before it counts as a hang

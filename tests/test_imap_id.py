@@ -14,8 +14,8 @@ from mailbot import __version__
 from mailbot.config import ImapSettings
 from mailbot.sources.base import SourceError
 from mailbot.sources.imap import ImapMailbox
-from tests.coremail import UNSAFE_LOGIN, FakeCoremail
-from tests.servers import Dovecot
+from tests.servers.coremail import UNSAFE_LOGIN, FakeCoremail
+from tests.servers.dovecot import Dovecot
 
 
 def imap_settings(host: str, port: int, user: str, **changes: Any) -> ImapSettings:

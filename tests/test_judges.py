@@ -16,13 +16,15 @@ from pathlib import Path
 import pytest
 
 from mailbot.calls import Call
+from mailbot.judge import bounded as bounded_module
 from mailbot.judge import processes as judges_module
 from mailbot.judge.bounded import JudgeError
 from mailbot.judge.policy import MB, IntakePolicy
 from mailbot.judge.processes import KEEP_IN_STORE, Clock, Judged, Judges, judge_one
 from mailbot.judge.verdict import Status
 from mailbot.store.blobs import BlobStore, StoreError
-from tests.mailfactory import Att, build_mail
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
 from tests.test_bounded import ON_TIME, SUBJECT, proposal
 
 GARBAGE = b"\x00\xff garbage \x80"
@@ -108,7 +110,7 @@ def slow_or_greedy(raw: bytes, *args: object) -> object:
     return original_parse_and_judge(raw, *args)  # type: ignore[arg-type]
 
 
-original_parse_and_judge = judges_module.parse_and_judge
+original_parse_and_judge = bounded_module.parse_and_judge
 
 
 class StoppedClock(Clock):
@@ -174,7 +176,8 @@ def test_a_mail_over_a_limit_is_too_complex_and_the_mails_around_it_are_judged(
         assert [p.code for p in verdict.problems] == ["too_complex"]
         assert reason in verdict.problems[0].en
     overran = results[1]
-    assert isinstance(overran, Judged) and overran.message.subject == SUBJECT
+    assert isinstance(overran, Judged)
+    assert overran.message.subject == SUBJECT
 
 
 def test_a_fault_in_mailbot_comes_at_its_mail_and_the_rest_are_judged(
@@ -187,8 +190,10 @@ def test_a_fault_in_mailbot_comes_at_its_mail_and_the_rest_are_judged(
         results = list(judges.judge_all([(broken, ON_TIME), (proposal(), ON_TIME)]))
     finally:
         judges.close()
-    assert isinstance(results[0], JudgeError) and "a fault of mailbot's" in str(results[0])
-    assert isinstance(results[1], Judged) and results[1].verdict.status is Status.ACCEPTED
+    assert isinstance(results[0], JudgeError)
+    assert "a fault of mailbot's" in str(results[0])
+    assert isinstance(results[1], Judged)
+    assert results[1].verdict.status is Status.ACCEPTED
 
 
 def test_a_batch_left_halfway_stops_the_work_under_way(pool: Judges) -> None:
@@ -241,7 +246,8 @@ def test_the_judging_processes_store_the_mail_and_keep_the_scans_out_of_the_daem
         judged = judges.judge(raw, ON_TIME)
     finally:
         judges.close()
-    assert judged.stored and blobs.get(judged.raw_sha256) == raw
+    assert judged.stored
+    assert blobs.get(judged.raw_sha256) == raw
     alone = judge_one(raw, call, ON_TIME, IntakePolicy())
     for kept, full in zip(judged.message.attachments, alone.message.attachments, strict=True):
         assert blobs.get(kept.sha256) == full.data
@@ -282,4 +288,5 @@ def test_a_judging_process_is_replaced_after_so_many_mails(
     first = set(pool.pids())
     results = list(pool.judge_all([(proposal(), ON_TIME)] * 4))
     assert all(isinstance(r, Judged) and r.verdict.status is Status.ACCEPTED for r in results)
-    assert first.isdisjoint(pool.pids()) and not first & children()
+    assert first.isdisjoint(pool.pids())
+    assert not first & children()

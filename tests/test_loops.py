@@ -27,7 +27,9 @@ from mailbot.judge.verdict import Severity, Status, Verdict
 from mailbot.mail.parsing import parse_message
 from tests.conftest import ROOT, RULES, SHARED
 from tests.docfactory import form_docx
-from tests.mailfactory import Att, build_mail, pdf_bytes
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 
 BEIJING = timezone(timedelta(hours=8))
 ON_TIME = datetime(2021, 7, 20, 10, 0, tzinfo=BEIJING)
@@ -59,9 +61,12 @@ def assert_ignored(result: Verdict, code: str, evidence: str = "") -> None:
     assert code in result.codes(), result.codes()
     problem = next(p for p in result.problems if p.code == code)
     assert problem.severity is Severity.INFO
-    assert problem.zh and problem.en and problem.zh != problem.en
+    assert problem.zh
+    assert problem.en
+    assert problem.zh != problem.en
     evidence = evidence.casefold()
-    assert evidence in problem.zh.casefold() and evidence in problem.en.casefold()
+    assert evidence in problem.zh.casefold()
+    assert evidence in problem.en.casefold()
 
 
 def with_from(raw: bytes, value: bytes) -> bytes:
@@ -277,7 +282,8 @@ def test_the_reply_address_and_aliases_come_from_the_config(call: Call, tmp_path
     )
     policy = App.build(load_settings(config)).policy
     assert policy.own_addresses == {"secretariat@anso.org.cn", "alias@anso.org.cn"}
-    assert policy.deny == ("*@junk.example",) and policy.authserv_id == "mx.anso.org.cn"
+    assert policy.deny == ("*@junk.example",)
+    assert policy.authserv_id == "mx.anso.org.cn"
     for address in ("secretariat@anso.org.cn", "alias@anso.org.cn"):
         raw = proposal(sender=("ANSO", address))
         assert verdict(raw, call).status is Status.ACCEPTED  # unknown without the config

@@ -17,10 +17,13 @@ from xml.etree import ElementTree
 import pytest
 
 from tests import mailfactory as mf
+from tests.mailfactory.base import Att
+from tests.mailfactory.broken import broken_bad_base64, broken_no_boundary, broken_unknown_charset
+from tests.mailfactory.documents import docx_bytes, pdf_bytes
 
-DOCX = mf.docx_bytes()
-PDF = mf.pdf_bytes(pages=2)
-ATTS = [mf.Att(f"{mf.SAMPLE_STEM}.docx", DOCX), mf.Att(f"{mf.SAMPLE_STEM}.pdf", PDF)]
+DOCX = docx_bytes()
+PDF = pdf_bytes(pages=2)
+ATTS = [Att(f"{mf.SAMPLE_STEM}.docx", DOCX), Att(f"{mf.SAMPLE_STEM}.pdf", PDF)]
 # 41 GBK bytes precede "（", so the 42-byte Outlook word boundary cuts that character in half.
 LONG_SUBJECT = f"{mf.SAMPLE_SUBJECT}（第二轮修改稿，请以此为准）"
 _WORD = re.compile(r"=\?([^?]+)\?([BbQq])\?([^?]*)\?=")
@@ -53,8 +56,12 @@ def test_every_client_builds_a_clean_parseable_mail(client: str) -> None:
         assert msg.is_multipart()
         assert [d for part in msg.walk() for d in part.defects] == []
         payloads = [p.get_payload(decode=True) for p in _leaves(msg)]
-        assert PDF in payloads and DOCX in payloads
-        assert msg["Message-ID"] and msg["Date"] and msg["From"] and msg["Subject"]
+        assert PDF in payloads
+        assert DOCX in payloads
+        assert msg["Message-ID"]
+        assert msg["Date"]
+        assert msg["From"]
+        assert msg["Subject"]
 
 
 @pytest.mark.parametrize("client", mf.CLIENTS)
@@ -86,7 +93,8 @@ def test_outlook_names_are_quoted_encoded_words() -> None:
     assert _raw_header(raw, "From").startswith('"=?gb2312?B?')
     msg = email.message_from_bytes(raw)
     names = [name for p in _leaves(msg) if (name := p.get_filename())]
-    assert names and all(n.startswith("=?gb2312?B?") for n in names)
+    assert names
+    assert all(n.startswith("=?gb2312?B?") for n in names)
     decoded = {base64.b64decode(_WORD.findall(n)[0][2]).decode("gb18030") for n in names}
     assert decoded == {f"{mf.SAMPLE_STEM}.docx", f"{mf.SAMPLE_STEM}.pdf"}
 
@@ -96,7 +104,7 @@ def test_coremail_long_filename_uses_rfc2231_continuations() -> None:
     raw = mf.build_mail(
         "coremail",
         subject=mf.SAMPLE_SUBJECT,
-        attachments=[mf.Att(long_name, PDF), mf.Att("预算.xlsx", b"PK\x03\x04")],
+        attachments=[Att(long_name, PDF), Att("预算.xlsx", b"PK\x03\x04")],
     )
     assert b"filename*0*=UTF-8''%E9%99%84" in raw
     assert b"filename*1*=" in raw
@@ -137,7 +145,8 @@ def test_received_extra_headers_and_overrides() -> None:
     )
     assert raw.startswith(b"Received: from ")
     top = _raw_header(raw, "Received")
-    assert "by mx.anso.org.cn" in top and top.endswith(format_datetime(got))
+    assert "by mx.anso.org.cn" in top
+    assert top.endswith(format_datetime(got))
     msg = email.message_from_bytes(raw)
     assert msg["Message-ID"] == "<fixed@example.org>"
     assert msg["In-Reply-To"] == "<orig@anso.org.cn>"
@@ -151,7 +160,7 @@ def test_inline_cid_part_has_no_filename() -> None:
         raw = mf.build_mail(
             client,
             subject=mf.SAMPLE_SUBJECT,
-            attachments=[*ATTS, mf.Att(None, png, inline_cid="image001.png@01D77D5E.9A4D5F40")],
+            attachments=[*ATTS, Att(None, png, inline_cid="image001.png@01D77D5E.9A4D5F40")],
         )
         msg = email.message_from_bytes(raw)
         (inline,) = [p for p in msg.walk() if p.get_content_type() == "image/png"]
@@ -167,14 +176,16 @@ def test_naive_dates_are_rejected() -> None:
 
 
 def test_pdf_bytes_is_a_consistent_pdf() -> None:
-    pdf = mf.pdf_bytes(pages=3, text="proposal (draft)")
-    assert pdf.startswith(b"%PDF-") and pdf.endswith(b"%%EOF")
+    pdf = pdf_bytes(pages=3, text="proposal (draft)")
+    assert pdf.startswith(b"%PDF-")
+    assert pdf.endswith(b"%%EOF")
     startxref = int(re.findall(rb"startxref\n(\d+)\n%%EOF$", pdf)[0])
     assert pdf[startxref:].startswith(b"xref\n")
     table = pdf[startxref:].split(b"trailer", 1)[0].split(b"\n")
     first, count = map(int, table[1].split())
     entries = table[2 : 2 + count]
-    assert first == 0 and all(len(e) == 19 for e in entries)  # 20 bytes with the newline
+    assert first == 0
+    assert all(len(e) == 19 for e in entries)  # 20 bytes with the newline
     for num, entry in enumerate(entries[1:], start=1):
         offset = int(entry[:10])
         assert pdf[offset:].startswith(b"%d 0 obj" % num)
@@ -186,7 +197,7 @@ def test_pdf_bytes_is_a_consistent_pdf() -> None:
 
 
 def test_docx_bytes_is_a_word_package() -> None:
-    data = mf.docx_bytes(["项目名称：示例", "A & B <C>"])
+    data = docx_bytes(["项目名称：示例", "A & B <C>"])
     assert zipfile.is_zipfile(io.BytesIO(data))
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert zf.testzip() is None
@@ -199,7 +210,7 @@ def test_docx_bytes_is_a_word_package() -> None:
 
 
 def test_broken_no_boundary() -> None:
-    raw = mf.broken_no_boundary()
+    raw = broken_no_boundary()
     msg = email.message_from_bytes(raw)
     assert msg.get_content_type() == "multipart/mixed"
     assert msg.get_param("boundary") is None
@@ -207,21 +218,22 @@ def test_broken_no_boundary() -> None:
 
 
 def test_broken_bad_base64() -> None:
-    msg = email.message_from_bytes(mf.broken_bad_base64())
+    msg = email.message_from_bytes(broken_bad_base64())
     payloads = [p.get_payload(decode=True) for p in _leaves(msg)]
-    assert mf.docx_bytes() in payloads
-    assert mf.pdf_bytes() not in payloads
+    assert docx_bytes() in payloads
+    assert pdf_bytes() not in payloads
     (bad,) = [p for p in _leaves(msg) if "*#!" in p.get_payload()]
     word = base64.b64encode(f"{mf.SAMPLE_STEM}.pdf".encode("gb18030")).decode("ascii")
     assert bad.get_filename() == f"=?GB2312?B?{word}?="
 
 
 def test_broken_unknown_charset() -> None:
-    raw = mf.broken_unknown_charset()
+    raw = broken_unknown_charset()
     msg = email.message_from_bytes(raw)
     assert _WORD.findall(_raw_header(raw, "Subject"))[0][0] == "x-unknown-foo"
     text = _leaves(msg)[0]
     assert text.get_content_charset() == "x-unknown-foo"
     payload = text.get_payload(decode=True)
-    assert isinstance(payload, bytes) and payload.decode("utf-8").startswith("您好")
+    assert isinstance(payload, bytes)
+    assert payload.decode("utf-8").startswith("您好")
     assert f"{mf.SAMPLE_STEM}.pdf" in [p.get_filename() for p in msg.walk()]

@@ -23,7 +23,9 @@ from tests import diskwatch
 from tests.conftest import RULES, CheckRunner
 from tests.daemon_support import dispose_apps, make_app, settings_values
 from tests.docfactory import form_docx
-from tests.mailfactory import Att, build_mail, pdf_bytes
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 
 BEIJING = timezone(timedelta(hours=8))
 ON_TIME = datetime(2021, 7, 20, 10, 0, tzinfo=BEIJING)
@@ -85,7 +87,8 @@ def test_nul_and_control_characters_are_escaped() -> None:
 
 def test_path_separators_stay_visible_but_separate_nothing() -> None:
     result = shown(TRAVERSAL)
-    assert "/" not in result and "\\" not in result
+    assert "/" not in result
+    assert "\\" not in result
     assert result == "..∕" * 7 + "tmp∕mailbot-names-escape.docx"
     assert shown("..\\..\\x.pdf") == "..⧵..⧵x.pdf"
 
@@ -93,7 +96,8 @@ def test_path_separators_stay_visible_but_separate_nothing() -> None:
 def test_a_long_name_is_shortened_in_the_middle_keeping_its_extension() -> None:
     result = shown(LONG)
     assert len(result) <= 120
-    assert result.startswith("长" * 60) and result.endswith("长.pdf")
+    assert result.startswith("长" * 60)
+    assert result.endswith("长.pdf")
     assert "…" in result
     assert len(shown(LONG, limit=40)) <= 40
 
@@ -129,13 +133,18 @@ def test_problem_messages_show_names_escaped(client: str, check: CheckRunner) ->
     verdict = check(hostile_mail(client), ON_TIME)
     assert verdict["status"] == "needs_correction"
     text = "".join(p["message"] for p in verdict["problems"])
-    assert RLO not in text and "\x00" not in text and "\x1b" not in text and "/" not in text
+    assert RLO not in text
+    assert "\x00" not in text
+    assert "\x1b" not in text
+    assert "/" not in text
     assert "扫描件\u2400\\u001b[31mX-Injected: yes\\u0009.pdf" in text
     assert "..∕..∕" in text
     assert "长" * 200 not in text  # shortened
     # The verdict's own record of the files keeps the names as sent (they are data).
     names = {a["filename"] for a in verdict["attachments"]}
-    assert TRAVERSAL in names and SPOOFED in names and LONG in names
+    assert TRAVERSAL in names
+    assert SPOOFED in names
+    assert LONG in names
 
 
 def test_the_human_verdict_escapes_names(tmp_path: Path) -> None:
@@ -143,7 +152,8 @@ def test_the_human_verdict_escapes_names(tmp_path: Path) -> None:
     path.write_bytes(hostile_mail())
     result = CliRunner().invoke(main, ["check", str(path), "--rules", str(RULES)])
     assert result.exit_code == 0, result.output
-    assert RLO not in result.stdout and "\x1b" not in result.stdout
+    assert RLO not in result.stdout
+    assert "\x1b" not in result.stdout
     assert "合作协议\\u202efdp.exe" in result.stdout
     assert max(len(line) for line in result.stdout.splitlines()) < 400
 
@@ -199,7 +209,9 @@ def test_names_never_touch_the_disk_and_are_escaped_wherever_shown(
         stored = set(session.scalars(select(Attachment.filename)))
         assert {SPOOFED, LONG, TRAVERSAL, CONTROL_PARSED} <= stored
         shown_log = show(session, app.call, "ANSO2021-0001")
-    assert RLO not in shown_log and "\x1b" not in shown_log and "\x00" not in shown_log
+    assert RLO not in shown_log
+    assert "\x1b" not in shown_log
+    assert "\x00" not in shown_log
     assert "合作协议\\u202efdp.exe" in shown_log
 
     replies = sorted((tmp_path / "work" / "outbox").glob("*.eml"))
@@ -212,11 +224,15 @@ def test_names_never_touch_the_disk_and_are_escaped_wherever_shown(
         assert body is not None
         texts.append(body.get_content())
     for text in texts:
-        assert RLO not in text and "\x1b" not in text and "\x00" not in text
+        assert RLO not in text
+        assert "\x1b" not in text
+        assert "\x00" not in text
     accepted_text, correction_text = texts
     assert "合作协议\\u202efdp.exe" in accepted_text  # the accepted files, listed
     assert "..∕..∕" in correction_text  # the misnamed Word file, in the problem
 
     for record in caplog.records:
         line = record.getMessage()
-        assert RLO not in line and "\x1b" not in line and "\x00" not in line, line
+        assert RLO not in line, line
+        assert "\x1b" not in line, line
+        assert "\x00" not in line, line

@@ -1,6 +1,6 @@
 """OAuth2 login (XOAUTH2, OAUTHBEARER) to Dovecot and to an SMTP server, with a local provider.
 
-The provider (tests/oauth_servers.py) hands out access tokens for a refresh
+The provider (tests/servers/oauth.py) hands out access tokens for a refresh
 token and tells Dovecot's oauth2 passdb whose a token is; the test expires
 and revokes tokens there, and a fake clock stands for the hour a token lives.
 """
@@ -25,8 +25,8 @@ from mailbot.sources.base import SourceError
 from mailbot.sources.imap import ImapMailbox
 from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values, toml
 from tests.mailfactory import build_mail
-from tests.oauth_servers import OAuthDovecot, OAuthSmtpSink, TokenServer
-from tests.servers import free_port
+from tests.servers.common import free_port
+from tests.servers.oauth import OAuthDovecot, OAuthSmtpSink, TokenServer
 
 REFRESH_ENV = "MAILBOT_TEST_REFRESH_TOKEN"
 SECRET_ENV = "MAILBOT_TEST_CLIENT_SECRET"

@@ -33,7 +33,7 @@ from mailbot.replies.sender import (
 from mailbot.replies.transports import smtp_data
 from mailbot.store.db import Database
 from mailbot.store.models import Mail, Reply, Submission, Version
-from tests.servers import SmtpSink
+from tests.servers.smtp import SmtpSink
 
 T0 = datetime(2021, 7, 20, 3, 0, 0, tzinfo=UTC)  # 11:00 Beijing time
 INSTITUTION = "中国科学院大学"
@@ -201,16 +201,21 @@ def test_accepted_lists_files_sizes_hashes_and_warnings_chinese_first(
     subject, body = renderer.render("accepted", accepted_context(call))
 
     zh_subject, en_subject = subject.split(" / ")
-    assert "ANSO2021-0007" in zh_subject and "已受理" in zh_subject
-    assert "ANSO2021-0007" in en_subject and "Received" in en_subject
-    assert "\n" not in subject and "\r" not in subject
+    assert "ANSO2021-0007" in zh_subject
+    assert "已受理" in zh_subject
+    assert "ANSO2021-0007" in en_subject
+    assert "Received" in en_subject
+    assert "\n" not in subject
+    assert "\r" not in subject
     for text in (f"{INSTITUTION}+{PI}.docx", "48213", WORD_SHA, "1203877", PDF_SHA):
         assert body.count(text) == 2  # once in Chinese, once in English
     assert "2021-07-20 11:00:00（北京时间）" in body
     assert "2021-07-20 11:00:00 (Beijing time)" in body
-    assert SUPPORTING_MISSING.zh in body and SUPPORTING_MISSING.en in body
+    assert SUPPORTING_MISSING.zh in body
+    assert SUPPORTING_MISSING.en in body
     assert body.index("受理编号") < body.index("-" * 72) < body.index("Reference number")
-    assert "replaces version" not in body and "completes" not in body
+    assert "replaces version" not in body
+    assert "completes" not in body
     assert "it replaces this one and keeps the reference number ANSO2021-0007" in body
 
 
@@ -230,11 +235,14 @@ def test_needs_correction_names_the_exact_subject_and_files(call: Call, renderer
     context = verdict_context(call, verdict(Status.NEEDS_CORRECTION, (MISSING_PDF,)))
     subject, body = renderer.render("needs_correction", context)
 
-    assert "\n" not in subject and subject.index("请") < subject.index("Please")
+    assert "\n" not in subject
+    assert subject.index("请") < subject.index("Please")
     assert f"合作专项建议书：{INSTITUTION}+{PI}" in body
     assert body.count(f"{INSTITUTION}+{PI}.docx") == 2
-    assert MISSING_PDF.zh in body and MISSING_PDF.en in body
-    assert "北京时间 2021-07-30 24:00" in body and "2021-07-30 24:00 Beijing time" in body
+    assert MISSING_PDF.zh in body
+    assert MISSING_PDF.en in body
+    assert "北京时间 2021-07-30 24:00" in body
+    assert "2021-07-30 24:00 Beijing time" in body
     assert body.index(MISSING_PDF.zh) < body.index(MISSING_PDF.en)
 
 
@@ -249,8 +257,10 @@ def test_needs_correction_without_a_readable_subject_shows_placeholders(
 def test_late_gives_deadline_and_receipt_time(call: Call, renderer: Renderer) -> None:
     late = Verdict(Status.LATE, datetime(2021, 7, 30, 16, 0, 5, tzinfo=UTC), INSTITUTION, PI)
     subject, body = renderer.render("late", verdict_context(call, late))
-    assert "未能受理" in subject and "Not accepted" in subject
-    assert "2021-07-31 00:00:05（北京时间）" in body and "2021-07-30 24:00" in body
+    assert "未能受理" in subject
+    assert "Not accepted" in subject
+    assert "2021-07-31 00:00:05（北京时间）" in body
+    assert "2021-07-30 24:00" in body
     assert "not accepted" in body
 
 
@@ -345,7 +355,9 @@ def test_digest_from_the_database(
     assert [r["reply_id"] for r in context["troubled_replies"]] == [failed.id]
 
     subject, body = renderer.render("digest", context)
-    assert "每日汇总" in subject and "daily digest" in subject and "2021-07-21" in subject
+    assert "每日汇总" in subject
+    assert "daily digest" in subject
+    assert "2021-07-21" in subject
     assert body.index("新增申请") < body.index("New submissions")
     for text in (
         "ANSO2021-0002  兰州大学  李四",
@@ -370,12 +382,14 @@ def test_digest_from_the_database(
     report = send_pending(db, smtp_transport(sink), settings, Clock(T0 + timedelta(days=1)))
     assert report.sent == 1
     message = parse(sink.wait_for(1)[0].data)
-    assert message["Auto-Submitted"] == "auto-generated" and message["In-Reply-To"] is None
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["In-Reply-To"] is None
     with db.transaction() as session:
         later = digest_context(
             session, call, since=T0 + timedelta(days=1), now=T0 + timedelta(days=2)
         )
-    assert later["new_submissions"] == [] and later["since_en"] is not None
+    assert later["new_submissions"] == []
+    assert later["since_en"] is not None
 
 
 # --------------------------------------------------------------------------- the outbox
@@ -389,7 +403,9 @@ def test_the_queued_reply_is_threaded_auto_submitted_and_decodes_to_chinese(
     settings = reply_settings(from_name="ANSO 秘书处")
     reply = queue(db, call, settings, mail_id=mail_id, subject=subject, body=body)
 
-    assert reply.state == "pending" and reply.next_attempt_at == T0 and reply.attempts == 0
+    assert reply.state == "pending"
+    assert reply.next_attempt_at == T0
+    assert reply.attempts == 0
     assert reply.raw.isascii()  # encoded words and base64: passes any server
     message = parse(reply.raw)
     assert message["In-Reply-To"] == THEIR_ID
@@ -397,7 +413,8 @@ def test_the_queued_reply_is_threaded_auto_submitted_and_decodes_to_chinese(
     assert message["Auto-Submitted"] == "auto-replied"
     assert message["X-Auto-Response-Suppress"] == "All"
     assert message["Message-ID"] == reply.message_id
-    assert reply.message_id.startswith("<mailbot.") and reply.message_id.endswith("@anso.org.cn>")
+    assert reply.message_id.startswith("<mailbot.")
+    assert reply.message_id.endswith("@anso.org.cn>")
     assert message["From"].addresses[0].display_name == "ANSO 秘书处"
     assert message["From"].addresses[0].addr_spec == "anso2021program@anso.org.cn"
     assert message["To"].addresses[0].addr_spec == APPLICANT
@@ -407,16 +424,20 @@ def test_the_queued_reply_is_threaded_auto_submitted_and_decodes_to_chinese(
     assert message.get_content_charset() == "utf-8"
     assert message["Content-Transfer-Encoding"] == "base64"
     text = message.get_content()
-    assert "受理编号：ANSO2021-0007" in text and text.index("受理编号") < text.index("Reference")
+    assert "受理编号：ANSO2021-0007" in text
+    assert text.index("受理编号") < text.index("Reference")
 
 
 def test_a_bad_address_fails_at_once_and_a_subject_newline_is_dropped(
     db: Database, call: Call
 ) -> None:
     injected = queue(db, call, reply_settings(), to="victim@example.org\r\nBcc: all@example.org")
-    assert injected.state == "failed" and injected.next_attempt_at is None
-    assert injected.last_error is not None and "not a plain e-mail address" in injected.last_error
-    assert parse(injected.raw)["To"] is None and b"Bcc" not in injected.raw
+    assert injected.state == "failed"
+    assert injected.next_attempt_at is None
+    assert injected.last_error is not None
+    assert "not a plain e-mail address" in injected.last_error
+    assert parse(injected.raw)["To"] is None
+    assert b"Bcc" not in injected.raw
     with pytest.raises(ReplyError):
         queue(db, call, reply_settings(from_address="secretariat@anso.org.cn\nBcc: x@y.z"))
     reply = queue(db, call, reply_settings(), subject="第一行\n第二行")
@@ -432,7 +453,8 @@ def test_the_sixth_reply_in_an_hour_to_one_address_is_suppressed(db: Database, c
     ]
     assert states == ["pending"] * 5 + ["suppressed"]
     suppressed = replies(db)[-1]
-    assert suppressed.last_error is not None and "5 replies in the hour" in suppressed.last_error
+    assert suppressed.last_error is not None
+    assert "5 replies in the hour" in suppressed.last_error
     assert suppressed.next_attempt_at is None
 
     assert (
@@ -487,7 +509,8 @@ def test_with_the_server_down_replies_wait_back_off_and_all_go_out_after(
     assert "3 replies wait in the outbox" in caplog.text
     for reply in replies(db):
         assert (reply.state, reply.attempts) == ("pending", 1)
-        assert reply.last_error is not None and "cannot reach the SMTP server" in reply.last_error
+        assert reply.last_error is not None
+        assert "cannot reach the SMTP server" in reply.last_error
         assert "Connection refused" in reply.last_error
         assert reply.next_attempt_at == T0 + timedelta(seconds=30)
 
@@ -547,7 +570,8 @@ def test_a_wrong_password_stops_the_batch_without_naming_the_password(
     assert len(caplog.records) == 1
     for reply in replies(db):
         assert (reply.state, reply.attempts) == ("pending", 1)
-        assert reply.last_error is not None and "refused the login" in reply.last_error
+        assert reply.last_error is not None
+        assert "refused the login" in reply.last_error
         assert "not-the-password" not in reply.last_error + caplog.text
     assert sink.messages == []
 
@@ -601,7 +625,8 @@ def test_one_reply_refused_does_not_hold_up_the_others(
         1,
         "550 5.1.1 no such user",
     )
-    assert bug.state == "failed" and "RuntimeError: a bug" in (bug.last_error or "")
+    assert bug.state == "failed"
+    assert "RuntimeError: a bug" in (bug.last_error or "")
     assert sent.state == "sent"
 
 
@@ -654,7 +679,8 @@ def test_a_reply_killed_after_its_handover_becomes_uncertain_and_is_never_sent(
     assert [m.rcpt_tos for m in sink.wait_for(1)] == [(APPLICANT,)]
     first, second = replies(db)
     assert (first.state, first.attempts, first.next_attempt_at) == ("uncertain", 0, None)
-    assert first.last_error is not None and "almost surely arrived" in first.last_error
+    assert first.last_error is not None
+    assert "almost surely arrived" in first.last_error
     assert second.state == "sent"
 
 
@@ -685,7 +711,7 @@ def test_a_failed_handover_record_sends_nothing_and_the_reply_is_retried(
 ) -> None:
     settings = reply_settings(sink, backoff_initial=30)
     queue(db, call, settings)
-    locked = []
+    locked: list[str] = []
 
     def lock_once(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
@@ -701,7 +727,8 @@ def test_a_failed_handover_record_sends_nothing_and_the_reply_is_retried(
     assert locked
     (reply,) = replies(db)
     assert (reply.state, reply.attempts) == ("pending", 1)
-    assert reply.last_error is not None and "database is locked" in reply.last_error
+    assert reply.last_error is not None
+    assert "database is locked" in reply.last_error
     assert sink.messages == []
 
     clock.advance(30)
@@ -782,7 +809,8 @@ def test_a_server_gone_between_the_final_dot_and_its_answer_leaves_the_reply_unc
     assert send_pending(db, transport, settings, Clock()) == SendReport(uncertain=1)
     (reply,) = replies(db)
     assert (reply.state, reply.next_attempt_at) == ("uncertain", None)
-    assert reply.last_error is not None and "may have been delivered" in reply.last_error
+    assert reply.last_error is not None
+    assert "may have been delivered" in reply.last_error
 
     sink.start()
     assert send_pending(db, smtp_transport(sink), settings, Clock(T0 + timedelta(days=1))) == (

@@ -19,7 +19,9 @@ from mailbot.sources.maildir import deliver
 from tests.conftest import ROOT, RULES, write_rules
 from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values
 from tests.docfactory import form_docx
-from tests.mailfactory import Att, build_mail, pdf_bytes
+from tests.mailfactory import build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import pdf_bytes
 
 TEMPLATES = ROOT / "templates"
 OTHER = ("中国科学院微生物研究所", "李娜")
@@ -103,4 +105,5 @@ def test_every_reply_template_reads_whole_with_every_context_the_code_builds(
         subject, body = strict.render(name, context)
         for text in (subject, body):
             assert "None" not in text, (name, text)
-            assert "{{" not in text and "{%" not in text, (name, text)
+            assert "{{" not in text, (name, text)
+            assert "{%" not in text, (name, text)

@@ -1,4 +1,4 @@
-"""Integration tests proving the real-server helpers in tests/servers.py work."""
+"""Integration tests proving the real-server helpers in tests/servers/ work."""
 
 from __future__ import annotations
 
@@ -14,8 +14,12 @@ from imapclient.exceptions import (  # type: ignore[import-untyped]
     LoginError,
 )
 
-from tests import servers
-from tests.servers import Dovecot, MissingDependencyError, Postgres, SmtpSink
+from tests.servers import common
+from tests.servers import postgres as postgres_module
+from tests.servers.common import MissingDependencyError
+from tests.servers.dovecot import Dovecot
+from tests.servers.postgres import Postgres
+from tests.servers.smtp import SmtpSink
 
 CEST = timezone(timedelta(hours=2))
 
@@ -253,7 +257,7 @@ def test_postgres_default_database(postgres: Postgres) -> None:
 def test_missing_dovecot_names_debian_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(servers, "_SEARCH_PATH", str(tmp_path))
+    monkeypatch.setattr(common, "SEARCH_PATH", str(tmp_path))
     with pytest.raises(MissingDependencyError, match="dovecot-imapd"):
         Dovecot()
 
@@ -261,8 +265,8 @@ def test_missing_dovecot_names_debian_package(
 def test_missing_postgres_names_debian_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(servers, "_SEARCH_PATH", str(tmp_path))
-    monkeypatch.setattr(servers, "_PG_BINDIR_GLOB", str(tmp_path / "*" / "bin"))
+    monkeypatch.setattr(common, "SEARCH_PATH", str(tmp_path))
+    monkeypatch.setattr(postgres_module, "PG_BINDIR_GLOB", str(tmp_path / "*" / "bin"))
     with pytest.raises(MissingDependencyError, match="'postgresql'"):
         Postgres()
 

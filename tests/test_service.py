@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -88,7 +89,7 @@ def systemd(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FakeSyst
     fake.close()
 
 
-def maildir_config(tmp_path: Path, poll_interval: str = "1s", **extra: object) -> Path:
+def maildir_config(tmp_path: Path, poll_interval: str = "1s", **extra: Any) -> Path:
     values = settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}", **extra)
     values["source"]["poll_interval"] = poll_interval
     make_app(values)  # the schema, as `mailbot init` makes it
@@ -123,7 +124,8 @@ def test_the_daemon_says_ready_pings_the_watchdog_from_its_loop_and_says_stoppin
 
         shown = status_of(config)
         assert re.search(r"daemon: +running, lease held by \S+ pid \d+", shown), shown
-        assert "last poll:" in shown and "1 new (accepted 1)" in shown
+        assert "last poll:" in shown
+        assert "1 new (accepted 1)" in shown
 
         daemon.process.send_signal(signal.SIGTERM)
         systemd.wait_for("STOPPING=1")
@@ -179,7 +181,8 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         [analyze, "verify", *copies], capture_output=True, text=True, timeout=120, check=False
     )
     # Unknown or malformed settings are only warnings on stderr: none may appear.
-    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
     daemon = (UNITS / "mailbot.service").read_text(encoding="utf-8")
     for setting in (
         "Type=notify",

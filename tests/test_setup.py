@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,7 +45,8 @@ def mailbot(
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
     return lines[0]
 
 
@@ -66,11 +68,13 @@ def test_init_on_a_missing_file_writes_a_commented_config_with_absolute_paths(
     assert values["store_dir"] == str(data_dir / "store")
     assert values["replies"]["outbox_dir"] == str(data_dir / "outbox")
     assert values["source"]["maildir"]["path"] == str(data_dir / "Maildir")
-    assert values["rules"] == "anso2021" and values["templates_dir"] == ""
+    assert values["rules"] == "anso2021"
+    assert values["templates_dir"] == ""
     # Every comment of the example is kept: the operator reads the file, not the code.
     comments = [line for line in EXAMPLE.read_text(encoding="utf-8").splitlines() if "#" in line]
     assert all(line in text for line in comments)
-    assert "[source.imap]" in result.stdout and f"--config {config} init" in result.stdout
+    assert "[source.imap]" in result.stdout
+    assert f"--config {config} init" in result.stdout
     # Nothing is created yet beside the config: the operator edits it first.
     assert not data_dir.exists()
 
@@ -104,7 +108,8 @@ def test_an_old_relative_rules_path_says_how_to_name_the_bundled_call(tmp_path: 
     config = tmp_path / "config.toml"
     config.write_text('rules = "rules/anso2021.toml"\n', encoding="utf-8")
     line = one_line_error(mailbot("--config", str(config), "init", cwd=tmp_path))
-    assert "no such rules file" in line and 'rules = "anso2021"' in line
+    assert "no such rules file" in line
+    assert 'rules = "anso2021"' in line
 
 
 # --------------------------------------------------------------------------- no config
@@ -229,10 +234,12 @@ def test_check_with_a_config_judges_as_the_daemon_does(tmp_path: Path) -> None:
         plain = json.loads(mailbot("check", str(path), "--json", cwd=tmp_path).stdout)
         unconfigured[name] = plain["status"]
     assert checked["denied"] == ("ignored", ["denied_sender"])
-    assert checked["own"][0] == "ignored" and "own_address" in checked["own"][1]
+    assert checked["own"][0] == "ignored"
+    assert "own_address" in checked["own"][1]
     assert checked["applicant"][0] == "accepted"
     # Without the config, the deny list and the alias are unknown: the difference is real.
-    assert unconfigured["denied"] != "ignored" and unconfigured["own"] != "ignored"
+    assert unconfigured["denied"] != "ignored"
+    assert unconfigured["own"] != "ignored"
 
     assert mailbot("--config", str(config), "init", cwd=tmp_path).returncode == 0
     run = mailbot("--config", str(config), "run", "--once", cwd=tmp_path)
@@ -245,13 +252,14 @@ def test_check_with_a_config_judges_as_the_daemon_does(tmp_path: Path) -> None:
     }
     assert by_sender["offers@spam.example"] == checked["denied"]
     assert by_sender["office@anso.org.cn"] == checked["own"]
-    assert len(by_sender) == 3 and checked["applicant"] in by_sender.values()
+    assert len(by_sender) == 3
+    assert checked["applicant"] in by_sender.values()
 
 
 # --------------------------------------------------------------------------- checks at start
 
 
-def _start_config(tmp_path: Path, **extra: object) -> Path:
+def _start_config(tmp_path: Path, **extra: Any) -> Path:
     values = settings_values(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", **extra)
     config = tmp_path / "mailbot.toml"
     config.write_text(toml(values), encoding="utf-8")
@@ -268,7 +276,8 @@ def test_a_missing_maildir_stops_run_instead_of_an_empty_poll(tmp_path: Path) ->
     )
     deliver(tmp_path / "Maildir", proposal("outlook"), july(20))
     ran = mailbot("--config", str(config), "run", "--once", cwd=tmp_path)
-    assert ran.returncode == 0 and "1 new" in ran.stdout, ran.stderr
+    assert ran.returncode == 0, ran.stderr
+    assert "1 new" in ran.stdout, ran.stderr
 
 
 def test_a_missing_templates_folder_stops_run(tmp_path: Path) -> None:
@@ -308,7 +317,8 @@ def test_a_missing_rules_file_stops_every_command(tmp_path: Path) -> None:
 
 def test_the_maildir_receipt_time_is_documented_with_how_to_set_it() -> None:
     for text in (EXAMPLE.read_text("utf-8"), (ROOT / "README.md").read_text("utf-8")):
-        assert "modification time" in text and "touch -d" in text
+        assert "modification time" in text
+        assert "touch -d" in text
 
 
 def test_readme_install_line_makes_a_virtual_environment_in_one_line() -> None:
@@ -319,6 +329,8 @@ def test_readme_install_line_makes_a_virtual_environment_in_one_line() -> None:
         "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/mailbot demo"
     )
     ci = (ROOT / ".ci" / "run").read_text("utf-8")
-    assert "python3 -m venv .venv" in ci and "python3-venv" in ci
-    assert ".venv/bin/python -m pip install" in ci and ".venv/bin/python -m pytest" in ci
+    assert "python3 -m venv .venv" in ci
+    assert "python3-venv" in ci
+    assert ".venv/bin/python -m pip install" in ci
+    assert ".venv/bin/python -m pytest" in ci
     assert ".venv/" in (ROOT / ".gitignore").read_text("utf-8").split()

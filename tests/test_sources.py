@@ -18,8 +18,11 @@ from mailbot.config import ImapSettings
 from mailbot.sources.base import Cursor, Fetched, SourceError
 from mailbot.sources.imap import ImapMailbox, server_folder
 from mailbot.sources.maildir import MaildirMailbox, deliver, folder_path
-from tests.mailfactory import CLIENTS, Att, build_mail, docx_bytes, pdf_bytes
-from tests.servers import Dovecot, free_port
+from tests.mailfactory import CLIENTS, build_mail
+from tests.mailfactory.base import Att
+from tests.mailfactory.documents import docx_bytes, pdf_bytes
+from tests.servers.common import free_port
+from tests.servers.dovecot import Dovecot
 
 CST = timezone(timedelta(hours=8))
 CEST = timezone(timedelta(hours=2))
@@ -150,7 +153,8 @@ def test_fetch_yields_new_mail_in_batches_unread(imap: ImapMailbox, server: Dove
     for item, received in zip(items, RECEIVED, strict=True):
         assert item.received_at == received
         assert item.received_at.utcoffset() == timedelta(0)
-        assert item.received_at.year == 2021 and item.received_at.month == 7
+        assert item.received_at.year == 2021
+        assert item.received_at.month == 7
         assert item.folder == "INBOX"
         assert item.uidvalidity == validity
         assert item.location == f"{validity}:{item.uid}"
@@ -197,7 +201,8 @@ def test_new_uidvalidity_yields_everything_again(
     again = append_all(server, "calls.anso2021", count=2)
 
     new = imap.uidvalidity(folder)
-    assert new is not None and new != old
+    assert new is not None
+    assert new != old
     items = drain(imap.fetch_new(folder, cursor))
     assert [(i.uid, i.raw) for i in items] == again
     assert {i.uidvalidity for i in items} == {new}
@@ -242,7 +247,8 @@ def test_settle_moves_into_new_folders_and_flags(imap: ImapMailbox, server: Dove
     assert server.fetch_all("mailbot.needs-correction") == [mails[1][1]]
     assert server.fetch_all("INBOX") == [mails[2][1]]
     (flags,) = flags_of(server, "INBOX").values()
-    assert b"$MailbotDone" in flags and b"\\Seen" not in flags
+    assert b"$MailbotDone" in flags
+    assert b"\\Seen" not in flags
     assert all(b"\\Seen" not in f for f in flags_of(server, "mailbot.accepted").values())
 
     # Into a folder that now exists, and a mail already gone from INBOX.
@@ -342,7 +348,8 @@ def test_restart_raises_source_error_once_then_recovers(imap: ImapMailbox, serve
     with pytest.raises(SourceError) as caught:
         drain(imap.fetch_new("INBOX", Cursor()))
     message = str(caught.value)
-    assert "\n" not in message and message.startswith(imap.name)
+    assert "\n" not in message
+    assert message.startswith(imap.name)
 
     assert imap.uidvalidity("INBOX") == validity
     assert [(i.uid, i.raw) for i in drain(imap.fetch_new("INBOX", Cursor()))] == [(uid, raw)]

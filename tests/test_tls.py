@@ -12,7 +12,8 @@ from mailbot.config import ConfigError, ImapSettings, SmtpSettings
 from mailbot.replies.transports import SmtpTransport, TransportUnavailable
 from mailbot.sources.base import SourceError
 from mailbot.sources.imap import ImapMailbox
-from tests.servers import Dovecot, SmtpSink
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpSink
 from tests.tlsfactory import CertificateAuthority
 
 MESSAGE = b"From: a@anso.org.cn\r\nTo: b@example.cn\r\nSubject: t\r\n\r\nbody\r\n"
@@ -93,7 +94,8 @@ def test_insecure_connects_without_verifying_and_warns_each_time(
     warnings = [r.getMessage() for r in caplog.records if r.name == "mailbot.net.tls"]
     assert len(warnings) == 2
     assert all("is NOT verified (insecure = true)" in w for w in warnings)
-    assert "imap://" in warnings[0] and "SMTP server" in warnings[1]
+    assert "imap://" in warnings[0]
+    assert "SMTP server" in warnings[1]
 
 
 def test_a_ca_file_that_is_no_certificate_is_a_one_line_config_error(

@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import MissingDependencyError
+from tests.servers.common import MissingDependencyError
 
 __all__ = ["CertificateAuthority", "ServerCertificate"]
 

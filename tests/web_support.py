@@ -27,7 +27,7 @@ from mailbot.web.app import create_app
 from mailbot.web.auth import add_user
 from mailbot.web.server import BackgroundServer
 from tests.daemon_support import july
-from tests.mailfactory import pdf_bytes
+from tests.mailfactory.documents import pdf_bytes
 
 NAME, PASSWORD = "wang.fang", "correct horse battery staple"
 HOSTILE_SUBJECT = "<script>alert(1)</script>"

@@ -21,7 +21,9 @@ from typing import Any, Self
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from tests.servers import LOCALHOST, Dovecot, SmtpSink, _ManagedServer, _SinkHandler
+from tests.servers.common import LOCALHOST, ManagedServer
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SinkHandler, SmtpSink
 
 
 @dataclass
@@ -53,7 +55,7 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class TokenServer(_ManagedServer):
+class TokenServer(ManagedServer):
     """A provider's token and introspection endpoints over plain HTTP on 127.0.0.1."""
 
     def __init__(self, *, lifetime: int = 600) -> None:
@@ -265,7 +267,7 @@ passdb {{
 }}"""
 
 
-class _OAuthSinkHandler(_SinkHandler):
+class _OAuthSinkHandler(SinkHandler):
     """XOAUTH2 and OAUTHBEARER as Microsoft's and Google's SMTP servers take them."""
 
     def __init__(self, sink: OAuthSmtpSink) -> None:
@@ -328,5 +330,5 @@ class OAuthSmtpSink(SmtpSink):
         # What clients answered to a refusal (RFC 7628, 3.2.2: %x01, or empty for XOAUTH2).
         self.acknowledgements: list[bytes] = []
 
-    def _handler(self) -> _SinkHandler:
+    def _handler(self) -> SinkHandler:
         return _OAuthSinkHandler(self)

@@ -14,7 +14,7 @@ import socketserver
 import threading
 from typing import Self
 
-from tests.servers import LOCALHOST, _ManagedServer
+from tests.servers.common import LOCALHOST, ManagedServer
 
 # NetEase's words, as clients without ID meet them.
 UNSAFE_LOGIN = "SELECT Unsafe Login. Please contact kefu@188.com for help"
@@ -22,7 +22,7 @@ UNSAFE_LOGIN = "SELECT Unsafe Login. Please contact kefu@188.com for help"
 _COMMAND = re.compile(rb"^(\S+) (\S+)(?: (.*))?$")
 
 
-class FakeCoremail(_ManagedServer):
+class FakeCoremail(ManagedServer):
     """One mailbox, empty INBOX, any password; ``ids`` holds what clients sent with ID."""
 
     def __init__(self, *, advertise_id: bool = True, refuse_id: bool = False) -> None:
