@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mailbot.intake.poll import filed_statuses
+from mailbot.intake.filing import filed_statuses
 from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver, folder_path
 from mailbot.store.models import Mail

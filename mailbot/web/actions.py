@@ -16,8 +16,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
+from mailbot.domain import SubmissionStatus
 from mailbot.errors import MailbotError
-from mailbot.replies.outbox import queue_again, queue_reply
+from mailbot.replies.outbox import Outgoing, queue_reply
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
 from mailbot.web.auth import Actor
 from mailbot.web.labels import ACTS, REFUSALS, STATUSES, label
@@ -29,10 +30,6 @@ from mailbot.web.letters import (
     status_letter,
     thread,
 )
-
-# Submission statuses a person sets; the daemon sets the others.
-ACCEPTED_BY_DECISION = "accepted_by_decision"
-WITHDRAWN = "withdrawn"
 
 # AuditEvent.action values.
 ACCEPT = "accept_by_decision"
@@ -55,8 +52,21 @@ ACCEPT_ACT, WITHDRAW_ACT, RESEND_ACT, WRITE_ACT, NOTE_ACT = (
     "note",
 )
 DECISIONS: dict[str, frozenset[str]] = {
-    ACCEPT_ACT: frozenset({"needs_correction", "late", "withdrawn"}),
-    WITHDRAW_ACT: frozenset({"accepted", "accepted_by_decision", "needs_correction", "late"}),
+    ACCEPT_ACT: frozenset(
+        {
+            SubmissionStatus.NEEDS_CORRECTION,
+            SubmissionStatus.LATE,
+            SubmissionStatus.WITHDRAWN,
+        }
+    ),
+    WITHDRAW_ACT: frozenset(
+        {
+            SubmissionStatus.ACCEPTED,
+            SubmissionStatus.ACCEPTED_BY_DECISION,
+            SubmissionStatus.NEEDS_CORRECTION,
+            SubmissionStatus.LATE,
+        }
+    ),
 }
 
 
@@ -181,7 +191,14 @@ def accept_by_decision(
 ) -> AuditEvent:
     """Accept a submission whatever its verdict said, because a person decided so."""
     return _set_status(
-        session, submission, ACCEPT_ACT, ACCEPTED_BY_DECISION, ACCEPT, actor, reason, now
+        session,
+        submission,
+        ACCEPT_ACT,
+        SubmissionStatus.ACCEPTED_BY_DECISION,
+        ACCEPT,
+        actor,
+        reason,
+        now,
     )
 
 
@@ -189,7 +206,9 @@ def withdraw(
     session: Session, submission: Submission, actor: Actor, reason: str, now: datetime
 ) -> AuditEvent:
     """Mark a submission withdrawn (the applicant asked, or it was sent by mistake)."""
-    return _set_status(session, submission, WITHDRAW_ACT, WITHDRAWN, WITHDRAW, actor, reason, now)
+    return _set_status(
+        session, submission, WITHDRAW_ACT, SubmissionStatus.WITHDRAWN, WITHDRAW, actor, reason, now
+    )
 
 
 def add_note(
@@ -238,14 +257,16 @@ def resend_last_reply(
     if last is None:
         raise ActionError("no_letter", **status_words(submission.status))
     reason = _reason(reason)
-    reply = queue_again(
+    reply = queue_reply(
         session,
+        Outgoing.again(
+            last,
+            submission_id=submission.id,
+            by_person=last.template.startswith(LETTER_PREFIX),
+        ),
         settings=app.settings.replies,
         call=app.call,
-        old=last,
-        submission_id=submission.id,
         now=now,
-        by_person=last.template.startswith(LETTER_PREFIX),
     )
     _event(
         session,
@@ -298,18 +319,19 @@ def write_to_applicant(
     title_zh, title_en = letters.title(template)
     reply = queue_reply(
         session,
+        Outgoing(
+            to_address=to_address,
+            template=LETTER_PREFIX + template,
+            subject=subject,
+            body=body.replace("\r\n", "\n"),
+            in_reply_to=in_reply_to,
+            references=references,
+            submission_id=submission.id,
+            by_person=True,
+        ),
         settings=app.settings.replies,
         call=app.call,
-        to_address=to_address,
-        template=LETTER_PREFIX + template,
-        subject=subject,
-        body=body.replace("\r\n", "\n"),
-        in_reply_to=in_reply_to,
-        references=references,
-        mail_id=None,
-        submission_id=submission.id,
         now=now,
-        by_person=True,
     )
     _event(
         session,
