@@ -7,12 +7,15 @@ records stay as they always were.
 A mail's status is its verdict's (mailbot.judge.verdict.Status has the same
 four values); a submission's status starts as its latest version's and a
 person may set one of the two decided statuses over it at the desk. A reply
-moves through its states in one direction::
+goes (mailbot.replies.sender)::
 
     pending -> sending -> handed -> sent
-                 |          |   \\-> uncertain
-                 |          \\-> bounced (after it left)
-                 \\-> failed      suppressed (never tried)
+                                 -> uncertain   (handed over, never confirmed)
+
+A failed attempt from sending or handed puts it back to pending with a
+backoff, until it is failed; a reply that left (sent, uncertain) may come
+back bounced. A reply queued to an unusable address is failed at once, one
+over the hourly limit suppressed: both are kept, never sent.
 """
 
 from __future__ import annotations
