@@ -14,8 +14,8 @@ from mailbot.judge.policy import IntakePolicy
 from mailbot.judge.processes import Judges
 from mailbot.net.oauth2 import TokenSource
 from mailbot.replies.render import Renderer
-from mailbot.replies.sender import OutboxDirTransport, SmtpTransport, Transport
-from mailbot.sources.base import Mailbox
+from mailbot.replies.transports import OutboxDirTransport, SmtpTransport, Transport
+from mailbot.sources.base import Filing, Flag, Mailbox, MoveTo
 from mailbot.store.blobs import BlobStore
 from mailbot.store.db import Database
 
@@ -103,10 +103,11 @@ class App:
             return server
         return server.model_copy(update={"ca_file": str(self.settings.path(server.ca_file))})
 
-    def target_folder(self, status: str) -> str:
-        """Where a mail of this status is filed; "" means flag it where it is."""
+    def filing(self, status: str) -> Filing:
+        """How a mail of this status is filed: moved to its status's folder, or flagged."""
         source = self.settings.source
-        return source.folders.folder(status) if source.after == "move" else ""
+        folder = source.folders.folder(status) if source.after == "move" else ""
+        return MoveTo(folder) if folder else Flag()
 
     @property
     def policy(self) -> IntakePolicy:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from mailbot.app import App
 from mailbot.cli.report import show
-from mailbot.replies.outbox import digest_context
+from mailbot.replies.digest import digest_context
 from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Mail, Reply

@@ -239,7 +239,7 @@ def test_a_second_daemon_on_the_same_mailbox_waits_and_takes_over(
             "the batch recorded and answered",
         )
         # One daemon did all the work; the other judged, recorded and sent nothing.
-        working = [d for d in (first, second) if "mailbot.intake.poll" in d.text()]
+        working = [d for d in (first, second) if "mailbot.intake.record" in d.text()]
         assert len(working) == 1, "both daemons processed mail"
         serving = working[0]
         waiting = second if serving is first else first

@@ -26,7 +26,7 @@ from mailbot.ledger.attention import NEEDS_A_PERSON
 from mailbot.ledger.export import export_rows, spreadsheet_safe, to_csv
 from mailbot.ledger.facts import Facts
 from mailbot.ledger.log import LogQuery, log_rows
-from mailbot.replies.outbox import digest_context
+from mailbot.replies.digest import digest_context
 from mailbot.store.models import Mail, Reply, Submission, Version
 from tests.conftest import ROOT
 from tests.daemon_support import july

@@ -38,7 +38,7 @@ def test_upgrade_matches_the_models_and_downgrade_empties(url: str) -> None:
 
 def test_a_poll_finds_unfiled_mail_by_the_index_not_by_reading_every_row(url: str) -> None:
     """The idle poll's one query that grows with the mailbox is answered from ix_mails_unsettled."""
-    from mailbot.intake.poll import unsettled
+    from mailbot.intake.filing import unsettled
 
     db = Database(url)
     try:

@@ -19,18 +19,17 @@ from sqlalchemy import select
 from mailbot.calls import Call
 from mailbot.config import ReplySettings, SmtpSettings
 from mailbot.judge.verdict import AttachmentRole, Problem, Role, Severity, Status, Verdict
-from mailbot.replies.outbox import ReplyError, digest_context, queue_digest, queue_reply
+from mailbot.replies.digest import digest_context, queue_digest
+from mailbot.replies.outbox import Outgoing, ReplyError, queue_reply
 from mailbot.replies.render import Renderer, RenderError, verdict_context
-from mailbot.replies.sender import (
+from mailbot.replies.sender import SendReport, recover_interrupted, send_pending
+from mailbot.replies.transports import (
     OutboxDirTransport,
-    SendReport,
     SmtpTransport,
     TransportError,
     TransportUnavailable,
-    recover_interrupted,
-    send_pending,
+    smtp_data,
 )
-from mailbot.replies.transports import smtp_data
 from mailbot.store.db import Database
 from mailbot.store.models import Mail, Reply, Submission, Version
 from tests.servers.smtp import SmtpSink
@@ -167,16 +166,17 @@ def queue(
     with db.transaction() as session:
         return queue_reply(
             session,
+            Outgoing(
+                to_address=to,
+                template="accepted",
+                subject=subject,
+                body=body,
+                in_reply_to=THEIR_ID,
+                references=THEIR_REFERENCES,
+                mail_id=mail_id,
+            ),
             settings=settings,
             call=call,
-            to_address=to,
-            template="accepted",
-            subject=subject,
-            body=body,
-            in_reply_to=THEIR_ID,
-            references=THEIR_REFERENCES,
-            mail_id=mail_id,
-            submission_id=None,
             now=now,
         )
 

@@ -85,7 +85,14 @@ def test_every_reply_template_reads_whole_with_every_context_the_code_builds(
     _every_kind_of_mail(tmp_path / "Maildir")
     Daemon(app).once()
     with app.db.transaction() as session:
-        queue_digest(app, session, datetime(2021, 8, 1, 1, 0, tzinfo=UTC))
+        queue_digest(
+            session,
+            settings=app.settings.replies,
+            call=app.call,
+            renderer=app.renderer,
+            to=app.settings.digest.to,
+            now=datetime(2021, 8, 1, 1, 0, tzinfo=UTC),
+        )
     # A reprocess after a deadline change tells the late ones they are accepted after all.
     text = RULES.read_text(encoding="utf-8")
     rules = write_rules(tmp_path, text.replace("2021-07-30 24:00", "2021-08-06 24:00"))

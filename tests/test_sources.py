@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mailbot.config import ImapSettings
-from mailbot.sources.base import Cursor, Fetched, SourceError
+from mailbot.sources.base import Cursor, Fetched, Filing, Flag, MoveTo, SourceError
 from mailbot.sources.imap import ImapMailbox, server_folder
 from mailbot.sources.maildir import MaildirMailbox, deliver, folder_path
 from tests.mailfactory import CLIENTS, build_mail
@@ -222,7 +222,7 @@ def test_mail_expunged_between_batches_is_skipped(
         client.delete_messages([second])
         client.uid_expunge([second])
     # The intake settles each batch before fetching the next one.
-    imap.settle("INBOX", [(f"{imap.uidvalidity('INBOX')}:{first}", "")])
+    imap.settle("INBOX", [(f"{imap.uidvalidity('INBOX')}:{first}", Flag())])
 
     assert [i.uid for i in drain(batches)] == [third]
 
@@ -233,7 +233,12 @@ def test_mail_expunged_between_batches_is_skipped(
 def test_settle_moves_into_new_folders_and_flags(imap: ImapMailbox, server: Dovecot) -> None:
     mails = append_all(server, count=4)
     items = drain(imap.fetch_new("INBOX", Cursor()))
-    targets = ["mailbot/accepted", "mailbot/needs-correction", "", "mailbot/accepted"]
+    targets: list[Filing] = [
+        MoveTo("mailbot/accepted"),
+        MoveTo("mailbot/needs-correction"),
+        Flag(),
+        MoveTo("mailbot/accepted"),
+    ]
 
     imap.settle("INBOX", [(i.location, t) for i, t in zip(items, targets, strict=True)])
 
@@ -254,7 +259,10 @@ def test_settle_moves_into_new_folders_and_flags(imap: ImapMailbox, server: Dove
     # Into a folder that now exists, and a mail already gone from INBOX.
     more = server.append("INBOX", sample(9), RECEIVED[4])
     validity = imap.uidvalidity("INBOX")
-    imap.settle("INBOX", [(f"{validity}:{more}", "mailbot/accepted"), (items[0].location, "x")])
+    imap.settle(
+        "INBOX",
+        [(f"{validity}:{more}", MoveTo("mailbot/accepted")), (items[0].location, MoveTo("x"))],
+    )
     assert len(server.fetch_all("mailbot.accepted")) == 3
 
 
@@ -264,7 +272,8 @@ def test_settle_with_stale_uidvalidity_does_nothing(imap: ImapMailbox, server: D
     assert validity is not None
 
     imap.settle(
-        "INBOX", [(f"{validity + 1}:{uid}", "mailbot/accepted"), (f"{validity - 1}:{uid}", "")]
+        "INBOX",
+        [(f"{validity + 1}:{uid}", MoveTo("mailbot/accepted")), (f"{validity - 1}:{uid}", Flag())],
     )
 
     with server.client() as client:
@@ -275,7 +284,7 @@ def test_settle_with_stale_uidvalidity_does_nothing(imap: ImapMailbox, server: D
 
 def test_settle_rejects_a_location_that_is_not_imap(imap: ImapMailbox) -> None:
     with pytest.raises(ValueError, match="UIDVALIDITY:UID"):
-        imap.settle("INBOX", [("1626000000.M1P2Q3.host", "")])
+        imap.settle("INBOX", [("1626000000.M1P2Q3.host", Flag())])
 
 
 # -------------------------------------------------------------------- IMAP: wait
@@ -475,7 +484,12 @@ def test_maildir_settle_moves_and_flags(tmp_path: Path) -> None:
     box = MaildirMailbox(root)
 
     box.settle(
-        "INBOX", [(keys[0], "mailbot/accepted"), (keys[1], ""), ("no-such-key", "mailbot/late")]
+        "INBOX",
+        [
+            (keys[0], MoveTo("mailbot/accepted")),
+            (keys[1], Flag()),
+            ("no-such-key", MoveTo("mailbot/late")),
+        ],
     )
 
     accepted = root / ".mailbot.accepted"
@@ -493,7 +507,7 @@ def test_maildir_settle_moves_and_flags(tmp_path: Path) -> None:
 
     # Settling twice, with flags another client set in the meantime, keeps them.
     os.rename(root / "cur" / f"{keys[1]}:2,S", root / "cur" / f"{keys[1]}:2,FS")
-    box.settle("INBOX", [(keys[1], ""), (keys[2], "mailbot/needs-correction")])
+    box.settle("INBOX", [(keys[1], Flag()), (keys[2], MoveTo("mailbot/needs-correction"))])
     assert (root / "cur" / f"{keys[1]}:2,FS").is_file()
     assert (root / ".mailbot.needs-correction" / "cur" / f"{keys[2]}:2,S").is_file()
 

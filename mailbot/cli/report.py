@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.calls import Call
+from mailbot.domain import ReplyState
 from mailbot.errors import MailbotError
 from mailbot.ledger.attention import Attention, needing_a_person, unmatched_mails
 from mailbot.ledger.counting import count
@@ -23,7 +24,6 @@ from mailbot.ledger.log import LogRow, log_rows
 from mailbot.ledger.problem_words import problem_words
 from mailbot.ledger.submission import MailRecord, find_submission, mail_records
 from mailbot.mail.names import shown
-from mailbot.replies.outbox import BOUNCED
 from mailbot.store.models import Mail, Reply
 
 LOG_COLUMNS = (
@@ -131,7 +131,7 @@ def show(session: Session, call: Call, reference: str) -> str:
     ]
     bounced = session.scalars(
         select(Reply)
-        .where(Reply.submission_id == submission.id, Reply.state == BOUNCED)
+        .where(Reply.submission_id == submission.id, Reply.state == ReplyState.BOUNCED)
         .order_by(Reply.id)
     ).all()
     if bounced:

@@ -27,8 +27,9 @@ from sqlalchemy import delete, inspect, select
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
+from mailbot.domain import DECIDED
 from mailbot.intake.attaching import VERSION, judge_as_submission
-from mailbot.intake.poll import queue_answer
+from mailbot.intake.record import queue_answer
 from mailbot.intake.submissions import judge_again, record
 from mailbot.judge.checks import judge
 from mailbot.judge.verdict import Status, Verdict
@@ -37,8 +38,6 @@ from mailbot.mail.message import Message
 from mailbot.mail.parsing import parse_message
 from mailbot.store.models import Mail, Submission, Version
 
-# Statuses a person sets on the desk (mailbot.web.actions): a replay keeps them.
-DECIDED = frozenset({"accepted_by_decision", "withdrawn"})
 VERSION_FIELDS = (
     "number",
     "mail_id",

@@ -19,6 +19,7 @@ from sqlalchemy import ColumnElement, Select, Text, cast, or_, select
 from sqlalchemy.orm import Session
 
 from mailbot.calls import Call
+from mailbot.domain import MailStatus, ReplyState
 from mailbot.store.models import AuditEvent, Mail, Reply
 
 # AuditEvent.action of a letter sent again as a new row, and of one a person dealt with.
@@ -33,11 +34,11 @@ NEEDS_A_PERSON: dict[str, tuple[str, str]] = {
     "auth_failed": ("发件人认证失败", "sender authentication failed"),
     "bounce": ("退信", "a bounce of our reply"),
 }
-# Why a letter needs a person (mailbot.replies.outbox's states).
+# Why a letter needs a person: the reply states it is in.
 TROUBLED_LETTERS: dict[str, tuple[str, str]] = {
-    "failed": ("发送失败", "sending failed"),
-    "uncertain": ("发送中断，可能未送达", "interrupted: may not have arrived"),
-    "bounced": ("被退信，请另行联系申请人", "bounced: reach the applicant another way"),
+    ReplyState.FAILED: ("发送失败", "sending failed"),
+    ReplyState.UNCERTAIN: ("发送中断，可能未送达", "interrupted: may not have arrived"),
+    ReplyState.BOUNCED: ("被退信，请另行联系申请人", "bounced: reach the applicant another way"),
 }
 # How the other-mail list groups mail tied to no submission.
 FLAGGED = frozenset({"bounce", "auth_failed"})
@@ -141,7 +142,7 @@ def _kind(status: str, problems: Sequence[Any]) -> str:
     if found & FLAGGED:
         return "flagged"
     # A mail the daemon would answer but could tie to no submission had no readable subject.
-    if found or status != "ignored":
+    if found or status != MailStatus.IGNORED:
         return "unparseable"
     return "ignored"
 

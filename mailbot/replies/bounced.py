@@ -25,18 +25,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mailbot.domain import LEFT, ReplyState
 from mailbot.judge.verdict import Verdict
 from mailbot.mail.bounces import bounced_reply_ids, original_recipients, our_reply_ids
 from mailbot.mail.parsing import Message
-from mailbot.replies.outbox import BOUNCED, SENT, UNCERTAIN
 from mailbot.replies.render import one_line
-from mailbot.replies.sender import HANDED
 from mailbot.store.models import Mail, Reply
 
 log = logging.getLogger(__name__)
-
-# A reply in these states has left: only such a reply can come back.
-LEFT = (SENT, UNCERTAIN, HANDED, BOUNCED)
 
 MAX_READ = 4 * 1024 * 1024  # a bounce is read this far; the quoted reply comes early
 MAX_ERROR = 500
@@ -177,7 +173,7 @@ def mark_bounced(
     for reply in dict.fromkeys(replies):
         if reply.state not in LEFT:
             continue  # never sent (suppressed, failed) or not yet: nothing came back
-        reply.state = BOUNCED
+        reply.state = ReplyState.BOUNCED
         reply.next_attempt_at = None
         reply.last_error = one_line(f"bounced (mail {mail.id}): {why}")[:MAX_ERROR]
         marked.append(reply)

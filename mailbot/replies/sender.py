@@ -29,6 +29,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,13 +38,11 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, or_, select, true, update
 
 from mailbot.config import ReplySettings
+from mailbot.domain import ReplyState
 from mailbot.errors import MailbotError
-from mailbot.replies.outbox import BOUNCED, FAILED, PENDING, SENDING, SENT, UNCERTAIN
 from mailbot.replies.render import one_line
 from mailbot.replies.transports import (
     DeliveryUncertain,
-    OutboxDirTransport,
-    SmtpTransport,
     Transport,
     TransportError,
     TransportUnavailable,
@@ -53,27 +52,7 @@ from mailbot.service.outages import Outage
 from mailbot.store.db import Database
 from mailbot.store.models import Reply
 
-# The transports lived here; callers still import them from this module.
-__all__ = [
-    "HANDED",
-    "DeliveryUncertain",
-    "OutboxDirTransport",
-    "SendReport",
-    "SmtpTransport",
-    "Transport",
-    "TransportError",
-    "TransportUnavailable",
-    "backoff",
-    "envelope_sender",
-    "recover_interrupted",
-    "send_pending",
-]
-
 log = logging.getLogger(__name__)
-
-# Reply.state, set and read by the sender alone (the other states are in outbox.py):
-# the final dot is about to leave, so from here on the reply may have been delivered.
-HANDED = "handed"
 
 MAX_ERROR = 500  # characters of last_error: one readable line, not a transcript
 
@@ -124,8 +103,8 @@ class _Handover:
                 CursorResult[Any],
                 session.execute(
                     update(Reply)
-                    .where(Reply.id == self.reply_id, Reply.state == SENDING)
-                    .values(state=HANDED)
+                    .where(Reply.id == self.reply_id, Reply.state == ReplyState.SENDING)
+                    .values(state=ReplyState.HANDED)
                 ),
             )
             if result.rowcount != 1:
@@ -139,13 +118,37 @@ def backoff(settings: ReplySettings, attempts: int) -> float:
     return float(min(settings.backoff_initial * 2**exponent, settings.backoff_max))
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """What became of one reply a run tried to send: the state it was left in.
+
+    ``state`` is None when another sender took the reply first (it sends it);
+    ``unreachable`` is set when the server could not be reached at all, which
+    ends the run.
+    """
+
+    state: str | None
+    unreachable: TransportUnavailable | None = None
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One run over the outbox: what stays the same for every reply it sends."""
+
+    db: Database
+    transport: Transport
+    settings: ReplySettings
+    now: Callable[[], datetime]
+    call_id: str | None
+    outage: Outage | None
+
+
 def send_pending(
     db: Database,
     transport: Transport,
     settings: ReplySettings,
     now: Callable[[], datetime],
     *,
-    limit: int | None = None,
     call_id: str | None = None,
     outage: Outage | None = None,
 ) -> SendReport:
@@ -166,111 +169,131 @@ def send_pending(
     ends the batch at once: the replies still due count one failed attempt
     each and back off, and one line in the log says why.
     """
+    run = _Run(db, transport, settings, now, call_id, outage)
     with db.transaction() as session:
         due = list(
             session.scalars(
                 select(Reply.id)
-                .where(Reply.state == PENDING, Reply.next_attempt_at <= now(), _of_call(call_id))
+                .where(
+                    Reply.state == ReplyState.PENDING,
+                    Reply.next_attempt_at <= now(),
+                    _of_call(call_id),
+                )
                 .order_by(Reply.queued_at, Reply.id)
-                .limit(limit)
             )
         )
-    sent = failed = deferred = uncertain = 0
+    states: Counter[str | None] = Counter()
     try:
         for index, reply_id in enumerate(due):
-            claimed = _claim(db, reply_id, now())
-            if claimed is None:  # another sender took it meanwhile
-                continue
-            raw, to_address = claimed
-            handover = _Handover(db, reply_id)
-            try:
-                transport.send(
-                    raw, envelope_sender(raw), [to_address], reply_id=reply_id, handover=handover
-                )
-            except ClaimLost as exc:
-                # Whoever reset or took it sends it; ours was dropped undelivered.
-                log.warning("%s: left to the sender that has it", exc)
-            except DeliveryUncertain as exc:
-                _finish(db, reply_id, UNCERTAIN, str(exc))
-                uncertain += 1
-                log.warning(
-                    "reply %d to %s may or may not have arrived; not resent: %s",
-                    reply_id,
-                    to_address,
-                    one_line(str(exc)),
-                )
-            except TransportUnavailable as exc:
+            attempt = _send_one(run, reply_id)
+            states[attempt.state] += 1
+            if attempt.unreachable is not None:
                 # The server is not asked again for each remaining reply: every
                 # reply due in this run shares the failed attempt and its backoff.
-                mine = HANDED if handover.done else SENDING
-                states = [_record_failure(db, reply_id, str(exc), settings, now(), mine)[0]]
-                states += [
-                    _record_failure(db, later, str(exc), settings, now(), PENDING)[0]
-                    for later in due[index + 1 :]
-                ]
-                failed += states.count(FAILED)
-                deferred += states.count(PENDING)
-                waiting = _count_pending(db, call_id)
-                if outage is not None:
-                    outage.failed(
-                        one_line(str(exc)),
-                        f"{waiting} replies wait in the outbox and are retried with backoff "
-                        f"up to {settings.backoff_max:.0f} s",
-                    )
-                else:
-                    log.warning(
-                        "replies: %s; %d replies wait in the outbox and will be retried",
-                        one_line(str(exc)),
-                        waiting,
-                    )
+                states.update(_unreachable(run, due[index + 1 :], attempt.unreachable))
                 break
-            except TransportError as exc:
-                mine = HANDED if handover.done else SENDING
-                state, attempts = _record_failure(db, reply_id, str(exc), settings, now(), mine)
-                failed += state == FAILED
-                deferred += state == PENDING
-                log.warning(
-                    "reply %d to %s not sent (attempt %d, now %s): %s",
-                    reply_id,
-                    to_address,
-                    attempts,
-                    state,
-                    one_line(str(exc)),
-                )
-            except Exception as exc:
-                if handover.called and not handover.done:
-                    # Recording "handed" failed (a locked database, say), so the
-                    # transport dropped the reply undelivered: try again later.
-                    log.exception(
-                        "reply %d to %s: cannot record its handover", reply_id, to_address
-                    )
-                    error = f"cannot record the handover: {type(exc).__name__}: {exc}"
-                    state, _ = _record_failure(db, reply_id, error, settings, now(), SENDING)
-                    failed += state == FAILED
-                    deferred += state == PENDING
-                    continue
-                # A fault of ours, not the server's: retrying repeats it, and after
-                # the handover the reply may have left, so a person looks at it.
-                log.exception(
-                    "reply %d to %s: unexpected error while sending", reply_id, to_address
-                )
-                error = f"unexpected error: {type(exc).__name__}: {exc}"
-                if handover.done:
-                    _finish(db, reply_id, UNCERTAIN, error)
-                    uncertain += 1
-                else:
-                    _finish(db, reply_id, FAILED, error)
-                    failed += 1
-            else:
-                fault_point("after_send")  # a test hook: delivered, "sent" not yet recorded
-                _finish(db, reply_id, SENT, None, sent_at=now())
-                sent += 1
-                log.info("reply %d sent to %s", reply_id, to_address)
-                if outage is not None:
-                    outage.recovered()
     finally:
         transport.close()
-    return SendReport(sent=sent, failed=failed, deferred=deferred, uncertain=uncertain)
+    return SendReport(
+        sent=states[ReplyState.SENT],
+        failed=states[ReplyState.FAILED],
+        deferred=states[ReplyState.PENDING],
+        uncertain=states[ReplyState.UNCERTAIN],
+    )
+
+
+def _send_one(run: _Run, reply_id: int) -> Attempt:
+    """Claim one reply, hand it to the transport, record what became of it."""
+    claimed = _claim(run.db, reply_id, run.now())
+    if claimed is None:  # another sender took it meanwhile
+        return Attempt(None)
+    raw, to_address = claimed
+    handover = _Handover(run.db, reply_id)
+    try:
+        run.transport.send(
+            raw, envelope_sender(raw), [to_address], reply_id=reply_id, handover=handover
+        )
+    except ClaimLost as exc:
+        # Whoever reset or took it sends it; ours was dropped undelivered.
+        log.warning("%s: left to the sender that has it", exc)
+        return Attempt(None)
+    except DeliveryUncertain as exc:
+        _finish(run.db, reply_id, ReplyState.UNCERTAIN, str(exc))
+        log.warning(
+            "reply %d to %s may or may not have arrived; not resent: %s",
+            reply_id,
+            to_address,
+            one_line(str(exc)),
+        )
+        return Attempt(ReplyState.UNCERTAIN)
+    except TransportUnavailable as exc:
+        mine = ReplyState.HANDED if handover.done else ReplyState.SENDING
+        state, _ = _record_failure(run, reply_id, str(exc), mine)
+        return Attempt(state, unreachable=exc)
+    except TransportError as exc:
+        mine = ReplyState.HANDED if handover.done else ReplyState.SENDING
+        state, attempts = _record_failure(run, reply_id, str(exc), mine)
+        log.warning(
+            "reply %d to %s not sent (attempt %d, now %s): %s",
+            reply_id,
+            to_address,
+            attempts,
+            state,
+            one_line(str(exc)),
+        )
+        return Attempt(state)
+    except Exception as exc:
+        return _our_fault(run, reply_id, to_address, handover, exc)
+    fault_point("after_send")  # a test hook: delivered, "sent" not yet recorded
+    _finish(run.db, reply_id, ReplyState.SENT, None, sent_at=run.now())
+    log.info("reply %d sent to %s", reply_id, to_address)
+    if run.outage is not None:
+        run.outage.recovered()
+    return Attempt(ReplyState.SENT)
+
+
+def _our_fault(
+    run: _Run, reply_id: int, to_address: str, handover: _Handover, exc: Exception
+) -> Attempt:
+    """A send that failed on a fault of ours, not the server's refusal."""
+    if handover.called and not handover.done:
+        # Recording "handed" failed (a locked database, say), so the
+        # transport dropped the reply undelivered: try again later.
+        log.exception("reply %d to %s: cannot record its handover", reply_id, to_address)
+        error = f"cannot record the handover: {type(exc).__name__}: {exc}"
+        state, _ = _record_failure(run, reply_id, error, ReplyState.SENDING)
+        return Attempt(state)
+    # Retrying repeats it, and after the handover the reply may have left,
+    # so a person looks at it.
+    log.exception("reply %d to %s: unexpected error while sending", reply_id, to_address)
+    error = f"unexpected error: {type(exc).__name__}: {exc}"
+    state = ReplyState.UNCERTAIN if handover.done else ReplyState.FAILED
+    _finish(run.db, reply_id, state, error)
+    return Attempt(state)
+
+
+def _unreachable(run: _Run, later: list[int], exc: TransportUnavailable) -> Counter[str | None]:
+    """The server cannot be reached: the replies still due share the failed attempt; say so once.
+
+    Returns the states those replies were left in.
+    """
+    states = Counter(
+        _record_failure(run, reply_id, str(exc), ReplyState.PENDING)[0] for reply_id in later
+    )
+    waiting = _count_pending(run.db, run.call_id)
+    if run.outage is not None:
+        run.outage.failed(
+            one_line(str(exc)),
+            f"{waiting} replies wait in the outbox and are retried with backoff "
+            f"up to {run.settings.backoff_max:.0f} s",
+        )
+    else:
+        log.warning(
+            "replies: %s; %d replies wait in the outbox and will be retried",
+            one_line(str(exc)),
+            waiting,
+        )
+    return Counter[str | None](states)
 
 
 def _of_call(call_id: str | None) -> Any:
@@ -298,10 +321,10 @@ def recover_interrupted(db: Database, call_id: str | None = None) -> int:
             CursorResult[Any],
             session.execute(
                 update(Reply)
-                .where(Reply.state == SENDING, _of_call(call_id))
+                .where(Reply.state == ReplyState.SENDING, _of_call(call_id))
                 # Due again at once: it was due when it was taken.
                 .values(
-                    state=PENDING,
+                    state=ReplyState.PENDING,
                     next_attempt_at=func.coalesce(Reply.next_attempt_at, Reply.queued_at),
                 )
             ),
@@ -310,9 +333,9 @@ def recover_interrupted(db: Database, call_id: str | None = None) -> int:
             CursorResult[Any],
             session.execute(
                 update(Reply)
-                .where(Reply.state == HANDED, _of_call(call_id))
+                .where(Reply.state == ReplyState.HANDED, _of_call(call_id))
                 .values(
-                    state=UNCERTAIN,
+                    state=ReplyState.UNCERTAIN,
                     next_attempt_at=None,
                     last_error=(
                         "mailbot stopped after handing this reply to the server and before "
@@ -351,10 +374,10 @@ def _claim(db: Database, reply_id: int, moment: datetime) -> tuple[bytes, str] |
                 update(Reply)
                 .where(
                     Reply.id == reply_id,
-                    Reply.state == PENDING,
+                    Reply.state == ReplyState.PENDING,
                     Reply.next_attempt_at <= moment,
                 )
-                .values(state=SENDING)
+                .values(state=ReplyState.SENDING)
             ),
         )
         if result.rowcount != 1:
@@ -363,31 +386,25 @@ def _claim(db: Database, reply_id: int, moment: datetime) -> tuple[bytes, str] |
         return row.raw, row.to_address
 
 
-def _record_failure(
-    db: Database,
-    reply_id: int,
-    error: str,
-    settings: ReplySettings,
-    moment: datetime,
-    expected: str,
-) -> tuple[str, int]:
+def _record_failure(run: _Run, reply_id: int, error: str, expected: str) -> tuple[str, int]:
     """Count a failed attempt; return the reply's new state and attempts.
 
     ``expected`` is the state the reply must still be in: a reply another
     sender has meanwhile taken or rescheduled is left alone.
     """
-    with db.transaction() as session:
+    settings, moment = run.settings, run.now()
+    with run.db.transaction() as session:
         reply = session.get_one(Reply, reply_id)
         not_due = reply.next_attempt_at is None or reply.next_attempt_at > moment
-        if reply.state != expected or (expected == PENDING and not_due):
+        if reply.state != expected or (expected == ReplyState.PENDING and not_due):
             return reply.state, reply.attempts
         reply.attempts += 1
         reply.last_error = one_line(error)[:MAX_ERROR]
         if reply.attempts >= settings.max_attempts:
-            reply.state = FAILED
+            reply.state = ReplyState.FAILED
             reply.next_attempt_at = None
         else:
-            reply.state = PENDING
+            reply.state = ReplyState.PENDING
             reply.next_attempt_at = moment + timedelta(seconds=backoff(settings, reply.attempts))
         return reply.state, reply.attempts
 
@@ -397,7 +414,7 @@ def _finish(
 ) -> None:
     with db.transaction() as session:
         reply = session.get_one(Reply, reply_id)
-        if reply.state == BOUNCED:
+        if reply.state == ReplyState.BOUNCED:
             # Its bounce came back before the server's answer was recorded: it left.
             reply.attempts += 1
             reply.sent_at = reply.sent_at or sent_at
@@ -414,7 +431,9 @@ def _count_pending(db: Database, call_id: str | None = None) -> int:
     with db.transaction() as session:
         return (
             session.scalar(
-                select(func.count(Reply.id)).where(Reply.state == PENDING, _of_call(call_id))
+                select(func.count(Reply.id)).where(
+                    Reply.state == ReplyState.PENDING, _of_call(call_id)
+                )
             )
             or 0
         )

@@ -451,6 +451,13 @@ class Daemon:
             return  # the daemon sending this call's replies sends its digest too
         try:
             with self.app.db.transaction() as session:
-                queue_digest(self.app, session, now())
+                queue_digest(
+                    session,
+                    settings=self.app.settings.replies,
+                    call=self.app.call,
+                    renderer=self.app.renderer,
+                    to=self.app.settings.digest.to,
+                    now=now(),
+                )
         except (MailbotError, SQLAlchemyError, OSError) as exc:
             log.warning("cannot write the daily digest (%s)", one_line(exc))

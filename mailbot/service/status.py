@@ -21,13 +21,14 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from mailbot.domain import ReplyState
 from mailbot.store.db import Database, DatabaseError
 from mailbot.store.models import DaemonState, Lease, Reply
 
 log = logging.getLogger(__name__)
 
 # Reply states counted as waiting to go out (see mailbot.replies.sender).
-_WAITING = ("pending", "sending", "handed")
+_WAITING = (ReplyState.PENDING, ReplyState.SENDING, ReplyState.HANDED)
 
 
 # -- written by the daemon ------------------------------------------------------------
@@ -166,8 +167,8 @@ def read_status(
         now=now,
         mailboxes=tuple(mailboxes),
         pending=sum(counts.get(state, 0) for state in _WAITING),
-        failed=counts.get("failed", 0),
-        uncertain=counts.get("uncertain", 0),
+        failed=counts.get(ReplyState.FAILED, 0),
+        uncertain=counts.get(ReplyState.UNCERTAIN, 0),
         next_digest=digest_at,
     )
 

@@ -35,6 +35,22 @@ class Fetched:
     uidvalidity: int | None = None
 
 
+@dataclass(frozen=True)
+class MoveTo:
+    """File the mail by moving it to this folder (created if missing)."""
+
+    folder: str
+
+
+@dataclass(frozen=True)
+class Flag:
+    """File the mail by flagging it as processed where it is."""
+
+
+# How one processed mail is filed: the config's `source.after` chooses.
+Filing = MoveTo | Flag
+
+
 class Mailbox(Protocol):
     """A source of mail. It fetches and files mail; it never judges it.
 
@@ -61,11 +77,12 @@ class Mailbox(Protocol):
         """
         ...
 
-    def settle(self, folder: str, items: list[tuple[str, str]]) -> None:
-        """File processed mail, given as (location, target folder) pairs: move each
-        to its target (created if missing), or, where the target is "", only flag
-        it as processed. A location whose UIDVALIDITY is no longer the folder's is
-        skipped: that mail comes back in the resynchronisation."""
+    def settle(self, folder: str, items: list[tuple[str, Filing]]) -> None:
+        """File processed mail, given as (location, filing) pairs: move each to its
+        folder (MoveTo) or only flag it as processed where it is (Flag). A move
+        into the folder itself is a flag. A location whose UIDVALIDITY is no
+        longer the folder's is skipped: that mail comes back in the
+        resynchronisation."""
         ...
 
     def wait(self, stop: threading.Event, timeout: float) -> bool:

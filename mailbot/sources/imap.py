@@ -23,7 +23,7 @@ from mailbot import __version__
 from mailbot.config import ImapSettings
 from mailbot.net.oauth2 import OAuth2Error, SaslAnswer, TokenSource
 from mailbot.net.tls import certificate_hint, client_context
-from mailbot.sources.base import Cursor, Fetched, SourceError
+from mailbot.sources.base import Cursor, Fetched, Filing, Flag, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -147,17 +147,17 @@ class ImapMailbox:
                 if batch:
                     yield batch
 
-    def settle(self, folder: str, items: list[tuple[str, str]]) -> None:
+    def settle(self, folder: str, items: list[tuple[str, Filing]]) -> None:
         if not items:
             return
-        wanted = [(*parse_location(location), target) for location, target in items]
+        wanted = [(*parse_location(location), filing) for location, filing in items]
         with self._talking(f"filing mail in {folder}"):
             client = self._connect()
             validity = self._select(client, folder, readonly=False)
-            by_target: dict[str, list[int]] = {}
-            for item_validity, uid, target in wanted:
+            by_target: dict[Filing, list[int]] = {}
+            for item_validity, uid, filing in wanted:
                 if item_validity == validity:
-                    by_target.setdefault(target, []).append(uid)
+                    by_target.setdefault(filing, []).append(uid)
                 else:
                     log.info(
                         "%s %s: UID %s is from UIDVALIDITY %s, now %s; left in place",
@@ -168,13 +168,13 @@ class ImapMailbox:
                         validity,
                     )
             source = self._server_folder(client, folder)
-            for target, uids in by_target.items():
+            for filing, uids in by_target.items():
                 # A move into the folder itself would give the mail a new UID, and it
                 # would come back as new: flag it instead.
-                if not target or self._server_folder(client, target) == source:
+                if isinstance(filing, Flag) or self._server_folder(client, filing.folder) == source:
                     client.add_flags(uids, [self.flag], silent=True)
                 else:
-                    self._move(client, uids, target)
+                    self._move(client, uids, filing.folder)
 
     def wait(self, stop: threading.Event, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailbot.sources.base import Cursor, Fetched, SourceError
+from mailbot.sources.base import Cursor, Fetched, Filing, MoveTo, SourceError
 
 BATCH_SIZE = 50
 BATCH_BYTES = 16 * 1024 * 1024  # as the IMAP source: a backlog of scans is read in parts
@@ -144,15 +144,16 @@ class MaildirMailbox:
             if batch:
                 yield batch
 
-    def settle(self, folder: str, items: list[tuple[str, str]]) -> None:
+    def settle(self, folder: str, items: list[tuple[str, Filing]]) -> None:
         if not items:
             return
         source_dir = folder_path(self.path, folder)
         files = self._files(source_dir)
-        for key, target in items:
+        for key, filing in items:
             path = files.get(key)
             if path is None:
                 continue  # gone already: moved by an earlier settle or by a person
+            target = filing.folder if isinstance(filing, MoveTo) else ""
             target_dir = folder_path(self.path, target) if target else source_dir
             if target_dir != source_dir:
                 self._ensure(target_dir)

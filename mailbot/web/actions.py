@@ -17,8 +17,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
+from mailbot.domain import SubmissionStatus
 from mailbot.errors import MailbotError
-from mailbot.replies.outbox import queue_again, queue_reply
+from mailbot.replies.outbox import Outgoing, queue_reply
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
 from mailbot.web.auth import Actor
 from mailbot.web.labels import ACTS, REFUSALS, STATUSES, label
@@ -30,10 +31,6 @@ from mailbot.web.letters import (
     status_letter,
     thread,
 )
-
-# Submission statuses a person sets; the daemon sets the others.
-ACCEPTED_BY_DECISION = "accepted_by_decision"
-WITHDRAWN = "withdrawn"
 
 # AuditEvent.action values.
 ACCEPT = "accept_by_decision"
@@ -56,8 +53,21 @@ ACCEPT_ACT, WITHDRAW_ACT, RESEND_ACT, WRITE_ACT, NOTE_ACT = (
     "note",
 )
 DECISIONS: dict[str, frozenset[str]] = {
-    ACCEPT_ACT: frozenset({"needs_correction", "late", "withdrawn"}),
-    WITHDRAW_ACT: frozenset({"accepted", "accepted_by_decision", "needs_correction", "late"}),
+    ACCEPT_ACT: frozenset(
+        {
+            SubmissionStatus.NEEDS_CORRECTION,
+            SubmissionStatus.LATE,
+            SubmissionStatus.WITHDRAWN,
+        }
+    ),
+    WITHDRAW_ACT: frozenset(
+        {
+            SubmissionStatus.ACCEPTED,
+            SubmissionStatus.ACCEPTED_BY_DECISION,
+            SubmissionStatus.NEEDS_CORRECTION,
+            SubmissionStatus.LATE,
+        }
+    ),
 }
 
 
@@ -206,14 +216,24 @@ def _set_status(
 def accept_by_decision(session: Session, submission: Submission, acting: Acting) -> AuditEvent:
     """Accept a submission whatever its verdict said, because a person decided so."""
     return _set_status(
-        session, submission, acting, act=ACCEPT_ACT, status=ACCEPTED_BY_DECISION, action=ACCEPT
+        session,
+        submission,
+        acting,
+        act=ACCEPT_ACT,
+        status=SubmissionStatus.ACCEPTED_BY_DECISION,
+        action=ACCEPT,
     )
 
 
 def withdraw(session: Session, submission: Submission, acting: Acting) -> AuditEvent:
     """Mark a submission withdrawn (the applicant asked, or it was sent by mistake)."""
     return _set_status(
-        session, submission, acting, act=WITHDRAW_ACT, status=WITHDRAWN, action=WITHDRAW
+        session,
+        submission,
+        acting,
+        act=WITHDRAW_ACT,
+        status=SubmissionStatus.WITHDRAWN,
+        action=WITHDRAW,
     )
 
 
@@ -256,14 +276,16 @@ def resend_last_reply(
     if last is None:
         raise ActionError("no_letter", **status_words(submission.status))
     acting = acting.checked()
-    reply = queue_again(
+    reply = queue_reply(
         session,
+        Outgoing.again(
+            last,
+            submission_id=submission.id,
+            by_person=last.template.startswith(LETTER_PREFIX),
+        ),
         settings=app.settings.replies,
         call=app.call,
-        old=last,
-        submission_id=submission.id,
         now=acting.now,
-        by_person=last.template.startswith(LETTER_PREFIX),
     )
     detail = {"resent_reply_id": last.id, "state": reply.state}
     audit(session, acting, Entry(RESEND, submission=submission, reply=reply, detail=detail))
@@ -298,18 +320,19 @@ def write_to_applicant(
     title_zh, title_en = letters.title(letter.template)
     reply = queue_reply(
         session,
+        Outgoing(
+            to_address=to_address,
+            template=LETTER_PREFIX + letter.template,
+            subject=letter.subject,
+            body=letter.text,
+            in_reply_to=in_reply_to,
+            references=references,
+            submission_id=submission.id,
+            by_person=True,
+        ),
         settings=app.settings.replies,
         call=app.call,
-        to_address=to_address,
-        template=LETTER_PREFIX + letter.template,
-        subject=letter.subject,
-        body=letter.text,
-        in_reply_to=in_reply_to,
-        references=references,
-        mail_id=None,
-        submission_id=submission.id,
         now=acting.now,
-        by_person=True,
     )
     detail = {
         "template": letter.template,

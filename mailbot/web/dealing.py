@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from mailbot.app import App
 from mailbot.intake.attaching import SUPPORTING, VERSION, judge_as_submission
-from mailbot.intake.poll import queue_answer
+from mailbot.intake.record import queue_answer
 from mailbot.intake.submissions import judge_again, record
-from mailbot.replies.outbox import queue_reply
+from mailbot.replies.outbox import Outgoing, queue_reply
 from mailbot.replies.render import Renderer, call_context, expected_names
 from mailbot.store.models import Mail, Reply, Submission
 from mailbot.web.actions import Acting, ActionError, Entry, WrittenLetter, audit
@@ -199,18 +199,18 @@ def answer(
         raise ActionError("no_sender_address", mail_id=mail.id)
     reply = queue_reply(
         session,
+        Outgoing(
+            to_address=to_address,
+            template=LETTER_PREFIX + letter.template,
+            subject=letter.subject,
+            body=letter.text,
+            in_reply_to=mail.message_id,
+            mail_id=mail.id,
+            by_person=True,
+        ),
         settings=app.settings.replies,
         call=app.call,
-        to_address=to_address,
-        template=LETTER_PREFIX + letter.template,
-        subject=letter.subject,
-        body=letter.text,
-        in_reply_to=mail.message_id,
-        references=(),
-        mail_id=mail.id,
-        submission_id=None,
         now=acting.now,
-        by_person=True,
     )
     if mail.handled_at is None:
         _close(mail, acting)

@@ -16,33 +16,23 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer, selectinload
 
 from mailbot.app import App
+from mailbot.domain import ReplyState
 from mailbot.ledger.attention import LETTER_DEALT_WITH, OUTBOX_RESEND
-from mailbot.replies.outbox import (
-    BOUNCED,
-    FAILED,
-    PENDING,
-    SENDING,
-    SENT,
-    SUPPRESSED,
-    UNCERTAIN,
-    queue_again,
-)
+from mailbot.replies.outbox import Outgoing, queue_reply
 from mailbot.store.models import AuditEvent, Mail, Reply, Submission
 from mailbot.web.actions import Acting, ActionError, Entry, audit
 
-HANDED = "handed"  # committed before the final dot (replies/sender.py)
-
 # The outbox page's filters: a name, the states it covers.
 STATE_GROUPS: dict[str, tuple[str, ...]] = {
-    "waiting": (PENDING, SENDING, HANDED),
-    "sent": (SENT,),
-    "failed": (FAILED,),
-    "uncertain": (UNCERTAIN,),
-    "bounced": (BOUNCED,),
-    "suppressed": (SUPPRESSED,),
+    "waiting": (ReplyState.PENDING, ReplyState.SENDING, ReplyState.HANDED),
+    "sent": (ReplyState.SENT,),
+    "failed": (ReplyState.FAILED,),
+    "uncertain": (ReplyState.UNCERTAIN,),
+    "bounced": (ReplyState.BOUNCED,),
+    "suppressed": (ReplyState.SUPPRESSED,),
 }
-RESENDABLE = frozenset({FAILED, UNCERTAIN, BOUNCED})
-TROUBLED = (FAILED, UNCERTAIN, BOUNCED, SUPPRESSED)
+RESENDABLE = frozenset({ReplyState.FAILED, ReplyState.UNCERTAIN, ReplyState.BOUNCED})
+TROUBLED = (ReplyState.FAILED, ReplyState.UNCERTAIN, ReplyState.BOUNCED, ReplyState.SUPPRESSED)
 
 # AuditEvent.action values, which the ledger reads to know what is settled.
 DEALT_WITH = LETTER_DEALT_WITH
@@ -145,15 +135,17 @@ def resend(session: Session, app: App, reply_id: int, acting: Acting) -> Reply:
     if old.state not in RESENDABLE:
         raise ActionError("not_resendable", reply_id=old.id)
     original = email.message_from_bytes(old.raw, policy=email.policy.default)
-    reply = queue_again(
+    reply = queue_reply(
         session,
+        # A letter a person wrote stays a person's letter when it is sent again.
+        Outgoing.again(
+            old,
+            submission_id=old.submission_id,
+            by_person=original.get("Auto-Submitted") is None,
+        ),
         settings=app.settings.replies,
         call=app.call,
-        old=old,
-        submission_id=old.submission_id,
         now=acting.now,
-        # A letter a person wrote stays a person's letter when it is sent again.
-        by_person=original.get("Auto-Submitted") is None,
     )
     entry = Entry(
         OUTBOX_RESEND,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from flask import Flask, Response, abort, g, render_template, request
 from werkzeug.wrappers.response import Response as BaseResponse
 
+from mailbot.domain import SubmissionStatus
 from mailbot.errors import MailbotError
 from mailbot.ledger.attention import UNMATCHED_KINDS, mail_kind, unmatched_mails
 from mailbot.ledger.export import export_rows, to_csv, to_xlsx
@@ -41,8 +42,8 @@ from mailbot.web.overview import overview
 
 # The status a confirmed decision sets, for its confirmation page to show.
 CONFIRM_STATUS = {
-    actions.ACCEPT_ACT: actions.ACCEPTED_BY_DECISION,
-    actions.WITHDRAW_ACT: actions.WITHDRAWN,
+    actions.ACCEPT_ACT: SubmissionStatus.ACCEPTED_BY_DECISION,
+    actions.WITHDRAW_ACT: SubmissionStatus.WITHDRAWN,
 }
 
 MAX_TEXT = 100_000  # characters of a mail's text shown on its page
