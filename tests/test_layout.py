@@ -1,0 +1,228 @@
+"""The package's shape, read from the source with ast (mailbot is never imported).
+
+A newcomer should meet a house whose stages import one way: no module reaches
+back into one that imports it (directly or round a longer circle, whether the
+import sits at the top of the file or inside a function), no package borrows a
+name another package keeps private (``_x``), and no function runs past sixty
+lines.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mailbot"
+MAX_FUNCTION_LINES = 60
+
+
+@dataclass
+class Module:
+    """One module of mailbot as the source shows it."""
+
+    name: str
+    path: Path
+    is_package: bool
+    tree: ast.Module
+    imports: set[str] = field(default_factory=set)
+    private_uses: list[tuple[str, str, int]] = field(default_factory=list)
+
+    @property
+    def package(self) -> str:
+        """The package the module belongs to (a package's __init__ belongs to itself)."""
+        return self.name if self.is_package else self.name.rpartition(".")[0]
+
+
+def _read_modules(root: Path = PACKAGE) -> dict[str, Module]:
+    modules: dict[str, Module] = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        if is_package:
+            parts.pop()
+        name = ".".join(parts)
+        modules[name] = Module(name, path, is_package, ast.parse(path.read_bytes(), str(path)))
+    return modules
+
+
+def _absolute(module: Module, node: ast.ImportFrom) -> str:
+    """The module an ``from X import`` names, with relative imports resolved."""
+    if node.level == 0:
+        return node.module or ""
+    base = module.name.split(".")
+    if not module.is_package:
+        base.pop()
+    if node.level > 1:
+        base = base[: len(base) - (node.level - 1)]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _link(modules: dict[str, Module]) -> None:
+    """Fill each module's imports (mailbot modules only) and its uses of others' private names."""
+    for module in modules.values():
+        for node in ast.walk(module.tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name in modules:
+                        module.imports.add(alias.name)
+            elif isinstance(node, ast.ImportFrom):
+                source = _absolute(module, node)
+                for alias in node.names:
+                    submodule = f"{source}.{alias.name}"
+                    if submodule in modules:
+                        module.imports.add(submodule)
+                    elif source in modules:
+                        module.imports.add(source)
+                        if alias.name.startswith("_") and not alias.name.startswith("__"):
+                            module.private_uses.append((source, alias.name, node.lineno))
+        module.imports.discard(module.name)
+
+
+def _cycles(modules: dict[str, Module]) -> list[list[str]]:
+    """Every strongly connected group of two or more modules (Tarjan), each as a sorted list."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(name: str) -> None:
+        index[name] = low[name] = len(index)
+        stack.append(name)
+        on_stack.add(name)
+        for target in sorted(modules[name].imports):
+            if target not in index:
+                visit(target)
+                low[name] = min(low[name], low[target])
+            elif target in on_stack:
+                low[name] = min(low[name], index[target])
+        if low[name] == index[name]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == name:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for name in sorted(modules):
+        if name not in index:
+            visit(name)
+    return sorted(groups)
+
+
+def _circle_in(group: list[str], modules: dict[str, Module]) -> str:
+    """One concrete circle through the group's first module, for the failure message."""
+    members = set(group)
+    start = group[0]
+    path = [start]
+    seen = {start}
+    while True:
+        here = path[-1]
+        targets = sorted(modules[here].imports & members)
+        if start in targets and len(path) > 1:
+            return " -> ".join([*path, start])
+        fresh = [t for t in targets if t not in seen]
+        if not fresh:  # a dead end inside the group: step back
+            path.pop()
+            if not path:
+                return " <-> ".join(group)
+            continue
+        seen.add(fresh[0])
+        path.append(fresh[0])
+
+
+def _graph() -> dict[str, Module]:
+    modules = _read_modules()
+    _link(modules)
+    return modules
+
+
+def test_no_import_circles() -> None:
+    modules = _graph()
+    circles = [f"{', '.join(group)}: {_circle_in(group, modules)}" for group in _cycles(modules)]
+    assert circles == [], "import circles:\n" + "\n".join(circles)
+
+
+def test_no_private_name_crosses_a_package() -> None:
+    modules = _graph()
+    crossings = [
+        f"{module.path.relative_to(PACKAGE.parent)}:{line} takes {name} from {source}"
+        for module in modules.values()
+        for source, name, line in module.private_uses
+        if modules[source].package != module.package
+    ]
+    assert crossings == [], "private names used by another package:\n" + "\n".join(crossings)
+
+
+def test_no_function_over_sixty_lines() -> None:
+    long = [
+        f"{module.path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} "
+        f"({node.end_lineno - node.lineno + 1} lines)"
+        for module in _read_modules().values()
+        for node in ast.walk(module.tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert long == [], f"functions over {MAX_FUNCTION_LINES} lines:\n" + "\n".join(long)
+
+
+# The checker itself, on small made-up packages: a circle hidden in a function
+# is found, a private name inside its own package is fine, one taken across is not.
+
+
+def _write(root: Path, files: dict[str, str]) -> dict[str, Module]:
+    for relative, text in files.items():
+        path = root / "mailbot" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    modules = _read_modules(root / "mailbot")
+    _link(modules)
+    return modules
+
+
+def test_a_circle_hidden_inside_a_method_is_found(tmp_path: Path) -> None:
+    modules = _write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "judge/__init__.py": "",
+            "judge/case.py": "class Case:\n    def read(self):\n        from .subject import read\n",
+            "judge/subject.py": "from mailbot.judge.case import Case\n",
+            "judge/plain.py": "from mailbot.judge import subject\n",
+        },
+    )
+    groups = _cycles(modules)
+    assert groups == [["mailbot.judge.case", "mailbot.judge.subject"]]
+    assert _circle_in(groups[0], modules) == (
+        "mailbot.judge.case -> mailbot.judge.subject -> mailbot.judge.case"
+    )
+
+
+def test_a_private_name_is_seen_with_its_package(tmp_path: Path) -> None:
+    modules = _write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "store/__init__.py": "",
+            "store/blobs.py": "_x = 1\n",
+            "store/db.py": "from .blobs import _x\n",
+            "web/__init__.py": "",
+            "web/app.py": "from mailbot.store.blobs import _x\n",
+        },
+    )
+    uses = {
+        name: [(source, private, modules[source].package) for source, private, _ in m.private_uses]
+        for name, m in modules.items()
+        if m.private_uses
+    }
+    assert uses == {
+        "mailbot.store.db": [("mailbot.store.blobs", "_x", "mailbot.store")],
+        "mailbot.web.app": [("mailbot.store.blobs", "_x", "mailbot.store")],
+    }
+    assert modules["mailbot.store.db"].package == "mailbot.store"
+    assert modules["mailbot.web.app"].package == "mailbot.web"
