@@ -18,7 +18,7 @@ import pytest
 
 from mailbot.calls import Call, RulesError, load_call
 from mailbot.judge.checks import judge
-from mailbot.mail.containers import DAMAGED, ENCRYPTED, LIMITS
+from mailbot.mail.containers.entries import DAMAGED, ENCRYPTED, LIMITS
 from mailbot.mail.containers.zips import entry_name
 from mailbot.mail.parsing import Message, parse_message
 from tests import diskwatch

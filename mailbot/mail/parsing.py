@@ -43,7 +43,8 @@ from mailbot.mail.charsets import (
     raw_to_text,
     unfold,
 )
-from mailbot.mail.containers import DAMAGED, Budget, kind_of, unpack
+from mailbot.mail.containers import kind_of, unpack
+from mailbot.mail.containers.entries import DAMAGED, Budget
 from mailbot.mail.message import (
     FORWARDED,
     Attachment,

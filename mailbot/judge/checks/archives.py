@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mailbot.judge.checks.attachments import Pick
 from mailbot.judge.checks.case import Case
+from mailbot.judge.readings.files import Pick
 from mailbot.judge.verdict import Problem, Severity
-from mailbot.mail.containers import ENCRYPTED, FORMAT, LIMITS, TNEF
+from mailbot.mail.containers import TNEF
+from mailbot.mail.containers.entries import ENCRYPTED, FORMAT, LIMITS
 from mailbot.mail.message import FORWARDED, Container
 from mailbot.mail.names import shown, shown_in
 

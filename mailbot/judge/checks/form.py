@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from mailbot.calls import normalise_name
-from mailbot.documents.form import FormFacts, months_between, read_form, squash
-from mailbot.documents.pdf import inspect_pdf
-from mailbot.documents.word import UnreadableDocument, read_docx
-from mailbot.judge.checks.attachments import label
+from mailbot.documents.form import FormFacts, months_between, squash
 from mailbot.judge.checks.case import Case
+from mailbot.judge.readings.files import label
 from mailbot.judge.verdict import Problem, Severity
 
 FIELD_NAMES = {
@@ -21,40 +18,6 @@ FIELD_NAMES = {
     "period": ("执行期限", "Project Period"),
     "focus_area": ("资助领域", "Focus Area"),
 }
-
-
-@dataclass(frozen=True)
-class DocumentReading:
-    form: FormFacts | None = None
-    word_problem: UnreadableDocument | None = None
-    legacy_doc: bool = False
-    pdf_pages: int | None = None
-    pdf_problem: UnreadableDocument | None = None
-
-
-def read_documents(case: Case) -> DocumentReading:
-    call = case.call
-    word = case.files.word.attachment
-    pdf = case.files.pdf.attachment
-    form = word_problem = pdf_problem = None
-    legacy = False
-    pages = None
-    limit = call.attachments.max_file_size  # a file over it is already an error: not read
-    if word is not None and 0 < word.size <= limit and call.form is not None:
-        if word.extension == ".doc":
-            legacy = True
-        else:
-            try:
-                content = read_docx(word.data, call.documents)
-                form = read_form(content, call.form, call.institution_lists)
-            except UnreadableDocument as exc:
-                word_problem = exc
-    if pdf is not None and 0 < pdf.size <= limit:
-        try:
-            pages = inspect_pdf(pdf.data, call.documents).pages
-        except UnreadableDocument as exc:
-            pdf_problem = exc
-    return DocumentReading(form, word_problem, legacy, pages, pdf_problem)
 
 
 def check_documents(case: Case) -> Iterator[Problem]:
