@@ -63,20 +63,23 @@ def _link(modules: dict[str, Module]) -> None:
     for module in modules.values():
         for node in ast.walk(module.tree):
             if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name in modules:
-                        module.imports.add(alias.name)
+                module.imports.update(a.name for a in node.names if a.name in modules)
             elif isinstance(node, ast.ImportFrom):
-                source = _absolute(module, node)
-                for alias in node.names:
-                    submodule = f"{source}.{alias.name}"
-                    if submodule in modules:
-                        module.imports.add(submodule)
-                    elif source in modules:
-                        module.imports.add(source)
-                        if alias.name.startswith("_") and not alias.name.startswith("__"):
-                            module.private_uses.append((source, alias.name, node.lineno))
+                _link_from(module, node, modules)
         module.imports.discard(module.name)
+
+
+def _link_from(module: Module, node: ast.ImportFrom, modules: dict[str, Module]) -> None:
+    """``from X import a, b``: an edge to X.a where that is a module, else to X."""
+    source = _absolute(module, node)
+    for alias in node.names:
+        submodule = f"{source}.{alias.name}"
+        if submodule in modules:
+            module.imports.add(submodule)
+        elif source in modules:
+            module.imports.add(source)
+            if alias.name.startswith("_") and not alias.name.startswith("__"):
+                module.private_uses.append((source, alias.name, node.lineno))
 
 
 def _cycles(modules: dict[str, Module]) -> list[list[str]]:

@@ -28,8 +28,6 @@ import email.policy
 import email.utils
 import logging
 import multiprocessing
-import os
-import resource
 import traceback
 import warnings
 from collections.abc import Callable
@@ -41,6 +39,7 @@ from mailbot.calls import Call
 from mailbot.errors import MailbotError
 from mailbot.judge.checks import judge
 from mailbot.judge.checks.limits import screen
+from mailbot.judge.memory import limit_memory
 from mailbot.judge.policy import IntakePolicy
 from mailbot.judge.verdict import Problem, Status, Verdict
 from mailbot.mail.parsing import Message, parse_message
@@ -159,7 +158,7 @@ def run_bounded(
             kind, value = receiver.recv()
         except EOFError:
             child.join(5)
-            return Overrun(f"the judging process ended without an answer ({_ending(child)})")
+            return Overrun(f"the judging process ended without an answer ({how_it_ended(child)})")
     finally:
         receiver.close()
         if child.is_alive():
@@ -179,7 +178,7 @@ def _child(
 ) -> None:
     logging.disable(logging.CRITICAL)
     try:
-        _limit_memory(memory)
+        limit_memory(memory)
         answer.send(("done", work(*args)))
     except MemoryError:
         answer.send(("memory", ""))
@@ -189,23 +188,8 @@ def _child(
         answer.close()
 
 
-def _limit_memory(budget: int) -> None:
-    """Allow ``budget`` bytes beyond what this process already maps (Linux /proc)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            fields = [int(f) for f in statm.read().split()]
-    except (OSError, ValueError):  # not Linux: the time limit still holds
-        return
-    page = os.sysconf("SC_PAGE_SIZE")
-    for limit, used in ((resource.RLIMIT_AS, fields[0]), (resource.RLIMIT_DATA, fields[5])):
-        _soft, hard = resource.getrlimit(limit)
-        wanted = used * page + budget
-        if hard != resource.RLIM_INFINITY:
-            wanted = min(wanted, hard)
-        resource.setrlimit(limit, (wanted, hard))
-
-
-def _ending(child: Any) -> str:
+def how_it_ended(child: Any) -> str:
+    """How a child process ended, in words for a log line: its exit code or its signal."""
     code = child.exitcode
     if code is None:
         return "still running"

@@ -38,7 +38,7 @@ import time
 import traceback
 import warnings
 import weakref
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
@@ -47,16 +47,15 @@ from mailbot.calls import Call
 from mailbot.judge.bounded import (
     JudgeError,
     Overrun,
-    _ending,
-    _limit_memory,
     bare_message,
     headers_only,
+    how_it_ended,
     ignored,
     parse_and_judge,
     run_bounded,
 )
 from mailbot.judge.checks.limits import too_complex
-from mailbot.judge.memory import release_large_blocks
+from mailbot.judge.memory import limit_memory, release_large_blocks
 from mailbot.judge.policy import IntakePolicy
 from mailbot.judge.verdict import Verdict
 from mailbot.mail.parsing import Message
@@ -191,7 +190,9 @@ class _Worker:
             kind, value = self.conn.recv()
         except (EOFError, OSError):
             self.process.join(5)
-            return Overrun(f"the judging process ended without an answer ({_ending(self.process)})")
+            return Overrun(
+                f"the judging process ended without an answer ({how_it_ended(self.process)})"
+            )
         return kind, value
 
     def stop(self) -> None:
@@ -239,33 +240,18 @@ class Judges:
         boundary. Closing the iterator early stops the work still under way.
         """
         if not self.policy.isolate:
-            for raw, received_at in mails:
-                try:
-                    yield judge_one(raw, self.call, received_at, self.policy, self.blobs)
-                except Exception as exc:  # the caller's per-mail boundary decides
-                    yield exc
+            yield from self._judge_here(mails)
             return
         waiting = iter(mails)
         busy: collections.deque[tuple[_Worker, bytes, datetime | None]] = collections.deque()
         try:
             while True:
-                while len(busy) < self.processes:
-                    mail = next(waiting, None)
-                    if mail is None:
-                        break
-                    worker = self._worker()
-                    worker.hand(*mail)
-                    busy.append((worker, *mail))
+                self._hand_out(waiting, busy)
                 if not busy:
                     return
                 worker, raw, received_at = busy.popleft()
                 outcome = worker.answer(self.policy.judge_timeout)
-                if (
-                    isinstance(outcome, Overrun)
-                    or outcome[0] not in ("done", "store")
-                    or worker.served >= RECYCLE_AFTER
-                ):
-                    # Spent: out of time or memory, dead, failed in mailbot's code, or old.
+                if _spent(worker, outcome):
                     worker.stop()
                 else:
                     self._idle.append(worker)
@@ -277,6 +263,30 @@ class Judges:
         finally:
             for worker, _raw, _received_at in busy:  # the caller stopped early
                 worker.stop()
+
+    def _judge_here(
+        self, mails: Iterable[tuple[bytes, datetime | None]]
+    ) -> Generator[Judged | Exception, None, None]:
+        """Without isolation ([intake] isolate = false): each mail in this process, in turn."""
+        for raw, received_at in mails:
+            try:
+                yield judge_one(raw, self.call, received_at, self.policy, self.blobs)
+            except Exception as exc:  # the caller's per-mail boundary decides
+                yield exc
+
+    def _hand_out(
+        self,
+        waiting: Iterator[tuple[bytes, datetime | None]],
+        busy: collections.deque[tuple[_Worker, bytes, datetime | None]],
+    ) -> None:
+        """Hand waiting mail to judging processes until ``processes`` of them are busy."""
+        while len(busy) < self.processes:
+            mail = next(waiting, None)
+            if mail is None:
+                return
+            worker = self._worker()
+            worker.hand(*mail)
+            busy.append((worker, *mail))
 
     def pids(self) -> list[int]:
         """The judging processes waiting for mail."""
@@ -317,6 +327,15 @@ class Judges:
         return judged if self.blobs is None else store(judged, raw, self.blobs)
 
 
+def _spent(worker: _Worker, outcome: tuple[str, Any] | Overrun) -> bool:
+    """Out of time or memory, dead, failed in mailbot's code, or old: to be replaced."""
+    return (
+        isinstance(outcome, Overrun)
+        or outcome[0] not in ("done", "store")
+        or worker.served >= RECYCLE_AFTER
+    )
+
+
 def _stop_all(workers: list[_Worker]) -> None:
     while workers:
         workers.pop().stop()
@@ -331,7 +350,7 @@ def _serve(conn: Connection, call: Call, policy: IntakePolicy, blobs: BlobStore 
     import docx  # noqa: F401
     import pypdf  # noqa: F401
 
-    _limit_memory(policy.judge_memory)
+    limit_memory(policy.judge_memory)
     while True:
         try:
             received_at = conn.recv()
