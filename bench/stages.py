@@ -69,7 +69,7 @@ def stages(count: int, builder: MailBuilder) -> dict[str, Any]:
         totals[stage] = totals.get(stage, 0.0) + seconds
 
     content_sha256 = _optional("mailbot.store.content", "content_sha256")
-    screen = _optional("mailbot.judge.checks.limits", "screen")
+    screen = _optional("mailbot.mail.screen", "screen")
     default_policy = _optional("mailbot.judge.policy", "DEFAULT_POLICY")
     mailparser = _optional("mailparser", "MailParser")
     with tempfile.TemporaryDirectory(prefix="mailbot-bench-stages-") as scratch:

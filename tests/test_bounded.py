@@ -18,11 +18,11 @@ from mailbot.config import load_settings
 from mailbot.judge import bounded
 from mailbot.judge.bounded import JudgeError, Overrun, run_bounded
 from mailbot.judge.checks import judge
-from mailbot.judge.checks.limits import measure_mime, screen
 from mailbot.judge.policy import MB, IntakePolicy
 from mailbot.judge.processes import Judges
 from mailbot.judge.verdict import Status, Verdict
 from mailbot.mail.parsing import Message, parse_message
+from mailbot.mail.screen import measure_mime, screen
 from mailbot.store.models import Mail, Reply
 from tests.daemon_support import dispose_apps, make_app, settings_values
 from tests.docfactory import form_docx

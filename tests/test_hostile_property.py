@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 
 from mailbot.calls import Call
 from mailbot.judge.checks import judge
-from mailbot.judge.checks.limits import screen
 from mailbot.judge.policy import DEFAULT_POLICY
 from mailbot.judge.verdict import Status
 from mailbot.mail.parsing import parse_message
+from mailbot.mail.screen import screen
 from tests.conftest import ROOT
 from tests.mailfactory import pdf_bytes
 

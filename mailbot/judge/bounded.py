@@ -1,7 +1,7 @@
 """The limits one mail is parsed and judged under, so that no mail can hang or exhaust the daemon.
 
 The size and MIME structure are measured first, in one pass over the bytes
-(mailbot.judge.checks.limits); a mail over [intake] max_mail_size, max_depth or
+(mailbot.mail.screen); a mail over [intake] max_mail_size, max_depth or
 max_parts is never handed to the parsers (parse_and_judge). The time and
 memory limits are kept by running the work in another process:
 mailbot.judge.processes keeps long-lived judging processes for the intake, and
@@ -38,11 +38,12 @@ from typing import Any, TypeVar
 from mailbot.calls import Call
 from mailbot.errors import MailbotError
 from mailbot.judge.checks import judge
-from mailbot.judge.checks.limits import screen
+from mailbot.judge.checks.limits import too_complex
 from mailbot.judge.memory import limit_memory
 from mailbot.judge.policy import IntakePolicy
 from mailbot.judge.verdict import Problem, Status, Verdict
 from mailbot.mail.parsing import Message, parse_message
+from mailbot.mail.screen import screen
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ def parse_and_judge(
     raw: bytes, call: Call, received_at: datetime | None, policy: IntakePolicy
 ) -> tuple[Message, Verdict]:
     """The work itself, with the size and structure limits; no time or memory limit."""
-    problem = screen(raw, policy)
-    if problem is not None:
+    over = screen(raw, policy)
+    if over is not None:
+        problem = too_complex(over)
         message = headers_only(raw, problem.en)
         return message, ignored(message, call, received_at, problem)
     message = parse_message(raw, call.documents)
