@@ -24,7 +24,7 @@ from bench.corpus import MailBuilder, plan
 from mailbot.calls import load_call
 from mailbot.documents.pdf import inspect_pdf
 from mailbot.documents.word import read_docx
-from mailbot.judge.checks import judge
+from mailbot.judge.checks import verdict_for
 from mailbot.mail.parsing import parse_message
 from mailbot.store.blobs import BlobStore
 
@@ -62,7 +62,7 @@ def stages(count: int, builder: MailBuilder) -> dict[str, Any]:
     items = [i for i in items if not i.completes][:count]
     raws = [builder.build(item) for item in items]
     parse_message(raws[0])  # imports and caches, as a running daemon has them
-    judge(parse_message(raws[0]), call, items[0].received_at)
+    verdict_for(parse_message(raws[0]), call, items[0].received_at)
     totals: dict[str, float] = {}
 
     def add(stage: str, seconds: float) -> None:
@@ -96,10 +96,10 @@ def stages(count: int, builder: MailBuilder) -> dict[str, Any]:
                 "parse_message (mail-parser, walk, decode)",
                 _cpu(lambda raw=raw: parse_message(raw)),
             )
-            verdict = judge(message, call, item.received_at)
+            verdict = verdict_for(message, call, item.received_at)
             add(
                 "judge (rules, Word form, PDF)",
-                _cpu(lambda m=message, i=item: judge(m, call, i.received_at)),
+                _cpu(lambda m=message, i=item: verdict_for(m, call, i.received_at)),
             )
             for attachment in message.attachments:
                 if attachment.extension == ".docx":

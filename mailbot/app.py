@@ -14,7 +14,7 @@ from mailbot.judge.policy import IntakePolicy
 from mailbot.judge.processes import Judges
 from mailbot.net.oauth2 import TokenSource
 from mailbot.replies.render import Renderer
-from mailbot.replies.sender import OutboxDirTransport, SmtpTransport, Transport
+from mailbot.replies.transports import OutboxDirTransport, SmtpTransport, Transport
 from mailbot.sources.base import Mailbox
 from mailbot.store.blobs import BlobStore
 from mailbot.store.db import Database

@@ -17,11 +17,12 @@ from mailbot.calls import Call
 from mailbot.config import load_settings
 from mailbot.judge import bounded
 from mailbot.judge.bounded import JudgeError, Overrun, run_bounded
-from mailbot.judge.checks import judge
+from mailbot.judge.checks import verdict_for
 from mailbot.judge.policy import MB, IntakePolicy
 from mailbot.judge.processes import Judges
 from mailbot.judge.verdict import Status, Verdict
-from mailbot.mail.parsing import Message, parse_message
+from mailbot.mail.message import Message
+from mailbot.mail.parsing import parse_message
 from mailbot.mail.screen import measure_mime, screen
 from mailbot.store.models import Mail, Reply
 from tests.daemon_support import dispose_apps, make_app, settings_values
@@ -71,13 +72,13 @@ def test_in_a_child_the_verdict_is_the_one_judge_gives(call: Call) -> None:
     message, verdict = judge_bounded(raw, call, ON_TIME, IntakePolicy())
     assert verdict.status is Status.ACCEPTED
     assert message == parse_message(raw)
-    assert verdict == judge(parse_message(raw), call, ON_TIME)
+    assert verdict == verdict_for(parse_message(raw), call, ON_TIME)
 
 
 def test_message_and_verdict_survive_pickling(call: Call) -> None:
     raw = proposal()
     message = parse_message(raw)
-    verdict = judge(message, call, ON_TIME)
+    verdict = verdict_for(message, call, ON_TIME)
     assert pickle.loads(pickle.dumps((message, verdict))) == (message, verdict)
 
 

@@ -19,7 +19,7 @@ from mailbot.calls import Call
 from mailbot.judge import processes as judges_module
 from mailbot.judge.bounded import JudgeError
 from mailbot.judge.policy import MB, IntakePolicy
-from mailbot.judge.processes import KEEP_IN_STORE, Clock, Judged, Judges, judge_one
+from mailbot.judge.processes import KEEP_IN_STORE, Clock, Judged, Judges, judge_here
 from mailbot.judge.verdict import Status
 from mailbot.store.blobs import BlobStore, StoreError
 from tests.mailfactory import Att, build_mail
@@ -74,7 +74,7 @@ def test_a_batch_is_judged_as_one_process_judges_it_and_in_its_order(
         (build_mail("outlook", subject=SUBJECT), ON_TIME),
     ]
     results = list(pool.judge_all(mails))
-    alone = [judge_one(raw, call, when, IntakePolicy()) for raw, when in mails]
+    alone = [judge_here(raw, call, when, IntakePolicy()) for raw, when in mails]
     assert results == alone
     statuses = [r.verdict.status for r in results if isinstance(r, Judged)]
     assert statuses == [
@@ -242,7 +242,7 @@ def test_the_judging_processes_store_the_mail_and_keep_the_scans_out_of_the_daem
     finally:
         judges.close()
     assert judged.stored and blobs.get(judged.raw_sha256) == raw
-    alone = judge_one(raw, call, ON_TIME, IntakePolicy())
+    alone = judge_here(raw, call, ON_TIME, IntakePolicy())
     for kept, full in zip(judged.message.attachments, alone.message.attachments, strict=True):
         assert blobs.get(kept.sha256) == full.data
         assert kept.size == full.size

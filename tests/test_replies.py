@@ -21,16 +21,14 @@ from mailbot.config import ReplySettings, SmtpSettings
 from mailbot.judge.verdict import AttachmentRole, Problem, Role, Severity, Status, Verdict
 from mailbot.replies.outbox import ReplyError, digest_context, queue_digest, queue_reply
 from mailbot.replies.render import Renderer, RenderError, verdict_context
-from mailbot.replies.sender import (
+from mailbot.replies.sender import SendReport, recover_interrupted, send_pending
+from mailbot.replies.transports import (
     OutboxDirTransport,
-    SendReport,
     SmtpTransport,
     TransportError,
     TransportUnavailable,
-    recover_interrupted,
-    send_pending,
+    smtp_data,
 )
-from mailbot.replies.transports import smtp_data
 from mailbot.store.db import Database
 from mailbot.store.models import Mail, Reply, Submission, Version
 from tests.servers import SmtpSink

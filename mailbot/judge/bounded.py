@@ -37,12 +37,13 @@ from typing import Any, TypeVar
 
 from mailbot.calls import Call
 from mailbot.errors import MailbotError
-from mailbot.judge.checks import judge
+from mailbot.judge.checks import verdict_for
 from mailbot.judge.checks.limits import too_complex
 from mailbot.judge.memory import limit_memory
 from mailbot.judge.policy import IntakePolicy
 from mailbot.judge.verdict import Problem, Status, Verdict
-from mailbot.mail.parsing import Message, parse_message
+from mailbot.mail.message import Message
+from mailbot.mail.parsing import parse_message
 from mailbot.mail.screen import screen
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def parse_and_judge(
     if any("MemoryError" in defect for defect in message.defects):
         # The parsers fell back for want of memory: the mail is over the limit, not unreadable.
         raise MemoryError("the parsers ran out of memory")
-    return message, judge(message, call, received_at, policy)
+    return message, verdict_for(message, call, received_at, policy)
 
 
 def headers_only(raw: bytes, reason: str) -> Message:

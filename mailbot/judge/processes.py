@@ -58,7 +58,7 @@ from mailbot.judge.checks.limits import too_complex
 from mailbot.judge.memory import limit_memory, release_large_blocks
 from mailbot.judge.policy import IntakePolicy
 from mailbot.judge.verdict import Verdict
-from mailbot.mail.parsing import Message
+from mailbot.mail.message import Message
 from mailbot.store.blobs import BlobStore, StoreError
 from mailbot.store.content import content_sha256
 
@@ -107,7 +107,7 @@ class Judged:
     stored: bool = False
 
 
-def judge_one(
+def judge_here(
     raw: bytes,
     call: Call,
     received_at: datetime | None,
@@ -240,7 +240,7 @@ class Judges:
         boundary. Closing the iterator early stops the work still under way.
         """
         if not self.policy.isolate:
-            yield from self._judge_here(mails)
+            yield from self._judge_in_turn(mails)
             return
         waiting = iter(mails)
         busy: collections.deque[tuple[_Worker, bytes, datetime | None]] = collections.deque()
@@ -264,13 +264,13 @@ class Judges:
             for worker, _raw, _received_at in busy:  # the caller stopped early
                 worker.stop()
 
-    def _judge_here(
+    def _judge_in_turn(
         self, mails: Iterable[tuple[bytes, datetime | None]]
     ) -> Generator[Judged | Exception, None, None]:
         """Without isolation ([intake] isolate = false): each mail in this process, in turn."""
         for raw, received_at in mails:
             try:
-                yield judge_one(raw, self.call, received_at, self.policy, self.blobs)
+                yield judge_here(raw, self.call, received_at, self.policy, self.blobs)
             except Exception as exc:  # the caller's per-mail boundary decides
                 yield exc
 
@@ -361,7 +361,7 @@ def _serve(conn: Connection, call: Call, policy: IntakePolicy, blobs: BlobStore 
             conn.send(("memory", ""))
             return
         try:
-            answer: tuple[str, Any] = ("done", judge_one(raw, call, received_at, policy, blobs))
+            answer: tuple[str, Any] = ("done", judge_here(raw, call, received_at, policy, blobs))
         except MemoryError:
             answer = ("memory", "")
         except StoreError as exc:  # the disk: the mail stays in the mailbox for the next poll

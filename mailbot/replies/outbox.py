@@ -20,7 +20,7 @@ from mailbot.config import ReplySettings
 from mailbot.errors import MailbotError
 from mailbot.ledger.attention import NEEDS_A_PERSON, needing_a_person
 from mailbot.ledger.labels import STATUSES
-from mailbot.replies.render import Renderer, call_context, local_text, one_line
+from mailbot.replies.render import Renderer, call_context, local_text, single_line
 from mailbot.store.models import Mail, Reply, Submission, Version
 
 # Reply.state values.
@@ -78,7 +78,7 @@ def queue_reply(
     """
     to_address = to_address.strip()
     usable = bool(_ADDRESS.fullmatch(to_address))
-    subject = one_line(subject)
+    subject = single_line(subject)
     message_id = f"<mailbot.{uuid.uuid4().hex}@{call.call.mailbox.rpartition('@')[2]}>"
     raw = build_message(
         from_name=settings.from_name,
@@ -206,15 +206,15 @@ def build_message(
     message = EmailMessage(policy=policy)
     try:
         if from_addr.isascii():
-            message["From"] = Address(display_name=one_line(from_name), addr_spec=from_addr)
+            message["From"] = Address(display_name=single_line(from_name), addr_spec=from_addr)
         else:
             # Address() and formataddr() refuse a non-ASCII local part; the parser takes it.
-            message["From"] = f'"{quote(one_line(from_name))}" <{from_addr}>'
+            message["From"] = f'"{quote(single_line(from_name))}" <{from_addr}>'
         if to_address is not None:
             message["To"] = to_address
     except (ValueError, IndexError) as exc:
         raise ReplyError(f"cannot build a reply from {from_addr!r}: {exc}") from None
-    message["Subject"] = one_line(subject)
+    message["Subject"] = single_line(subject)
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id
     parent = _message_id(in_reply_to) if in_reply_to else None
@@ -288,7 +288,7 @@ def digest_context(
         {
             "mail_id": mail.id,
             "sender": mail.sender,
-            "subject": one_line(mail.subject),
+            "subject": single_line(mail.subject),
             "received": call.local_text(mail.received_at)[1],
             "codes": mail.reasons,
             "reasons_zh": "、".join(NEEDS_A_PERSON[code][0] for code in mail.reasons),
@@ -302,7 +302,7 @@ def digest_context(
             "to_address": reply.to_address,
             "state": reply.state,
             "subject": reply.subject,
-            "last_error": one_line(reply.last_error or ""),
+            "last_error": single_line(reply.last_error or ""),
         }
         for reply in attention.letters
     ]

@@ -39,11 +39,9 @@ from sqlalchemy import CursorResult, func, or_, select, true, update
 from mailbot.config import ReplySettings
 from mailbot.errors import MailbotError
 from mailbot.replies.outbox import BOUNCED, FAILED, PENDING, SENDING, SENT, UNCERTAIN
-from mailbot.replies.render import one_line
+from mailbot.replies.render import single_line
 from mailbot.replies.transports import (
     DeliveryUncertain,
-    OutboxDirTransport,
-    SmtpTransport,
     Transport,
     TransportError,
     TransportUnavailable,
@@ -52,22 +50,6 @@ from mailbot.service.faults import fault_point
 from mailbot.service.outages import Outage
 from mailbot.store.db import Database
 from mailbot.store.models import Reply
-
-# The transports lived here; callers still import them from this module.
-__all__ = [
-    "HANDED",
-    "DeliveryUncertain",
-    "OutboxDirTransport",
-    "SendReport",
-    "SmtpTransport",
-    "Transport",
-    "TransportError",
-    "TransportUnavailable",
-    "backoff",
-    "envelope_sender",
-    "recover_interrupted",
-    "send_pending",
-]
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +179,7 @@ def send_pending(
                     "reply %d to %s may or may not have arrived; not resent: %s",
                     reply_id,
                     to_address,
-                    one_line(str(exc)),
+                    single_line(str(exc)),
                 )
             except TransportUnavailable as exc:
                 # The server is not asked again for each remaining reply: every
@@ -213,14 +195,14 @@ def send_pending(
                 waiting = _count_pending(db, call_id)
                 if outage is not None:
                     outage.failed(
-                        one_line(str(exc)),
+                        single_line(str(exc)),
                         f"{waiting} replies wait in the outbox and are retried with backoff "
                         f"up to {settings.backoff_max:.0f} s",
                     )
                 else:
                     log.warning(
                         "replies: %s; %d replies wait in the outbox and will be retried",
-                        one_line(str(exc)),
+                        single_line(str(exc)),
                         waiting,
                     )
                 break
@@ -235,7 +217,7 @@ def send_pending(
                     to_address,
                     attempts,
                     state,
-                    one_line(str(exc)),
+                    single_line(str(exc)),
                 )
             except Exception as exc:
                 if handover.called and not handover.done:
@@ -382,7 +364,7 @@ def _record_failure(
         if reply.state != expected or (expected == PENDING and not_due):
             return reply.state, reply.attempts
         reply.attempts += 1
-        reply.last_error = one_line(error)[:MAX_ERROR]
+        reply.last_error = single_line(error)[:MAX_ERROR]
         if reply.attempts >= settings.max_attempts:
             reply.state = FAILED
             reply.next_attempt_at = None
@@ -407,7 +389,7 @@ def _finish(
         reply.next_attempt_at = None
         reply.sent_at = sent_at
         if error is not None:
-            reply.last_error = one_line(error)[:MAX_ERROR]
+            reply.last_error = single_line(error)[:MAX_ERROR]
 
 
 def _count_pending(db: Database, call_id: str | None = None) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from mailbot.judge.checks.autosubject import subject_signs
 from mailbot.judge.checks.case import Case
 from mailbot.judge.verdict import Problem, Severity
-from mailbot.mail.parsing import Attachment, Message
+from mailbot.mail.message import Attachment, Message
 
 Sign = tuple[str, str]  # (problem code, evidence)
 

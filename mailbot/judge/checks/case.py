@@ -10,7 +10,7 @@ from mailbot.calls import Call
 from mailbot.judge.readings.documents import DocumentReading, read_documents
 from mailbot.judge.readings.files import FileReading, identity_from_files, read_files
 from mailbot.judge.readings.subject import SubjectReading, read_subject
-from mailbot.mail.parsing import Message
+from mailbot.mail.message import Message
 
 
 @dataclass
