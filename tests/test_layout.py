@@ -10,6 +10,8 @@ lines.
 from __future__ import annotations
 
 import ast
+import builtins
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,3 +231,90 @@ def test_a_private_name_is_seen_with_its_package(tmp_path: Path) -> None:
     }
     assert modules["mailbot.store.db"].package == "mailbot.store"
     assert modules["mailbot.web.app"].package == "mailbot.web"
+
+
+# The error tree in mailbot/errors.py's docstring, against the classes in the source.
+
+_TREE_LINE = re.compile(r"^(?P<indent> *)[*x+] (?P<name>\w+) \((?P<module>mailbot[\w.]*)\): \S")
+_BUILTIN_EXCEPTIONS = {
+    name
+    for name, value in vars(builtins).items()
+    if isinstance(value, type) and issubclass(value, BaseException)
+}
+
+
+def _drawn_tree(modules: dict[str, Module]) -> dict[str, tuple[str, str | None]]:
+    """Each class the docstring draws: its module and its parent in the drawing (None at the top)."""
+    docstring = ast.get_docstring(modules["mailbot.errors"].tree) or ""
+    drawn: dict[str, tuple[str, str | None]] = {}
+    parents: list[tuple[int, str]] = []  # (indent, name) of the open branches
+    for line in docstring.splitlines():
+        match = _TREE_LINE.match(line)
+        if match is None:
+            continue
+        indent = len(match["indent"])
+        while parents and parents[-1][0] >= indent:
+            parents.pop()
+        drawn[match["name"]] = (match["module"], parents[-1][1] if parents else None)
+        parents.append((indent, match["name"]))
+    return drawn
+
+
+def _exception_classes(modules: dict[str, Module]) -> dict[str, tuple[str, str | None]]:
+    """Every exception class in the source: its module, and its parent if that is ours too."""
+    classes = {
+        node.name: (module.name, [ast.unparse(base).rpartition(".")[2] for base in node.bases])
+        for module in modules.values()
+        for node in ast.walk(module.tree)
+        if isinstance(node, ast.ClassDef)
+    }
+    found: dict[str, tuple[str, str | None]] = {}
+    while True:
+        more = {
+            name: (module, next((b for b in bases if b in found), None))
+            for name, (module, bases) in classes.items()
+            if name not in found and any(b in found or b in _BUILTIN_EXCEPTIONS for b in bases)
+        }
+        if not more:
+            return found
+        found.update(more)
+
+
+def test_the_error_tree_draws_every_exception_where_it_is() -> None:
+    modules = _read_modules()
+    drawn = _drawn_tree(modules)
+    assert drawn["MailbotError"] == ("mailbot.errors", None)
+    assert drawn == _exception_classes(modules)
+
+
+def test_the_error_tree_check_sees_a_class_missing_misplaced_or_unknown(tmp_path: Path) -> None:
+    modules = _write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "errors.py": (
+                '"""Errors::\n\n'
+                "    * MailbotError (mailbot.errors): the root\n"
+                "      x StoreError (mailbot.store): a blob cannot be written\n"
+                "      x DiskFull (mailbot.store): drawn under the root, defined under StoreError\n"
+                "      x Gone (mailbot.store): drawn, never defined\n"
+                '"""\n'
+                "class MailbotError(Exception):\n    pass\n"
+            ),
+            "store.py": (
+                "from mailbot import errors\n"
+                "class StoreError(errors.MailbotError):\n    pass\n"
+                "class DiskFull(StoreError):\n    pass\n"
+                "class Signal(ValueError):\n    pass\n"
+                "class Plain:\n    pass\n"
+            ),
+        },
+    )
+    drawn, found = _drawn_tree(modules), _exception_classes(modules)
+    assert {name for name in drawn.keys() | found.keys() if drawn.get(name) != found.get(name)} == {
+        "DiskFull",
+        "Gone",
+        "Signal",
+    }
+    assert found["DiskFull"] == ("mailbot.store", "StoreError")
+    assert drawn["DiskFull"] == ("mailbot.store", "MailbotError")
