@@ -56,7 +56,7 @@ from mailbot.judge.bounded import (
 )
 from mailbot.judge.checks.limits import too_complex
 from mailbot.judge.memory import limit_memory, release_large_blocks
-from mailbot.judge.policy import IntakePolicy
+from mailbot.judge.policy import IntakePolicy, JudgeLimits
 from mailbot.judge.verdict import Verdict
 from mailbot.mail.message import Message
 from mailbot.store.blobs import BlobStore, StoreError
@@ -148,15 +148,12 @@ def default_processes() -> int:
 class _Worker:
     """One judging process and the daemon's end of its pipe."""
 
-    def __init__(
-        self, call: Call, policy: IntakePolicy, blobs: BlobStore | None, clock: Clock
-    ) -> None:
-        self.clock = clock
+    def __init__(self, judges: Judges) -> None:
+        self.clock = judges.clock
         context = multiprocessing.get_context("fork")
         self.conn, theirs = context.Pipe(duplex=True)
-        self.process = context.Process(
-            target=_serve, args=(theirs, call, policy, blobs), daemon=True, name="mailbot-judge"
-        )
+        args = (theirs, judges.call, judges.policy, judges.limits.memory, judges.blobs)
+        self.process = context.Process(target=_serve, args=args, daemon=True, name="mailbot-judge")
         with warnings.catch_warnings():
             # Python 3.12 warns of any fork while threads run; the child is safe (docstring).
             warnings.filterwarnings(
@@ -213,8 +210,10 @@ class Judges:
         processes: int = 0,
         blobs: BlobStore | None = None,
         clock: Clock | None = None,
+        limits: JudgeLimits | None = None,
     ) -> None:
         self.call = call
+        self.limits = limits or JudgeLimits()
         self.clock = clock or Clock()
         self.policy = policy
         self.blobs = blobs
@@ -239,7 +238,7 @@ class Judges:
         (JudgeError from a judging process), for the caller's per-mail
         boundary. Closing the iterator early stops the work still under way.
         """
-        if not self.policy.isolate:
+        if not self.limits.isolate:
             yield from self._judge_in_turn(mails)
             return
         waiting = iter(mails)
@@ -250,7 +249,7 @@ class Judges:
                 if not busy:
                     return
                 worker, raw, received_at = busy.popleft()
-                outcome = worker.answer(self.policy.judge_timeout)
+                outcome = worker.answer(self.limits.timeout)
                 if _spent(worker, outcome):
                     worker.stop()
                 else:
@@ -299,7 +298,7 @@ class Judges:
     def _worker(self) -> _Worker:
         if self._idle:
             return self._idle.pop()
-        return _Worker(self.call, self.policy, self.blobs, self.clock)
+        return _Worker(self)
 
     def _result(
         self, raw: bytes, received_at: datetime | None, outcome: tuple[str, Any] | Overrun
@@ -313,14 +312,10 @@ class Judges:
                 raise JudgeError(f"judging failed in the judging process:\n{value}")
             if kind == "store":
                 raise StoreError(value)
-            outcome = Overrun(
-                f"needed more than {self.policy.judge_memory / 2**20:.0f} MB of memory"
-            )
+            outcome = Overrun(f"needed more than {self.limits.memory / 2**20:.0f} MB of memory")
         log.warning("a mail of %d bytes went over a limit (%s)", len(raw), outcome.reason)
-        policy = self.policy
-        head = run_bounded(
-            headers_only, (raw, outcome.reason), policy.judge_timeout, policy.judge_memory
-        )
+        limits = self.limits
+        head = run_bounded(headers_only, (raw, outcome.reason), limits.timeout, limits.memory)
         message = head if not isinstance(head, Overrun) else bare_message(raw, outcome.reason)
         verdict = ignored(message, self.call, received_at, too_complex(outcome.reason))
         judged = Judged(message, verdict, hashlib.sha256(raw).hexdigest(), content_sha256(raw))
@@ -341,7 +336,9 @@ def _stop_all(workers: list[_Worker]) -> None:
         workers.pop().stop()
 
 
-def _serve(conn: Connection, call: Call, policy: IntakePolicy, blobs: BlobStore | None) -> None:
+def _serve(
+    conn: Connection, call: Call, policy: IntakePolicy, memory: int, blobs: BlobStore | None
+) -> None:
     """A judging process: mail after mail until the pipe closes or a limit is reached."""
     logging.disable(logging.CRITICAL)
     _close_inherited(conn.fileno())
@@ -350,7 +347,7 @@ def _serve(conn: Connection, call: Call, policy: IntakePolicy, blobs: BlobStore 
     import docx  # noqa: F401
     import pypdf  # noqa: F401
 
-    limit_memory(policy.judge_memory)
+    limit_memory(memory)
     while True:
         try:
             received_at = conn.recv()
