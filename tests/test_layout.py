@@ -28,6 +28,7 @@ class Module:
     is_package: bool
     tree: ast.Module
     imports: set[str] = field(default_factory=set)
+    aliases: dict[str, str] = field(default_factory=dict)  # a local name -> the module it is
     private_uses: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
@@ -65,10 +66,28 @@ def _link(modules: dict[str, Module]) -> None:
     for module in modules.values():
         for node in ast.walk(module.tree):
             if isinstance(node, ast.Import):
-                module.imports.update(a.name for a in node.names if a.name in modules)
+                for alias in node.names:
+                    if alias.name in modules:
+                        module.imports.add(alias.name)
+                        module.aliases[alias.asname or alias.name] = alias.name
             elif isinstance(node, ast.ImportFrom):
                 _link_from(module, node, modules)
         module.imports.discard(module.name)
+        _link_attributes(module)
+
+
+def _link_attributes(module: Module) -> None:
+    """``mod._x`` where ``mod`` names another module (``from P import mod``, ``import P.mod``)."""
+    for node in ast.walk(module.tree):
+        if not isinstance(node, ast.Attribute) or not _is_private(node.attr):
+            continue
+        target = module.aliases.get(ast.unparse(node.value))
+        if target is not None and target != module.name:
+            module.private_uses.append((target, node.attr, node.lineno))
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
 
 
 def _link_from(module: Module, node: ast.ImportFrom, modules: dict[str, Module]) -> None:
@@ -78,9 +97,10 @@ def _link_from(module: Module, node: ast.ImportFrom, modules: dict[str, Module])
         submodule = f"{source}.{alias.name}"
         if submodule in modules:
             module.imports.add(submodule)
+            module.aliases[alias.asname or alias.name] = submodule
         elif source in modules:
             module.imports.add(source)
-            if alias.name.startswith("_") and not alias.name.startswith("__"):
+            if _is_private(alias.name):
                 module.private_uses.append((source, alias.name, node.lineno))
 
 
@@ -218,6 +238,8 @@ def test_a_private_name_is_seen_with_its_package(tmp_path: Path) -> None:
             "store/db.py": "from .blobs import _x\n",
             "web/__init__.py": "",
             "web/app.py": "from mailbot.store.blobs import _x\n",
+            "web/pages.py": "from mailbot.store import blobs\nsize = blobs._x + blobs.__doc__\n",
+            "web/edge.py": "import mailbot.store.blobs as b\nsize = b._x\n",
         },
     )
     uses = {
@@ -228,6 +250,8 @@ def test_a_private_name_is_seen_with_its_package(tmp_path: Path) -> None:
     assert uses == {
         "mailbot.store.db": [("mailbot.store.blobs", "_x", "mailbot.store")],
         "mailbot.web.app": [("mailbot.store.blobs", "_x", "mailbot.store")],
+        "mailbot.web.pages": [("mailbot.store.blobs", "_x", "mailbot.store")],
+        "mailbot.web.edge": [("mailbot.store.blobs", "_x", "mailbot.store")],
     }
     assert modules["mailbot.store.db"].package == "mailbot.store"
     assert modules["mailbot.web.app"].package == "mailbot.web"
