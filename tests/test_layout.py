@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,9 @@ def _circle_in(group: list[str], modules: dict[str, Module]) -> str:
         path.append(fresh[0])
 
 
+@functools.cache
 def _graph() -> dict[str, Module]:
+    """mailbot's modules, read and linked once for every test here."""
     modules = _read_modules()
     _link(modules)
     return modules
@@ -187,7 +190,7 @@ def test_no_function_over_sixty_lines() -> None:
     long = [
         f"{module.path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} "
         f"({node.end_lineno - node.lineno + 1} lines)"
-        for module in _read_modules().values()
+        for module in _graph().values()
         for node in ast.walk(module.tree)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
         and node.end_lineno is not None
@@ -305,7 +308,7 @@ def _exception_classes(modules: dict[str, Module]) -> dict[str, tuple[str, str |
 
 
 def test_the_error_tree_draws_every_exception_where_it_is() -> None:
-    modules = _read_modules()
+    modules = _graph()
     drawn = _drawn_tree(modules)
     assert drawn["MailbotError"] == ("mailbot.errors", None)
     assert drawn == _exception_classes(modules)
