@@ -25,7 +25,7 @@ from bench.corpus import MailBuilder, plan
 from mailbot.calls import load_call
 from mailbot.documents.pdf import inspect_pdf
 from mailbot.documents.word import read_docx
-from mailbot.judge.checks import judge
+from mailbot.judge.checks import verdict_for
 from mailbot.mail.parsing import parse_message
 from mailbot.store.blobs import BlobStore
 
@@ -72,14 +72,14 @@ def stages(count: int, builder: MailBuilder) -> dict[str, Any]:
     items = [i for i in items if not i.completes][:count]
     raws = [builder.build(item) for item in items]
     parse_message(raws[0])  # imports and caches, as a running daemon has them
-    judge(parse_message(raws[0]), call, items[0].received_at)
+    verdict_for(parse_message(raws[0]), call, items[0].received_at)
     totals: dict[str, float] = {}
 
     def add(stage: str, seconds: float) -> None:
         totals[stage] = totals.get(stage, 0.0) + seconds
 
     content_sha256 = _optional("mailbot.store.content", "content_sha256")
-    screen = _optional("mailbot.judge.checks.limits", "screen")
+    screen = _optional("mailbot.mail.screen", "screen")
     default_policy = _optional("mailbot.judge.policy", "DEFAULT_POLICY")
     mailparser = _optional("mailparser", "MailParser")
     with tempfile.TemporaryDirectory(prefix="mailbot-bench-stages-") as scratch:
@@ -106,10 +106,10 @@ def stages(count: int, builder: MailBuilder) -> dict[str, Any]:
                 "parse_message (mail-parser, walk, decode)",
                 _cpu(partial(parse_message, raw)),
             )
-            verdict = judge(message, call, item.received_at)
+            verdict = verdict_for(message, call, item.received_at)
             add(
                 "judge (rules, Word form, PDF)",
-                _cpu(partial(judge, message, call, item.received_at)),
+                _cpu(partial(verdict_for, message, call, item.received_at)),
             )
             for attachment in message.attachments:
                 if attachment.extension == ".docx":

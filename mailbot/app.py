@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from mailbot.calls import Call, load_call
 from mailbot.config import ConfigError, ImapSettings, Settings, SmtpSettings, TlsSettings, secret
-from mailbot.judge.policy import IntakePolicy
+from mailbot.judge.policy import IntakePolicy, JudgeLimits
 from mailbot.judge.processes import Judges
 from mailbot.net.oauth2 import TokenSource
 from mailbot.replies.render import Renderer
@@ -32,9 +32,14 @@ def intake_policy(settings: Settings) -> IntakePolicy:
         max_mail_size=intake.max_mail_size,
         max_depth=intake.max_depth,
         max_parts=intake.max_parts,
-        isolate=intake.isolate,
-        judge_timeout=intake.judge_timeout,
-        judge_memory=intake.judge_memory,
+    )
+
+
+def judge_limits(settings: Settings) -> JudgeLimits:
+    """The operator's [intake] limits on judging one mail: isolation, time, memory."""
+    intake = settings.intake
+    return JudgeLimits(
+        isolate=intake.isolate, timeout=intake.judge_timeout, memory=intake.judge_memory
     )
 
 
@@ -119,7 +124,11 @@ class App:
         """The judging processes, started at the first mail to judge."""
         if self._judges is None:
             self._judges = Judges(
-                self.call, self.policy, self.settings.intake.judge_processes, self.blobs
+                self.call,
+                self.policy,
+                self.settings.intake.judge_processes,
+                self.blobs,
+                limits=judge_limits(self.settings),
             )
         return self._judges
 

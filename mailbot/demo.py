@@ -92,47 +92,79 @@ def _proposal(call: Call, institution: str, pi: str, title: str, focus: str) -> 
     )
 
 
+def _at(day: int, hour: int, minute: int) -> datetime:
+    """A receipt time in the call's last July, Beijing time."""
+    return datetime(2021, 7, day, hour, minute, tzinfo=BEIJING)
+
+
+def _agreement() -> tuple[str, bytes]:
+    return ("合作协议（签字版）.pdf", _pdf("cooperation agreement"))
+
+
+def _complete(
+    call: Call, institution: str, pi: str, title: str, focus: str
+) -> tuple[tuple[str, bytes], ...]:
+    """A careful applicant's files: the Word form and the scan named as asked, the agreement."""
+    return (
+        (f"{institution}+{pi}.docx", _proposal(call, institution, pi, title, focus)),
+        (f"{institution}+{pi}.pdf", _pdf("signed and stamped")),
+        _agreement(),
+    )
+
+
 def samples(call: Call) -> list[Sample]:
     """The demo's mails, in the order the mailbox received them."""
-
-    def at(day: int, hour: int, minute: int) -> datetime:
-        return datetime(2021, 7, day, hour, minute, tzinfo=BEIJING)
-
     ibcas, zhang = "中国科学院植物研究所", "张喆"
     im, li = "中国科学院微生物研究所", "李娜"
     iap, wang = "中国科学院大气物理研究所", "王堃"
     sinh, chen = "中国科学院上海营养与健康研究所", "陈镕"
     kiz, zhao = "中国科学院昆明动物研究所", "赵磊"
-    agreement = ("合作协议（签字版）.pdf", _pdf("cooperation agreement"))
+    soil = "土壤微生物与粮食安全"
     return [
         Sample(
-            at(19, 9, 12),
+            _at(19, 9, 12),
             (zhang, "zhangzhe@ibcas.ac.cn"),
             f"合作专项建议书：{ibcas}+{zhang}",
-            (
-                (
-                    f"{ibcas}+{zhang}.docx",
-                    _proposal(call, ibcas, zhang, "青藏高原作物耐旱基因资源挖掘", "food_security"),
-                ),
-                (f"{ibcas}+{zhang}.pdf", _pdf("signed and stamped")),
-                agreement,
-            ),
+            _complete(call, ibcas, zhang, "青藏高原作物耐旱基因资源挖掘", "food_security"),
         ),
         Sample(
-            at(21, 15, 40),
+            _at(21, 15, 40),
             (li, "lina@im.ac.cn"),
             f"合作专项建议书：{im}+{li}",
             (
-                (
-                    "建议书final.docx",
-                    _proposal(call, im, li, "土壤微生物与粮食安全", "food_security"),
-                ),
+                ("建议书final.docx", _proposal(call, im, li, soil, "food_security")),
                 ("扫描件.pdf", _pdf("scan")),
-                agreement,
+                _agreement(),
             ),
         ),
+        *_iap_in_two_parts(call, iap, wang),
         Sample(
-            at(23, 10, 5),
+            _at(24, 8, 55),
+            (li, "lina@im.ac.cn"),
+            f"回复：合作专项建议书：{im}+{li}",
+            _complete(call, im, li, soil, "food_security"),
+        ),
+        Sample(
+            _at(26, 11, 20),
+            (zhao, "zhaolei@mail.kiz.ac.cn"),
+            f"建议书-{kiz}-{zhao}",
+            _complete(call, kiz, zhao, "跨境野生动物疫病监测", "life_health"),
+        ),
+        *_machine_mail(ibcas, zhang),
+        Sample(
+            _at(31, 8, 12),
+            (chen, "chenrong@sinh.ac.cn"),
+            f"合作专项建议书：{sinh}+{chen}",
+            _complete(call, sinh, chen, "膳食干预与慢病防控", "life_health"),
+        ),
+    ]
+
+
+def _iap_in_two_parts(call: Call, iap: str, wang: str) -> list[Sample]:
+    """The Word form with a partner's letter first, the stamped scan sent on its own later."""
+    return [
+        Sample(
+            _at(23, 10, 5),
             (wang, "wangkun@mail.iap.ac.cn"),
             f"Re: 合作专项建议书：{iap}+{wang}",
             (
@@ -144,65 +176,32 @@ def samples(call: Call) -> list[Sample]:
             ),
         ),
         Sample(
-            at(23, 17, 30),
+            _at(23, 17, 30),
             (wang, "wangkun@mail.iap.ac.cn"),
             f"合作专项建议书：{iap}+{wang}",
             ((f"{iap}+{wang}（盖章版）.pdf", _pdf("signed and stamped")),),
             body="秘书处老师好：\n\n补发签字盖章的 PDF 扫描件，请查收。\n",
         ),
+    ]
+
+
+def _machine_mail(ibcas: str, zhang: str) -> list[Sample]:
+    """An out-of-office reply to an applicant's copy, and a bounce: never answered."""
+    return [
         Sample(
-            at(24, 8, 55),
-            (li, "lina@im.ac.cn"),
-            f"回复：合作专项建议书：{im}+{li}",
-            (
-                (
-                    f"{im}+{li}.docx",
-                    _proposal(call, im, li, "土壤微生物与粮食安全", "food_security"),
-                ),
-                (f"{im}+{li}.pdf", _pdf("signed and stamped")),
-                agreement,
-            ),
-        ),
-        Sample(
-            at(26, 11, 20),
-            (zhao, "zhaolei@mail.kiz.ac.cn"),
-            f"建议书-{kiz}-{zhao}",
-            (
-                (
-                    f"{kiz}+{zhao}.docx",
-                    _proposal(call, kiz, zhao, "跨境野生动物疫病监测", "life_health"),
-                ),
-                (f"{kiz}+{zhao}.pdf", _pdf("signed and stamped")),
-                agreement,
-            ),
-        ),
-        Sample(
-            at(27, 9, 0),
+            _at(27, 9, 0),
             ("Ahmed Khan", "ahmed.khan@example.edu.pk"),
             f"Automatic reply: 合作专项建议书：{ibcas}+{zhang}",
             headers=(("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All")),
             body="I am out of the office until 2 August with limited access to e-mail.\n",
         ),
         Sample(
-            at(28, 14, 2),
+            _at(28, 14, 2),
             ("Mail Delivery System", "MAILER-DAEMON@mx.example.org"),
             "Undelivered Mail Returned to Sender",
             headers=(("Return-Path", "<>"),),
             body="This is the mail system at host mx.example.org.\n\nI'm sorry to have to "
             "inform you that your message could not be delivered.\n",
-        ),
-        Sample(
-            at(31, 8, 12),
-            (chen, "chenrong@sinh.ac.cn"),
-            f"合作专项建议书：{sinh}+{chen}",
-            (
-                (
-                    f"{sinh}+{chen}.docx",
-                    _proposal(call, sinh, chen, "膳食干预与慢病防控", "life_health"),
-                ),
-                (f"{sinh}+{chen}.pdf", _pdf("signed and stamped")),
-                agreement,
-            ),
         ),
     ]
 

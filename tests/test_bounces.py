@@ -14,7 +14,7 @@ from email import message_from_bytes
 import pytest
 
 from mailbot.calls import Call
-from mailbot.judge.checks import judge
+from mailbot.judge.checks import verdict_for
 from mailbot.judge.verdict import Status
 from mailbot.mail.bounces import (
     bounced_reply_ids,
@@ -248,7 +248,7 @@ def test_the_recipients_the_bounce_could_not_reach(shape: str, recipients: list[
 
 @pytest.mark.parametrize("shape", [s for s in SHAPES if s != "read-receipt"])
 def test_every_shape_is_judged_a_bounce(shape: str, call: Call) -> None:
-    verdict = judge(parse_message(SHAPES[shape].encode()), call)
+    verdict = verdict_for(parse_message(SHAPES[shape].encode()), call)
     assert verdict.status is Status.IGNORED
     assert "bounce" in verdict.codes()
 

@@ -14,16 +14,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from mailbot.app import intake_policy, judge_limits
 from mailbot.calls import Call
 from mailbot.config import load_settings
 from mailbot.judge import bounded
 from mailbot.judge.bounded import JudgeError, Overrun, run_bounded
-from mailbot.judge.checks import judge
-from mailbot.judge.checks.limits import measure_mime, screen
-from mailbot.judge.policy import MB, IntakePolicy
+from mailbot.judge.checks import verdict_for
+from mailbot.judge.policy import MB, IntakePolicy, JudgeLimits
 from mailbot.judge.processes import Judges
 from mailbot.judge.verdict import Status, Verdict
-from mailbot.mail.parsing import Message, parse_message
+from mailbot.mail.message import Message
+from mailbot.mail.parsing import parse_message
+from mailbot.mail.screen import measure_mime, screen
 from mailbot.store.models import Mail, Reply
 from tests.daemon_support import dispose_apps, make_app, settings_values
 from tests.docfactory import form_docx
@@ -48,10 +50,14 @@ def proposal(*extra: Att) -> bytes:
 
 
 def judge_bounded(
-    raw: bytes, call: Call, received_at: datetime, policy: IntakePolicy
+    raw: bytes,
+    call: Call,
+    received_at: datetime,
+    policy: IntakePolicy,
+    limits: JudgeLimits | None = None,
 ) -> tuple[Message, Verdict]:
     """One mail through a judging process of its own, as the intake judges it."""
-    judges = Judges(call, policy, processes=1)
+    judges = Judges(call, policy, processes=1, limits=limits)
     try:
         judged = judges.judge(raw, received_at)
     finally:
@@ -74,20 +80,20 @@ def test_in_a_child_the_verdict_is_the_one_judge_gives(call: Call) -> None:
     message, verdict = judge_bounded(raw, call, ON_TIME, IntakePolicy())
     assert verdict.status is Status.ACCEPTED
     assert message == parse_message(raw)
-    assert verdict == judge(parse_message(raw), call, ON_TIME)
+    assert verdict == verdict_for(parse_message(raw), call, ON_TIME)
 
 
 def test_message_and_verdict_survive_pickling(call: Call) -> None:
     raw = proposal()
     message = parse_message(raw)
-    verdict = judge(message, call, ON_TIME)
+    verdict = verdict_for(message, call, ON_TIME)
     assert pickle.loads(pickle.dumps((message, verdict))) == (message, verdict)
 
 
 def test_a_mail_over_the_time_limit_is_too_complex(call: Call) -> None:
     raw = proposal(Att("big.pdf", b"%PDF-1.4\n" + bytes(20 * MB)))
     started = time.monotonic()
-    message, verdict = judge_bounded(raw, call, ON_TIME, IntakePolicy(judge_timeout=0.001))
+    message, verdict = judge_bounded(raw, call, ON_TIME, IntakePolicy(), JudgeLimits(timeout=0.001))
     assert time.monotonic() - started < 10
     assert verdict.status is Status.IGNORED
     assert verdict.codes() == ["too_complex"]
@@ -101,7 +107,9 @@ def test_a_mail_over_the_time_limit_is_too_complex(call: Call) -> None:
 
 def test_a_mail_over_the_memory_limit_is_too_complex(call: Call) -> None:
     raw = proposal(Att("big.pdf", b"%PDF-1.4\n" + bytes(40 * MB)))
-    message, verdict = judge_bounded(raw, call, ON_TIME, IntakePolicy(judge_memory=16 * MB))
+    message, verdict = judge_bounded(
+        raw, call, ON_TIME, IntakePolicy(), JudgeLimits(memory=16 * MB)
+    )
     assert verdict.codes() == ["too_complex"]
     assert "memory" in verdict.problems[0].en
     assert message.parsed_by == "headers-only"
@@ -117,7 +125,9 @@ def test_parsers_short_of_memory_make_an_overrun_not_an_unreadable_mail(
         return dataclasses.replace(message, defects=("mail-parser: MemoryError: ",))
 
     monkeypatch.setattr(bounded, "parse_message", starved)
-    _message, verdict = judge_bounded(proposal(), call, ON_TIME, IntakePolicy(judge_memory=64 * MB))
+    _message, verdict = judge_bounded(
+        proposal(), call, ON_TIME, IntakePolicy(), JudgeLimits(memory=64 * MB)
+    )
     assert verdict.codes() == ["too_complex"]
     assert "more than 64 MB of memory" in verdict.problems[0].en
 
@@ -141,21 +151,22 @@ def test_a_fault_in_mailbot_reaches_the_per_mail_boundary() -> None:
 
 @pytest.mark.parametrize("isolate", [True, False])
 def test_limits_are_checked_before_any_parser(isolate: bool, call: Call) -> None:
-    policy = IntakePolicy(isolate=isolate, max_depth=5, max_parts=500, max_mail_size=20_000)
-    message, verdict = judge_bounded(nested(8), call, ON_TIME, policy)
+    policy = IntakePolicy(max_depth=5, max_parts=500, max_mail_size=20_000)
+    limits = JudgeLimits(isolate=isolate)
+    message, verdict = judge_bounded(nested(8), call, ON_TIME, policy, limits)
     assert verdict.codes() == ["too_complex"]
     assert "deeper than 5" in verdict.problems[0].en
     assert message.parsed_by == "headers-only"
     assert message.sender == "a@ibcas.ac.cn"
-    _message, verdict = judge_bounded(proposal(), call, ON_TIME, policy)
+    _message, verdict = judge_bounded(proposal(), call, ON_TIME, policy, limits)
     assert verdict.codes() == ["too_complex"]
     assert "over the limit of 20 KB" in verdict.problems[0].en
     few = dataclasses.replace(policy, max_mail_size=10 * MB, max_parts=2)
-    _message, verdict = judge_bounded(proposal(), call, ON_TIME, few)
+    _message, verdict = judge_bounded(proposal(), call, ON_TIME, few, limits)
     assert verdict.codes() == ["too_complex"]
     assert "more than 2 MIME parts" in verdict.problems[0].en
     enough = dataclasses.replace(few, max_parts=10)
-    assert judge_bounded(proposal(), call, ON_TIME, enough)[1].status is Status.ACCEPTED
+    assert judge_bounded(proposal(), call, ON_TIME, enough, limits)[1].status is Status.ACCEPTED
 
 
 def _stdlib_shape(raw: bytes) -> tuple[int, int]:
@@ -207,9 +218,14 @@ def test_the_limits_come_from_the_config(tmp_path: Path) -> None:
         '[intake]\nisolate = false\njudge_timeout = "2m"\njudge_memory = "1GB"\n'
         'max_mail_size = "20MB"\nmax_depth = 7\nmax_parts = 99\n'
     )
-    intake = load_settings(config).intake
+    settings = load_settings(config)
+    intake = settings.intake
     assert (intake.isolate, intake.judge_timeout, intake.judge_memory) == (False, 120.0, 1024 * MB)
     assert (intake.max_mail_size, intake.max_depth, intake.max_parts) == (20 * MB, 7, 99)
+    # The same keys, read into the judging limits and the checks' policy.
+    assert judge_limits(settings) == JudgeLimits(isolate=False, timeout=120.0, memory=1024 * MB)
+    policy = intake_policy(settings)
+    assert (policy.max_mail_size, policy.max_depth, policy.max_parts) == (20 * MB, 7, 99)
 
 
 @pytest.fixture

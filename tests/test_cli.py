@@ -143,14 +143,14 @@ def _corpus(name: str) -> list[Path]:
 @pytest.mark.parametrize("corpus", ["mail-parser", "sisimai-bounces"])
 def test_every_corpus_mail_gets_a_verdict(corpus: str, tmp_path: Path) -> None:
     from mailbot.calls import load_call
-    from mailbot.judge.checks import judge
+    from mailbot.judge.checks import verdict_for
     from mailbot.mail.parsing import parse_message
 
     call = load_call(RULES)
     files = _corpus(corpus)
     statuses: dict[str, int] = {}
     for path in files:
-        verdict = judge(parse_message(path.read_bytes()), call)
+        verdict = verdict_for(parse_message(path.read_bytes()), call)
         json.dumps(verdict.as_json())
         statuses[str(verdict.status)] = statuses.get(str(verdict.status), 0) + 1
     print(f"{corpus}: {len(files)} mails, {statuses}")

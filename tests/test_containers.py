@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from mailbot.calls import Call, RulesError, load_call
-from mailbot.judge.checks import judge
-from mailbot.mail.containers import DAMAGED, ENCRYPTED, LIMITS
+from mailbot.judge.checks import verdict_for
+from mailbot.mail.containers.entries import DAMAGED, ENCRYPTED, LIMITS
 from mailbot.mail.containers.zips import entry_name
-from mailbot.mail.parsing import Message, parse_message
+from mailbot.mail.message import Message
+from mailbot.mail.parsing import parse_message
 from tests import diskwatch
 from tests.conftest import RULES, CheckRunner, codes, roles, write_rules
 from tests.docfactory import form_docx
@@ -243,7 +244,7 @@ def test_a_decompression_bomb_is_refused_quickly() -> None:
             entry.write(chunk)
     raw = build_mail("foxmail", subject=SUBJECT, attachments=[Att("a.zip", buffer.getvalue())])
     started = time.monotonic()
-    verdict = judge(parse_message(raw), load_call(RULES), ON_TIME)
+    verdict = verdict_for(parse_message(raw), load_call(RULES), ON_TIME)
     assert time.monotonic() - started < 5
     assert "archive_attachment" in verdict.codes()
     assert "过大" in next(p.zh for p in verdict.problems if p.code == "archive_attachment")
@@ -321,7 +322,7 @@ def test_entry_names_never_reach_the_disk(tmp_path: Path) -> None:
     raw = build_mail("foxmail", subject=SUBJECT, attachments=[Att("a.zip", zip_bytes(entries))])
     with diskwatch.writes() as written:
         message = parse_message(raw)
-        judge(message, load_call(RULES), ON_TIME)
+        verdict_for(message, load_call(RULES), ON_TIME)
     assert written == []
     assert list(tmp_path.iterdir()) == []
     # The names are kept as data: the last part is the file's name, the rest is listed.
@@ -522,8 +523,11 @@ def test_the_services_are_rules_data(tmp_path: Path) -> None:
     without = load_call(write_rules(tmp_path, text[: text.index("# --- Download links")]))
     assert without.links.services == []
     raw = build_mail("qqmail", subject=SUBJECT, body=QQ_NEW)
-    assert "large_attachment_link" in judge(parse_message(raw), load_call(RULES), ON_TIME).codes()
-    assert "large_attachment_link" not in judge(parse_message(raw), without, ON_TIME).codes()
+    assert (
+        "large_attachment_link"
+        in verdict_for(parse_message(raw), load_call(RULES), ON_TIME).codes()
+    )
+    assert "large_attachment_link" not in verdict_for(parse_message(raw), without, ON_TIME).codes()
 
 
 def test_a_hostile_body_is_searched_quickly(check: CheckRunner) -> None:

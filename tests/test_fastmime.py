@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailbot.judge.checks import limits
-from mailbot.mail import fastmime
-from mailbot.mail.parsing import Message, _build_tree, parse_message
+from mailbot.mail import fastmime, screen
+from mailbot.mail.message import Message
+from mailbot.mail.parsing import _build_tree, parse_message
 from tests.conftest import ROOT, SHARED
 from tests.docfactory import form_docx
 from tests.mailfactory import CLIENTS, build_mail
@@ -411,7 +411,7 @@ def regex_search(pattern: re.Pattern[bytes], raw: bytes, pos: int) -> re.Match[b
 
 
 def shape(raw: bytes, **bounds: int) -> tuple[int, int]:
-    found = limits.measure_mime(raw, **bounds)
+    found = screen.measure_mime(raw, **bounds)
     return found.depth, found.parts
 
 
@@ -419,7 +419,7 @@ def assert_screened_as_before(raw: bytes, monkeypatch: pytest.MonkeyPatch) -> No
     bounds = [(20, 500), (3, 5), (100, 2), (0, 0)]
     new = [shape(raw, max_depth=d, max_parts=p) for d, p in bounds]
     with monkeypatch.context() as patch:
-        patch.setattr(limits, "_search", regex_search)
+        patch.setattr(screen, "_search", regex_search)
         assert [shape(raw, max_depth=d, max_parts=p) for d, p in bounds] == new
 
 
@@ -451,14 +451,14 @@ def test_the_delimiter_search_is_the_regular_expression_search(
     pieces: list[str], pos: int, window: int, names: list[bytes]
 ) -> None:
     raw = "".join(pieces).encode()
-    pattern = limits._delimiters(list(names))
+    pattern = screen._delimiters(list(names))
     assert pattern is not None
-    saved = limits._WINDOW
-    limits._WINDOW = window  # small windows, so that a delimiter often lies across one's end
+    saved = screen._WINDOW
+    screen._WINDOW = window  # small windows, so that a delimiter often lies across one's end
     try:
-        found = limits._search(pattern, raw, min(pos, len(raw)))
+        found = screen._search(pattern, raw, min(pos, len(raw)))
     finally:
-        limits._WINDOW = saved
+        screen._WINDOW = saved
     expected = pattern.search(raw, min(pos, len(raw)))
     assert (found and (found.span(), found.groups())) == (
         expected and (expected.span(), expected.groups())

@@ -22,11 +22,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from mailbot.calls import Call
-from mailbot.judge.checks import judge
-from mailbot.judge.checks.limits import screen
+from mailbot.judge.checks import verdict_for
 from mailbot.judge.policy import DEFAULT_POLICY
 from mailbot.judge.verdict import Status
 from mailbot.mail.parsing import parse_message
+from mailbot.mail.screen import screen
 from tests.conftest import ROOT
 from tests.mailfactory.documents import pdf_bytes
 
@@ -337,7 +337,7 @@ def test_every_hostile_mail_gets_a_verdict(call: Call) -> None:
         try:
             with watchdog(WATCHDOG):
                 screen(raw, DEFAULT_POLICY)  # the limits read the same bytes before any parser
-                verdict = judge(parse_message(raw), call, None)
+                verdict = verdict_for(parse_message(raw), call, None)
             data = json.loads(json.dumps(verdict.as_json(), ensure_ascii=False))
         except BaseException:
             keep(raw)

@@ -19,8 +19,8 @@ from mailbot.calls import Call
 from mailbot.judge import bounded as bounded_module
 from mailbot.judge import processes as judges_module
 from mailbot.judge.bounded import JudgeError
-from mailbot.judge.policy import MB, IntakePolicy
-from mailbot.judge.processes import KEEP_IN_STORE, Clock, Judged, Judges, judge_one
+from mailbot.judge.policy import MB, IntakePolicy, JudgeLimits
+from mailbot.judge.processes import KEEP_IN_STORE, Clock, Judged, Judges, judge_here
 from mailbot.judge.verdict import Status
 from mailbot.store.blobs import BlobStore, StoreError
 from tests.mailfactory import build_mail
@@ -42,7 +42,7 @@ def late(raw: bytes) -> tuple[bytes, datetime]:
 
 @pytest.fixture
 def pool(call: Call) -> Iterator[Judges]:
-    judges = Judges(call, IntakePolicy(judge_timeout=20), processes=2)
+    judges = Judges(call, IntakePolicy(), processes=2, limits=JudgeLimits(timeout=20))
     yield judges
     judges.close()
 
@@ -76,7 +76,7 @@ def test_a_batch_is_judged_as_one_process_judges_it_and_in_its_order(
         (build_mail("outlook", subject=SUBJECT), ON_TIME),
     ]
     results = list(pool.judge_all(mails))
-    alone = [judge_one(raw, call, when, IntakePolicy()) for raw, when in mails]
+    alone = [judge_here(raw, call, when, IntakePolicy()) for raw, when in mails]
     assert results == alone
     statuses = [r.verdict.status for r in results if isinstance(r, Judged)]
     assert statuses == [
@@ -161,9 +161,9 @@ def test_a_mail_over_a_limit_is_too_complex_and_the_mails_around_it_are_judged(
     call: Call, monkeypatch: pytest.MonkeyPatch, marker: bytes, reason: str
 ) -> None:
     monkeypatch.setattr(judges_module, "parse_and_judge", slow_or_greedy)
-    policy = IntakePolicy(judge_timeout=30, judge_memory=64 * MB)
+    limits = JudgeLimits(timeout=30, memory=64 * MB)
     with StoppedClock() as clock:
-        judges = Judges(call, policy, processes=2, clock=clock)
+        judges = Judges(call, IntakePolicy(), processes=2, clock=clock, limits=limits)
         try:
             overrun = build_mail("foxmail", subject=SUBJECT, headers=[("X-Case", marker.decode())])
             mails = [(proposal(), ON_TIME), (overrun, ON_TIME), (proposal(), ON_TIME)] * 2
@@ -227,7 +227,7 @@ def test_judging_processes_end_with_their_owner(call: Call) -> None:
 
 
 def test_without_isolation_the_mail_is_judged_in_the_daemon(call: Call) -> None:
-    judges = Judges(call, IntakePolicy(isolate=False), processes=2)
+    judges = Judges(call, IntakePolicy(), processes=2, limits=JudgeLimits(isolate=False))
     results = list(judges.judge_all([(proposal(), ON_TIME), (GARBAGE, ON_TIME)]))
     assert children() == set()
     assert [r.verdict.status for r in results if isinstance(r, Judged)] == [
@@ -248,7 +248,7 @@ def test_the_judging_processes_store_the_mail_and_keep_the_scans_out_of_the_daem
         judges.close()
     assert judged.stored
     assert blobs.get(judged.raw_sha256) == raw
-    alone = judge_one(raw, call, ON_TIME, IntakePolicy())
+    alone = judge_here(raw, call, ON_TIME, IntakePolicy())
     for kept, full in zip(judged.message.attachments, alone.message.attachments, strict=True):
         assert blobs.get(kept.sha256) == full.data
         assert kept.size == full.size

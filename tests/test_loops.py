@@ -21,7 +21,7 @@ from mailbot.app import App
 from mailbot.calls import Call
 from mailbot.cli import main
 from mailbot.config import load_settings
-from mailbot.judge.checks import judge
+from mailbot.judge.checks import verdict_for
 from mailbot.judge.policy import IntakePolicy
 from mailbot.judge.verdict import Severity, Status, Verdict
 from mailbot.mail.parsing import parse_message
@@ -53,7 +53,7 @@ def proposal(client: str = "outlook", **kwargs: object) -> bytes:
 
 
 def verdict(raw: bytes, call: Call, policy: IntakePolicy | None = None) -> Verdict:
-    return judge(parse_message(raw), call, ON_TIME, policy)
+    return verdict_for(parse_message(raw), call, ON_TIME, policy)
 
 
 def assert_ignored(result: Verdict, code: str, evidence: str = "") -> None:
@@ -431,7 +431,7 @@ def test_bytes_with_no_mail_header_are_unparseable(raw: bytes, call: Call) -> No
 
 def test_a_mail_read_as_headers_only_is_unparseable(call: Call) -> None:
     message = dataclasses.replace(parse_message(proposal()), parsed_by="headers-only")
-    assert_ignored(judge(message, call, ON_TIME), "unparseable")
+    assert_ignored(verdict_for(message, call, ON_TIME), "unparseable")
 
 
 def test_limits_on_a_parsed_mail(call: Call) -> None:

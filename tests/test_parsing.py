@@ -9,7 +9,8 @@ import mailparser
 import pytest
 
 from mailbot.mail.charsets import decode_bytes, decode_words
-from mailbot.mail.parsing import parse_message, split_extension
+from mailbot.mail.message import split_extension
+from mailbot.mail.parsing import parse_message
 
 NAME = "中国科学院植物研究所+张喆"  # 喆 is outside GB2312
 BEIJING = timezone(timedelta(hours=8))

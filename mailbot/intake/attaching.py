@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from mailbot.app import App
-from mailbot.judge.checks import judge
+from mailbot.judge.checks import verdict_for
 from mailbot.judge.verdict import Status, Verdict
 from mailbot.mail.message import Message
 from mailbot.mail.parsing import parse_message
@@ -36,7 +36,7 @@ def judge_as(app: App, mail: Mail, institution: str, pi: str) -> tuple[Message, 
     message = parse_message(app.blobs.get(mail.raw_sha256), app.call.documents)
     subject = expected_names(app.call, institution, pi)["expected_subject"]
     message = dataclasses.replace(message, subject=subject)
-    verdict = judge(message, app.call, mail.received_at, app.policy)
+    verdict = verdict_for(message, app.call, mail.received_at, app.policy)
     if verdict.status is Status.IGNORED or not (verdict.institution and verdict.pi):
         return None
     return message, verdict

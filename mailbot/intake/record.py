@@ -37,7 +37,8 @@ from mailbot.intake.filing import advance_cursor, filed_status
 from mailbot.intake.submissions import Outcome, problems_json, record
 from mailbot.judge.processes import Judged
 from mailbot.judge.verdict import Problem, Severity, Status, Verdict
-from mailbot.mail.parsing import Message, parse_message
+from mailbot.mail.message import Message
+from mailbot.mail.parsing import parse_message
 from mailbot.replies.bounced import mark_bounced
 from mailbot.replies.context import reply_context
 from mailbot.replies.outbox import Outgoing, queue_reply

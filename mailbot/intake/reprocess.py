@@ -31,7 +31,7 @@ from mailbot.domain import DECIDED
 from mailbot.intake.attaching import VERSION, judge_as_submission
 from mailbot.intake.record import queue_answer
 from mailbot.intake.submissions import judge_again, record
-from mailbot.judge.checks import judge
+from mailbot.judge.checks import verdict_for
 from mailbot.judge.verdict import Status, Verdict
 from mailbot.ledger.counting import count
 from mailbot.mail.message import Message
@@ -192,7 +192,7 @@ def _verdict(
         if judged is not None:
             return judged
     message = parse_message(app.blobs.get(mail.raw_sha256), app.call.documents)
-    return message, judge(message, app.call, mail.received_at, app.policy)
+    return message, verdict_for(message, app.call, mail.received_at, app.policy)
 
 
 def _mail_line(mail: Mail, status: str, old: tuple[str, ...], new: list[str]) -> str:

@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailbot.calls import Call, normalise_name
-from mailbot.judge.checks import judge
+from mailbot.judge.checks import verdict_for
 from mailbot.judge.verdict import Role, Status, Verdict
-from mailbot.mail.parsing import Attachment as MailAttachment
-from mailbot.mail.parsing import Message
+from mailbot.mail.message import Attachment as MailAttachment
+from mailbot.mail.message import Message
 from mailbot.store.blobs import BlobStore
 from mailbot.store.models import Mail, Submission, Version, utcnow
 
@@ -169,7 +169,7 @@ def _judge_together(
         for a in message.attachments
     ]
     combined = dataclasses.replace(message, attachments=(*earlier, *own))
-    together = judge(combined, call, verdict.received_at)
+    together = verdict_for(combined, call, verdict.received_at)
     if MISSING & set(together.codes()):
         return None
     roles = {a.role for a in together.attachments}

@@ -1,7 +1,7 @@
 """The limits one mail is parsed and judged under, so that no mail can hang or exhaust the daemon.
 
 The size and MIME structure are measured first, in one pass over the bytes
-(mailbot.judge.checks.limits); a mail over [intake] max_mail_size, max_depth or
+(mailbot.mail.screen); a mail over [intake] max_mail_size, max_depth or
 max_parts is never handed to the parsers (parse_and_judge). The time and
 memory limits are kept by running the work in another process:
 mailbot.judge.processes keeps long-lived judging processes for the intake, and
@@ -28,8 +28,6 @@ import email.policy
 import email.utils
 import logging
 import multiprocessing
-import os
-import resource
 import traceback
 import warnings
 from collections.abc import Callable
@@ -39,11 +37,14 @@ from typing import Any, TypeVar
 
 from mailbot.calls import Call
 from mailbot.errors import MailbotError
-from mailbot.judge.checks import judge
-from mailbot.judge.checks.limits import screen
+from mailbot.judge.checks import verdict_for
+from mailbot.judge.checks.limits import too_complex
+from mailbot.judge.memory import limit_memory
 from mailbot.judge.policy import IntakePolicy
 from mailbot.judge.verdict import Problem, Status, Verdict
-from mailbot.mail.parsing import Message, parse_message
+from mailbot.mail.message import Message
+from mailbot.mail.parsing import parse_message
+from mailbot.mail.screen import screen
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +68,16 @@ def parse_and_judge(
     raw: bytes, call: Call, received_at: datetime | None, policy: IntakePolicy
 ) -> tuple[Message, Verdict]:
     """The work itself, with the size and structure limits; no time or memory limit."""
-    problem = screen(raw, policy)
-    if problem is not None:
+    over = screen(raw, policy)
+    if over is not None:
+        problem = too_complex(over)
         message = headers_only(raw, problem.en)
         return message, ignored(message, call, received_at, problem)
     message = parse_message(raw, call.documents)
     if any("MemoryError" in defect for defect in message.defects):
         # The parsers fell back for want of memory: the mail is over the limit, not unreadable.
         raise MemoryError("the parsers ran out of memory")
-    return message, judge(message, call, received_at, policy)
+    return message, verdict_for(message, call, received_at, policy)
 
 
 def headers_only(raw: bytes, reason: str) -> Message:
@@ -159,7 +161,7 @@ def run_bounded(
             kind, value = receiver.recv()
         except EOFError:
             child.join(5)
-            return Overrun(f"the judging process ended without an answer ({_ending(child)})")
+            return Overrun(f"the judging process ended without an answer ({how_it_ended(child)})")
     finally:
         receiver.close()
         if child.is_alive():
@@ -179,7 +181,7 @@ def _child(
 ) -> None:
     logging.disable(logging.CRITICAL)
     try:
-        _limit_memory(memory)
+        limit_memory(memory)
         answer.send(("done", work(*args)))
     except MemoryError:
         answer.send(("memory", ""))
@@ -189,23 +191,8 @@ def _child(
         answer.close()
 
 
-def _limit_memory(budget: int) -> None:
-    """Allow ``budget`` bytes beyond what this process already maps (Linux /proc)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            fields = [int(f) for f in statm.read().split()]
-    except (OSError, ValueError):  # not Linux: the time limit still holds
-        return
-    page = os.sysconf("SC_PAGE_SIZE")
-    for limit, used in ((resource.RLIMIT_AS, fields[0]), (resource.RLIMIT_DATA, fields[5])):
-        _soft, hard = resource.getrlimit(limit)
-        wanted = used * page + budget
-        if hard != resource.RLIM_INFINITY:
-            wanted = min(wanted, hard)
-        resource.setrlimit(limit, (wanted, hard))
-
-
-def _ending(child: Any) -> str:
+def how_it_ended(child: Any) -> str:
+    """How a child process ended, in words for a log line: its exit code or its signal."""
     code = child.exitcode
     if code is None:
         return "still running"

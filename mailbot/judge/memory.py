@@ -1,4 +1,8 @@
-"""Give memory back to the system as soon as a mail is done with.
+"""Memory of a judging process: given back to the system early, and capped.
+
+limit_memory caps what a judging process may map beyond what it holds when
+it starts (the judge_memory setting), so that one mail cannot exhaust the
+machine.
 
 A mail's bytes, its decoded files and the parser's copies of them are
 allocations of megabytes. glibc's malloc serves such a block from its own
@@ -15,6 +19,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
+import resource
 
 log = logging.getLogger(__name__)
 
@@ -35,3 +41,19 @@ def release_large_blocks() -> bool:
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD))
+
+
+def limit_memory(budget: int) -> None:
+    """Allow ``budget`` bytes beyond what this process already maps (Linux /proc)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            fields = [int(f) for f in statm.read().split()]
+    except (OSError, ValueError):  # not Linux: the time limit still holds
+        return
+    page = os.sysconf("SC_PAGE_SIZE")
+    for limit, used in ((resource.RLIMIT_AS, fields[0]), (resource.RLIMIT_DATA, fields[5])):
+        _soft, hard = resource.getrlimit(limit)
+        wanted = used * page + budget
+        if hard != resource.RLIM_INFINITY:
+            wanted = min(wanted, hard)
+        resource.setrlimit(limit, (wanted, hard))

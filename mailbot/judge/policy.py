@@ -1,4 +1,10 @@
-"""IntakePolicy: the operator's settings the never-answer checks read (config [intake])."""
+"""The operator's [intake] settings as two values: what the checks read, what judging runs under.
+
+IntakePolicy is what the never-answer checks and the MIME screen read (own
+addresses, deny list, authserv-id, size, depth and parts); JudgeLimits is how
+a mail is judged (in a judging process or not, its time and memory). Both
+come from the same [intake] table (mailbot.app), whose keys they keep.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +29,6 @@ class IntakePolicy:
     max_mail_size: int = 150 * MB
     max_depth: int = 20
     max_parts: int = 500
-    isolate: bool = True
-    judge_timeout: float = 30.0
-    judge_memory: int = 512 * MB
 
     def __post_init__(self) -> None:
         # Addresses compare case-insensitively, and so do the server names.
@@ -37,3 +40,16 @@ class IntakePolicy:
 
 
 DEFAULT_POLICY = IntakePolicy()
+
+
+@dataclass(frozen=True)
+class JudgeLimits:
+    """How each mail is judged ([intake] isolate, judge_timeout, judge_memory).
+
+    With ``isolate``, in a judging process, killed after ``timeout`` seconds
+    or when it maps ``memory`` bytes beyond what it held when it started.
+    """
+
+    isolate: bool = True
+    timeout: float = 30.0
+    memory: int = 512 * MB

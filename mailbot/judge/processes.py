@@ -38,7 +38,7 @@ import time
 import traceback
 import warnings
 import weakref
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
@@ -47,19 +47,18 @@ from mailbot.calls import Call
 from mailbot.judge.bounded import (
     JudgeError,
     Overrun,
-    _ending,
-    _limit_memory,
     bare_message,
     headers_only,
+    how_it_ended,
     ignored,
     parse_and_judge,
     run_bounded,
 )
 from mailbot.judge.checks.limits import too_complex
-from mailbot.judge.memory import release_large_blocks
-from mailbot.judge.policy import IntakePolicy
+from mailbot.judge.memory import limit_memory, release_large_blocks
+from mailbot.judge.policy import IntakePolicy, JudgeLimits
 from mailbot.judge.verdict import Verdict
-from mailbot.mail.parsing import Message
+from mailbot.mail.message import Message
 from mailbot.store.blobs import BlobStore, StoreError
 from mailbot.store.content import content_sha256
 
@@ -108,7 +107,7 @@ class Judged:
     stored: bool = False
 
 
-def judge_one(
+def judge_here(
     raw: bytes,
     call: Call,
     received_at: datetime | None,
@@ -149,15 +148,12 @@ def default_processes() -> int:
 class _Worker:
     """One judging process and the daemon's end of its pipe."""
 
-    def __init__(
-        self, call: Call, policy: IntakePolicy, blobs: BlobStore | None, clock: Clock
-    ) -> None:
-        self.clock = clock
+    def __init__(self, judges: Judges) -> None:
+        self.clock = judges.clock
         context = multiprocessing.get_context("fork")
         self.conn, theirs = context.Pipe(duplex=True)
-        self.process = context.Process(
-            target=_serve, args=(theirs, call, policy, blobs), daemon=True, name="mailbot-judge"
-        )
+        args = (theirs, judges.call, judges.policy, judges.limits.memory, judges.blobs)
+        self.process = context.Process(target=_serve, args=args, daemon=True, name="mailbot-judge")
         with warnings.catch_warnings():
             # Python 3.12 warns of any fork while threads run; the child is safe (docstring).
             warnings.filterwarnings(
@@ -191,7 +187,9 @@ class _Worker:
             kind, value = self.conn.recv()
         except (EOFError, OSError):
             self.process.join(5)
-            return Overrun(f"the judging process ended without an answer ({_ending(self.process)})")
+            return Overrun(
+                f"the judging process ended without an answer ({how_it_ended(self.process)})"
+            )
         return kind, value
 
     def stop(self) -> None:
@@ -212,8 +210,10 @@ class Judges:
         processes: int = 0,
         blobs: BlobStore | None = None,
         clock: Clock | None = None,
+        limits: JudgeLimits | None = None,
     ) -> None:
         self.call = call
+        self.limits = limits or JudgeLimits()
         self.clock = clock or Clock()
         self.policy = policy
         self.blobs = blobs
@@ -238,34 +238,19 @@ class Judges:
         (JudgeError from a judging process), for the caller's per-mail
         boundary. Closing the iterator early stops the work still under way.
         """
-        if not self.policy.isolate:
-            for raw, received_at in mails:
-                try:
-                    yield judge_one(raw, self.call, received_at, self.policy, self.blobs)
-                except Exception as exc:  # the caller's per-mail boundary decides
-                    yield exc
+        if not self.limits.isolate:
+            yield from self._judge_in_turn(mails)
             return
         waiting = iter(mails)
         busy: collections.deque[tuple[_Worker, bytes, datetime | None]] = collections.deque()
         try:
             while True:
-                while len(busy) < self.processes:
-                    mail = next(waiting, None)
-                    if mail is None:
-                        break
-                    worker = self._worker()
-                    worker.hand(*mail)
-                    busy.append((worker, *mail))
+                self._hand_out(waiting, busy)
                 if not busy:
                     return
                 worker, raw, received_at = busy.popleft()
-                outcome = worker.answer(self.policy.judge_timeout)
-                if (
-                    isinstance(outcome, Overrun)
-                    or outcome[0] not in ("done", "store")
-                    or worker.served >= RECYCLE_AFTER
-                ):
-                    # Spent: out of time or memory, dead, failed in mailbot's code, or old.
+                outcome = worker.answer(self.limits.timeout)
+                if _spent(worker, outcome):
                     worker.stop()
                 else:
                     self._idle.append(worker)
@@ -278,6 +263,30 @@ class Judges:
             for worker, _raw, _received_at in busy:  # the caller stopped early
                 worker.stop()
 
+    def _judge_in_turn(
+        self, mails: Iterable[tuple[bytes, datetime | None]]
+    ) -> Generator[Judged | Exception, None, None]:
+        """Without isolation ([intake] isolate = false): each mail in this process, in turn."""
+        for raw, received_at in mails:
+            try:
+                yield judge_here(raw, self.call, received_at, self.policy, self.blobs)
+            except Exception as exc:  # the caller's per-mail boundary decides
+                yield exc
+
+    def _hand_out(
+        self,
+        waiting: Iterator[tuple[bytes, datetime | None]],
+        busy: collections.deque[tuple[_Worker, bytes, datetime | None]],
+    ) -> None:
+        """Hand waiting mail to judging processes until ``processes`` of them are busy."""
+        while len(busy) < self.processes:
+            mail = next(waiting, None)
+            if mail is None:
+                return
+            worker = self._worker()
+            worker.hand(*mail)
+            busy.append((worker, *mail))
+
     def pids(self) -> list[int]:
         """The judging processes waiting for mail."""
         return [worker.pid for worker in self._idle if worker.pid is not None]
@@ -289,7 +298,7 @@ class Judges:
     def _worker(self) -> _Worker:
         if self._idle:
             return self._idle.pop()
-        return _Worker(self.call, self.policy, self.blobs, self.clock)
+        return _Worker(self)
 
     def _result(
         self, raw: bytes, received_at: datetime | None, outcome: tuple[str, Any] | Overrun
@@ -303,18 +312,23 @@ class Judges:
                 raise JudgeError(f"judging failed in the judging process:\n{value}")
             if kind == "store":
                 raise StoreError(value)
-            outcome = Overrun(
-                f"needed more than {self.policy.judge_memory / 2**20:.0f} MB of memory"
-            )
+            outcome = Overrun(f"needed more than {self.limits.memory / 2**20:.0f} MB of memory")
         log.warning("a mail of %d bytes went over a limit (%s)", len(raw), outcome.reason)
-        policy = self.policy
-        head = run_bounded(
-            headers_only, (raw, outcome.reason), policy.judge_timeout, policy.judge_memory
-        )
+        limits = self.limits
+        head = run_bounded(headers_only, (raw, outcome.reason), limits.timeout, limits.memory)
         message = head if not isinstance(head, Overrun) else bare_message(raw, outcome.reason)
         verdict = ignored(message, self.call, received_at, too_complex(outcome.reason))
         judged = Judged(message, verdict, hashlib.sha256(raw).hexdigest(), content_sha256(raw))
         return judged if self.blobs is None else store(judged, raw, self.blobs)
+
+
+def _spent(worker: _Worker, outcome: tuple[str, Any] | Overrun) -> bool:
+    """Out of time or memory, dead, failed in mailbot's code, or old: to be replaced."""
+    return (
+        isinstance(outcome, Overrun)
+        or outcome[0] not in ("done", "store")
+        or worker.served >= RECYCLE_AFTER
+    )
 
 
 def _stop_all(workers: list[_Worker]) -> None:
@@ -322,7 +336,9 @@ def _stop_all(workers: list[_Worker]) -> None:
         workers.pop().stop()
 
 
-def _serve(conn: Connection, call: Call, policy: IntakePolicy, blobs: BlobStore | None) -> None:
+def _serve(
+    conn: Connection, call: Call, policy: IntakePolicy, memory: int, blobs: BlobStore | None
+) -> None:
     """A judging process: mail after mail until the pipe closes or a limit is reached."""
     logging.disable(logging.CRITICAL)
     _close_inherited(conn.fileno())
@@ -331,7 +347,7 @@ def _serve(conn: Connection, call: Call, policy: IntakePolicy, blobs: BlobStore 
     import docx  # noqa: F401
     import pypdf  # noqa: F401
 
-    _limit_memory(policy.judge_memory)
+    limit_memory(memory)
     while True:
         try:
             received_at = conn.recv()
@@ -342,7 +358,7 @@ def _serve(conn: Connection, call: Call, policy: IntakePolicy, blobs: BlobStore 
             conn.send(("memory", ""))
             return
         try:
-            answer: tuple[str, Any] = ("done", judge_one(raw, call, received_at, policy, blobs))
+            answer: tuple[str, Any] = ("done", judge_here(raw, call, received_at, policy, blobs))
         except MemoryError:
             answer = ("memory", "")
         except StoreError as exc:  # the disk: the mail stays in the mailbox for the next poll

@@ -18,7 +18,7 @@ import email.policy
 import re
 from collections.abc import Iterable, Iterator
 
-from mailbot.mail.parsing import Message
+from mailbot.mail.message import Message
 
 # How mailbot names its replies (mailbot.replies.outbox): <mailbot.UUIDHEX@DOMAIN>.
 REPLY_ID = re.compile(r"<mailbot\.[0-9a-f]{32}@[^<>\s@]+>", re.IGNORECASE)

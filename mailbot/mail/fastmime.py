@@ -42,11 +42,12 @@ class Unsettled(Exception):
     """A token is not where the parser must have put it: parse the whole mail instead."""
 
 
-class Message(email.message.Message):
+class CutPart(email.message.Message):
     """A MIME part; ``decoded`` is set on one whose base64 body was cut out.
 
-    Named as the standard library's class, so that whatever names the class
-    of a part (an error's text) says the same as for a mail parsed whole.
+    Its class is called "Message" at run time, as the standard library's is,
+    so that whatever names the class of a part (an error's text) says the
+    same as for a mail parsed whole.
     """
 
     decoded: bytes | None = None
@@ -55,6 +56,9 @@ class Message(email.message.Message):
         if decode and i is None and self.decoded is not None:
             return self.decoded
         return super().get_payload(i, decode)  # type: ignore[call-overload]
+
+
+CutPart.__name__ = CutPart.__qualname__ = "Message"
 
 
 @dataclass(frozen=True)
@@ -139,9 +143,9 @@ class Cut:
         return text
 
 
-def _decodes(part: email.message.Message) -> TypeGuard[Message]:
+def _decodes(part: email.message.Message) -> TypeGuard[CutPart]:
     """Whether ``part`` can hold decoded bytes: a leaf the standard library decodes as base64."""
-    if not isinstance(part, Message) or part.get_content_maintype() in ("multipart", "message"):
+    if not isinstance(part, CutPart) or part.get_content_maintype() in ("multipart", "message"):
         return False
     return str(part.get("content-transfer-encoding", "")).lower() == "base64"
 

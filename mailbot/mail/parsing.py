@@ -43,7 +43,8 @@ from mailbot.mail.charsets import (
     raw_to_text,
     unfold,
 )
-from mailbot.mail.containers import DAMAGED, Budget, kind_of, unpack
+from mailbot.mail.containers import kind_of, unpack
+from mailbot.mail.containers.entries import DAMAGED, Budget
 from mailbot.mail.message import (
     FORWARDED,
     Attachment,
@@ -54,18 +55,6 @@ from mailbot.mail.message import (
     storable,
 )
 from mailbot.mail.names import shown
-
-# The mail as mailbot sees it lives in mailbot.mail.message; its users import it from here too.
-__all__ = [
-    "FORWARDED",
-    "Attachment",
-    "Container",
-    "InlinePart",
-    "Message",
-    "parse_message",
-    "split_extension",
-    "storable",
-]
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +138,7 @@ def _parse_cut(cut: fastmime.Cut) -> mailparser.MailParser:
     frame as mail-parser calls it, it gives up at the same depth.
     """
     assert _GUARDED is not None
-    return _GUARDED(lambda: cut.settle(email.message_from_bytes(cut.data, _class=fastmime.Message)))
+    return _GUARDED(lambda: cut.settle(email.message_from_bytes(cut.data, _class=fastmime.CutPart)))
 
 
 class _Walker:

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from mailbot.domain import LEFT, ReplyState
 from mailbot.judge.verdict import Verdict
 from mailbot.mail.bounces import bounced_reply_ids, original_recipients, our_reply_ids
-from mailbot.mail.parsing import Message
-from mailbot.replies.render import one_line
+from mailbot.mail.message import Message
+from mailbot.replies.render import single_line
 from mailbot.store.models import Mail, Reply
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,8 @@ def _delivery_status(part: email.message.Message, report: Report) -> None:
             report.actions.append(action)
         if action in _NOT_FAILED:
             continue
-        status = one_line(str(block.get("status") or ""))
-        diagnostic = one_line(str(block.get("diagnostic-code") or ""))
+        status = single_line(str(block.get("status") or ""))
+        diagnostic = single_line(str(block.get("diagnostic-code") or ""))
         reason = " ".join(x for x in (status, diagnostic) if x) or action or "failed"
         report.reasons.append(f"{reason} ({address})" if address else reason)
 
@@ -120,12 +120,12 @@ def reason_text(report: Report, message: Message) -> str:
         return "; ".join(dict.fromkeys(report.reasons))
     line = _SMTP_LINE.search(message.text)
     if line:
-        return one_line(line.group(0))
+        return single_line(line.group(0))
     # qmail and others: "Sorry, no mailbox here by that name. (#5.1.1)", "Status: 5.2.2".
     for text in message.text.splitlines():
         if _STATUS_NOTE.search(text):
-            return one_line(text)
-    return one_line(message.subject) or "no reason given"
+            return single_line(text)
+    return single_line(message.subject) or "no reason given"
 
 
 def mark_bounced(
@@ -175,7 +175,7 @@ def mark_bounced(
             continue  # never sent (suppressed, failed) or not yet: nothing came back
         reply.state = ReplyState.BOUNCED
         reply.next_attempt_at = None
-        reply.last_error = one_line(f"bounced (mail {mail.id}): {why}")[:MAX_ERROR]
+        reply.last_error = single_line(f"bounced (mail {mail.id}): {why}")[:MAX_ERROR]
         marked.append(reply)
         log.warning(
             "reply %d to %s bounced: %s; the secretariat must reach the applicant another way",

@@ -6,8 +6,8 @@ from typing import Any
 
 from mailbot.calls import Call
 from mailbot.intake.submissions import Outcome
+from mailbot.mail.message import Message
 from mailbot.mail.names import shown, shown_in
-from mailbot.mail.parsing import Message
 from mailbot.replies.render import verdict_context
 
 

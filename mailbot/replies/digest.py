@@ -15,7 +15,7 @@ from mailbot.domain import SubmissionStatus
 from mailbot.ledger.attention import NEEDS_A_PERSON, Attention, needing_a_person
 from mailbot.ledger.labels import STATUSES
 from mailbot.replies.outbox import Outgoing, queue_reply
-from mailbot.replies.render import Renderer, call_context, local_text, one_line
+from mailbot.replies.render import Renderer, call_context, local_text, single_line
 from mailbot.store.models import Mail, Reply, Submission, Version
 
 # The digest's template, and the Reply.template that marks a queued digest.
@@ -104,7 +104,7 @@ def _needing(call: Call, attention: Attention) -> list[dict[str, Any]]:
         {
             "mail_id": mail.id,
             "sender": mail.sender,
-            "subject": one_line(mail.subject),
+            "subject": single_line(mail.subject),
             "received": call.local_text(mail.received_at)[1],
             "codes": mail.reasons,
             "reasons_zh": "、".join(NEEDS_A_PERSON[code][0] for code in mail.reasons),
@@ -122,7 +122,7 @@ def _troubled(attention: Attention) -> list[dict[str, Any]]:
             "to_address": reply.to_address,
             "state": reply.state,
             "subject": reply.subject,
-            "last_error": one_line(reply.last_error or ""),
+            "last_error": single_line(reply.last_error or ""),
         }
         for reply in attention.letters
     ]

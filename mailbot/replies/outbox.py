@@ -19,7 +19,7 @@ from mailbot.calls import Call
 from mailbot.config import ReplySettings
 from mailbot.domain import ReplyState
 from mailbot.errors import MailbotError
-from mailbot.replies.render import one_line
+from mailbot.replies.render import single_line
 from mailbot.store.models import Reply
 
 # A long thread's References would grow without end; RFC 5322 allows trimming
@@ -102,7 +102,7 @@ def queue_reply(
     """
     to_address = letter.to_address.strip()
     usable = bool(_ADDRESS.fullmatch(to_address))
-    subject = one_line(letter.subject)
+    subject = single_line(letter.subject)
     message_id = f"<mailbot.{uuid.uuid4().hex}@{call.call.mailbox.rpartition('@')[2]}>"
     heading = Heading(
         from_name=settings.from_name,
@@ -193,7 +193,7 @@ def build_message(heading: Heading, body: str) -> bytes:
     # every other reply keeps to encoded words that any server passes.
     message = EmailMessage(policy=email.policy.SMTP if ascii_only else email.policy.SMTPUTF8)
     _address(message, heading)
-    message["Subject"] = one_line(heading.subject)
+    message["Subject"] = single_line(heading.subject)
     message["Date"] = format_datetime(heading.date)
     message["Message-ID"] = heading.message_id
     _thread(message, heading)
@@ -211,10 +211,12 @@ def _address(message: EmailMessage, heading: Heading) -> None:
     from_addr = heading.from_addr
     try:
         if from_addr.isascii():
-            message["From"] = Address(display_name=one_line(heading.from_name), addr_spec=from_addr)
+            message["From"] = Address(
+                display_name=single_line(heading.from_name), addr_spec=from_addr
+            )
         else:
             # Address() and formataddr() refuse a non-ASCII local part; the parser takes it.
-            message["From"] = f'"{quote(one_line(heading.from_name))}" <{from_addr}>'
+            message["From"] = f'"{quote(single_line(heading.from_name))}" <{from_addr}>'
         if heading.to_address is not None:
             message["To"] = heading.to_address
     except (ValueError, IndexError) as exc:

@@ -26,8 +26,9 @@ class RenderError(MailbotError):
     """A reply template that is missing, broken, or lacks its Subject line."""
 
 
-def one_line(text: str) -> str:
-    """Text fit for a header: no CR, LF or other control characters, spaces collapsed.
+def single_line(text: str) -> str:
+    """Text on a single line, fit for a header: control characters (CR, LF...) and runs of
+    spaces become one space.
 
     A subject decoded from encoded words can carry a newline, and the email
     package refuses a header value with one in it.
@@ -77,7 +78,7 @@ class Renderer:
             wanted = ", ".join(str(self.path(name, lang)) for lang in self.languages)
             raise RenderError(f"no template for the reply {name!r}: looked for {wanted}")
         parts = [self._render_one(name, lang, context) for lang in languages]
-        subject = one_line(" / ".join(subject for subject, _ in parts))
+        subject = single_line(" / ".join(subject for subject, _ in parts))
         body = f"\n{SEPARATOR}\n\n".join(body for _, body in parts)
         return subject, body
 
@@ -90,7 +91,7 @@ class Renderer:
         except TemplateError as exc:
             # StrictUndefined names the missing variable; the path says which template.
             raise RenderError(f"{path}: {exc}") from exc
-        return one_line(rendered_subject), rendered_body.lstrip("\n").rstrip() + "\n"
+        return single_line(rendered_subject), rendered_body.lstrip("\n").rstrip() + "\n"
 
     def _templates(self, path: Path) -> tuple[Template, Template]:
         """The subject line and the body, compiled apart (cached until the file changes).

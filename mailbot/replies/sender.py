@@ -40,7 +40,7 @@ from sqlalchemy import CursorResult, func, or_, select, true, update
 from mailbot.config import ReplySettings
 from mailbot.domain import ReplyState
 from mailbot.errors import MailbotError
-from mailbot.replies.render import one_line
+from mailbot.replies.render import single_line
 from mailbot.replies.transports import (
     DeliveryUncertain,
     Transport,
@@ -223,7 +223,7 @@ def _send_one(run: _Run, reply_id: int) -> Attempt:
             "reply %d to %s may or may not have arrived; not resent: %s",
             reply_id,
             to_address,
-            one_line(str(exc)),
+            single_line(str(exc)),
         )
         return Attempt(ReplyState.UNCERTAIN)
     except TransportUnavailable as exc:
@@ -239,7 +239,7 @@ def _send_one(run: _Run, reply_id: int) -> Attempt:
             to_address,
             attempts,
             state,
-            one_line(str(exc)),
+            single_line(str(exc)),
         )
         return Attempt(state)
     except Exception as exc:
@@ -283,14 +283,14 @@ def _unreachable(run: _Run, later: list[int], exc: TransportUnavailable) -> Coun
     waiting = _count_pending(run.db, run.call_id)
     if run.outage is not None:
         run.outage.failed(
-            one_line(str(exc)),
+            single_line(str(exc)),
             f"{waiting} replies wait in the outbox and are retried with backoff "
             f"up to {run.settings.backoff_max:.0f} s",
         )
     else:
         log.warning(
             "replies: %s; %d replies wait in the outbox and will be retried",
-            one_line(str(exc)),
+            single_line(str(exc)),
             waiting,
         )
     return Counter[str | None](states)
@@ -399,7 +399,7 @@ def _record_failure(run: _Run, reply_id: int, error: str, expected: str) -> tupl
         if reply.state != expected or (expected == ReplyState.PENDING and not_due):
             return reply.state, reply.attempts
         reply.attempts += 1
-        reply.last_error = one_line(error)[:MAX_ERROR]
+        reply.last_error = single_line(error)[:MAX_ERROR]
         if reply.attempts >= settings.max_attempts:
             reply.state = ReplyState.FAILED
             reply.next_attempt_at = None
@@ -424,7 +424,7 @@ def _finish(
         reply.next_attempt_at = None
         reply.sent_at = sent_at
         if error is not None:
-            reply.last_error = one_line(error)[:MAX_ERROR]
+            reply.last_error = single_line(error)[:MAX_ERROR]
 
 
 def _count_pending(db: Database, call_id: str | None = None) -> int:

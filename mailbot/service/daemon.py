@@ -62,7 +62,7 @@ def is_database_error(exc: BaseException) -> bool:
     return isinstance(exc, SQLAlchemyError | DatabaseError)
 
 
-def one_line(exc: BaseException) -> str:
+def error_summary(exc: BaseException) -> str:
     """The error in one line: the driver's own message, without SQL or parameters."""
     inner = getattr(exc, "orig", None)
     shown = inner if isinstance(inner, BaseException) else exc
@@ -186,7 +186,7 @@ class Daemon:
                     "cannot release the lease on %s (%s); another mailbot can take it "
                     "over when it runs out",
                     lease.source,
-                    one_line(exc),
+                    error_summary(exc),
                 )
 
     # -- the long-running daemon ----------------------------------------------
@@ -372,7 +372,7 @@ class Daemon:
 
     def _polled(self, report: PollReport) -> None:
         """Record the poll for `mailbot status`, and tell systemd in one STATUS line."""
-        fault = one_line(report.fault) if report.fault is not None else None
+        fault = error_summary(report.fault) if report.fault is not None else None
         if self.recorder is not None:
             self.recorder.polled(report.summary(), report.waiting, fault)
         self.notifier.status(f"last poll {now():%H:%M:%S} UTC: {fault or report.summary()}")
@@ -380,28 +380,28 @@ class Daemon:
     def _fault(self, exc: BaseException) -> None:
         """Say once what failed and what happens next (repeats go to debug)."""
         if self.recorder is not None:
-            self.recorder.failed(one_line(exc))
+            self.recorder.failed(error_summary(exc))
         if isinstance(exc, StoreError):
             self.store.failed(
-                one_line(exc),
+                error_summary(exc),
                 "new mail waits unprocessed in the mailbox (not moved, not flagged); "
                 f"retrying with backoff up to {BACKOFF_MAX:.0f} s",
             )
         elif is_database_error(exc):
             reach = isinstance(exc, OperationalError | InterfaceError | DatabaseError)
             self.database.failed(
-                f"cannot reach it ({one_line(exc)})" if reach else one_line(exc),
+                f"cannot reach it ({error_summary(exc)})" if reach else error_summary(exc),
                 "new mail waits unprocessed in the mailbox (not moved, not flagged) and "
                 f"replies wait in the outbox; retrying with backoff up to {BACKOFF_MAX:.0f} s",
             )
         elif isinstance(exc, SourceError):
             self.mailbox_outage.failed(
-                f"cannot fetch mail ({one_line(exc)})",
+                f"cannot fetch mail ({error_summary(exc)})",
                 f"mail waits there; reconnecting with backoff up to {BACKOFF_MAX:.0f} s",
             )
         else:
             self.intake.failed(
-                f"unexpected error ({one_line(exc)})",
+                f"unexpected error ({error_summary(exc)})",
                 "the mail in hand waits unprocessed in the mailbox; retrying with backoff "
                 f"up to {BACKOFF_MAX:.0f} s",
                 traceback=not isinstance(exc, MailbotError | OSError),
@@ -423,7 +423,7 @@ class Daemon:
                 self._fault(exc)
             else:
                 self.transport_outage.failed(
-                    one_line(exc),
+                    error_summary(exc),
                     "replies wait in the outbox; retrying",
                     traceback=not isinstance(exc, MailbotError | OSError),
                 )
@@ -460,4 +460,4 @@ class Daemon:
                     now=now(),
                 )
         except (MailbotError, SQLAlchemyError, OSError) as exc:
-            log.warning("cannot write the daily digest (%s)", one_line(exc))
+            log.warning("cannot write the daily digest (%s)", error_summary(exc))

@@ -58,7 +58,8 @@ def parse_location(location: str) -> tuple[int, int]:
     return int(validity), int(uid)
 
 
-def _one_line(exc: BaseException) -> str:
+def _error_text(exc: BaseException) -> str:
+    """What the error says, on one line; its class's name when it says nothing."""
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
 
@@ -199,7 +200,7 @@ class ImapMailbox:
         try:
             client.logout()
         except (OSError, IMAPClientError) as exc:
-            log.debug("%s: logout failed (%s); closing the socket", self.name, _one_line(exc))
+            log.debug("%s: logout failed (%s); closing the socket", self.name, _error_text(exc))
             with suppress(OSError):
                 client.shutdown()
 
@@ -213,7 +214,7 @@ class ImapMailbox:
         except (OSError, IMAPClientError) as exc:
             self._drop()
             hint = certificate_hint(exc, "source.imap")
-            raise SourceError(f"{self.name}: {doing}: {_one_line(exc)}{hint}") from exc
+            raise SourceError(f"{self.name}: {doing}: {_error_text(exc)}{hint}") from exc
         except BaseException:
             # Whatever else happened, the connection may be mid-command or in IDLE.
             self._drop()
@@ -267,7 +268,7 @@ class ImapMailbox:
         except LoginError as exc:
             raise SourceError(
                 f"{self.name} refused the OAuth2 login of {self.settings.username!r} even "
-                f"with a new access token ({credential.mask(_one_line(exc))}): check that "
+                f"with a new access token ({credential.mask(_error_text(exc))}): check that "
                 "the account may use IMAP and that source.imap.oauth2.scope grants it"
             ) from None
 
@@ -297,7 +298,7 @@ class ImapMailbox:
         except IMAPClientAbortError:
             raise
         except IMAPClientError as exc:
-            log.warning("%s refused the ID command (%s)", self.name, _one_line(exc))
+            log.warning("%s refused the ID command (%s)", self.name, _error_text(exc))
 
     def _forget(self) -> None:
         self._client = None
@@ -512,7 +513,7 @@ class ImapMailbox:
         except SourceError as exc:
             if isinstance(exc.__cause__, LoginError):
                 # imapclient words it as the repr of the server's bytes: b'[...] ...'
-                said = re.sub(r"^b(['\"])(.*)\1$", r"\2", _one_line(exc.__cause__))
+                said = re.sub(r"^b(['\"])(.*)\1$", r"\2", _error_text(exc.__cause__))
                 raise LoginRefused(said) from exc
             raise
         with self._talking("listing folders"):

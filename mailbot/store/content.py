@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Protocol
 
 # Written by the servers on the way, never by the sender: they differ between copies.
 TRACE_HEADERS = frozenset(
@@ -51,6 +52,12 @@ def content_sha256(raw: bytes) -> str:
     return _content_sha256(raw, _CHUNK)
 
 
+class _Digest(Protocol):
+    """What the body is fed to: a hashlib object."""
+
+    def update(self, data: bytes | memoryview, /) -> None: ...
+
+
 _CHUNK = 2**20  # the body is normalised and hashed this many bytes at a time
 # The first blank line: two line breaks in a row, each read as the normalisation
 # (CRLF, then CR, to LF) reads it. Atomic, so that one CRLF never counts as two.
@@ -68,6 +75,16 @@ def _content_sha256(raw: bytes, chunk: int) -> str:
     """
     blank = _BLANK_LINE.search(raw)
     head = _normalised(raw if blank is None else raw[: blank.start()])
+    digest = hashlib.sha256(_without_trace(head))
+    if blank is None:
+        return digest.hexdigest()
+    digest.update(b"\n\n")
+    _hash_body(digest, raw, blank.end(), chunk)
+    return digest.hexdigest()
+
+
+def _without_trace(head: bytes) -> bytes:
+    """A normalised header block without its trace fields and an mbox separator."""
     kept: list[bytes] = []
     dropping = False
     for number, line in enumerate(head.split(b"\n")):
@@ -82,22 +99,18 @@ def _content_sha256(raw: bytes, chunk: int) -> str:
         dropping = match is not None and is_trace(match.group(1).decode("ascii"))
         if not dropping:
             kept.append(line)
-    digest = hashlib.sha256(b"\n".join(kept))
-    if blank is None:
-        return digest.hexdigest()
-    digest.update(b"\n\n")
+    return b"\n".join(kept)
+
+
+def _hash_body(digest: _Digest, raw: bytes, position: int, chunk: int) -> None:
+    """Hash ``raw`` from ``position`` on, normalised, without the newlines at its end."""
     view = memoryview(raw)
     held = 0  # newlines that ended the body so far: hashed only once more text follows
-    position = blank.end()
     while position < len(raw):
         end = min(position + chunk, len(raw))
         if raw[end - 1 : end + 1] == b"\r\n":
             end += 1
-        text: bytes | memoryview = view[position:end]  # hashed where it lies, without a CR
-        if raw.find(b"\r", position, end) >= 0:
-            piece = raw[position:end]
-            # Where every CR is a CRLF's, deleting them is the normalisation (and much faster).
-            text = _normalised(piece) if _LONE_CR.search(piece) else piece.replace(b"\r", b"")
+        text = _body_piece(raw, view, position, end)
         kept_length = len(text)
         if text[-1] == 0x0A:
             kept_length = len(bytes(text).rstrip(b"\n"))
@@ -109,7 +122,15 @@ def _content_sha256(raw: bytes, chunk: int) -> str:
             digest.update(text[:kept_length])
         held += len(text) - kept_length
         position = end
-    return digest.hexdigest()
+
+
+def _body_piece(raw: bytes, view: memoryview, start: int, end: int) -> bytes | memoryview:
+    """``raw[start:end]`` normalised; hashed where it lies when it holds no CR."""
+    if raw.find(b"\r", start, end) < 0:
+        return view[start:end]
+    piece = raw[start:end]
+    # Where every CR is a CRLF's, deleting them is the normalisation (and much faster).
+    return _normalised(piece) if _LONE_CR.search(piece) else piece.replace(b"\r", b"")
 
 
 def _normalised(data: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""The checks, and judge(): one Message in, one Verdict out, no I/O.
+"""The checks, and verdict_for(): one Message in, one Verdict out, no I/O.
 
 Every check has the same contract (:class:`Check`): it reads a :class:`Case`
 and yields Problems. Checks in ``IGNORE_CHECKS`` decide whether a mail must
@@ -27,7 +27,7 @@ from mailbot.judge.checks.senders import SenderCheck
 from mailbot.judge.checks.subject import check_subject
 from mailbot.judge.policy import DEFAULT_POLICY, IntakePolicy
 from mailbot.judge.verdict import Problem, Severity, Status, Verdict
-from mailbot.mail.parsing import Message
+from mailbot.mail.message import Message
 
 
 class Check(Protocol):
@@ -62,7 +62,7 @@ CONTENT_CHECKS: tuple[Check, ...] = (
 )
 
 
-def judge(
+def verdict_for(
     message: Message,
     call: Call,
     received_at: datetime | None = None,

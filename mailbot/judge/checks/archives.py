@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from mailbot.judge.checks.attachments import Pick
 from mailbot.judge.checks.case import Case
+from mailbot.judge.readings.files import Pick
 from mailbot.judge.verdict import Problem, Severity
-from mailbot.mail.containers import ENCRYPTED, FORMAT, LIMITS, TNEF
+from mailbot.mail.containers import TNEF
+from mailbot.mail.containers.entries import ENCRYPTED, FORMAT, LIMITS
 from mailbot.mail.message import FORWARDED, Container
 from mailbot.mail.names import shown, shown_in
 
@@ -28,65 +29,75 @@ def check_archives(case: Case) -> Iterator[Problem]:
         ("建议书 Word 文件", "Word proposal", files.word),
         ("PDF 扫描件", "PDF scan", files.pdf),
     )
-    missing_zh = [zh for zh, _en, pick in kinds if pick.attachment is None]
-    missing_en = [en for _zh, en, pick in kinds if pick.attachment is None]
+    missing = [(zh, en) for zh, en, pick in kinds if pick.attachment is None]
     # Missing or misnamed: an archive not opened may hold the right file.
     wanting = [] if files.complete else [(zh, en) for zh, en, pick in kinds if _wanting(pick)]
-    wanting_zh = [zh for zh, _en in wanting]
-    wanting_en = [en for _zh, en in wanting]
     for container in case.message.containers:
         if container.kind in (TNEF, FORWARDED):
             continue  # an envelope the applicant never chose: its files simply count
-        name = shown_in(container.filename, container.container)
-        if container.opened and missing_zh:
-            held_zh, held_en = _listing(container)
-            yield Problem(
-                "archive_attachment",
-                Severity.ERROR,
-                f"压缩包「{name}」中没有{'和'.join(missing_zh)}；其中有：{held_zh}。"
-                "请将建议书 Word 文件和签字盖章的 PDF 扫描件直接作为附件发送，不要压缩。",
-                f'The archive "{name}" holds no {" and no ".join(missing_en)}; it holds: '
-                f"{held_en}. Please attach the Word proposal and the signed PDF scan "
-                "directly to the mail, not in an archive.",
-            )
-        elif container.opened:
-            held_zh, held_en = _listing(container)
-            yield Problem(
-                "archive_attachment",
-                Severity.WARNING,
-                f"压缩包「{name}」已解压，其中的文件已按附件审核：{held_zh}。"
-                "下次请直接附上 Word 和 PDF 文件，不要压缩。",
-                f'The archive "{name}" was unpacked and its files judged as attachments: '
-                f"{held_en}. Next time please attach the Word and PDF files directly.",
-            )
+        if container.opened:
+            yield _opened(container, missing)
         else:
-            why_zh, why_en = _refusal(case, container)
-            seen_zh, seen_en = "", ""
-            if container.listing:
-                held_zh, held_en = _listing(container)
-                seen_zh, seen_en = f"（其中有：{held_zh}）", f" (it holds: {held_en})"
-            if wanting_zh:
-                yield Problem(
-                    "archive_attachment",
-                    Severity.ERROR,
-                    f"附件「{name}」是压缩包，{why_zh}{seen_zh}，其中的文件无法审核；"
-                    f"邮件中没有找到命名正确的{'和'.join(wanting_zh)}。"
-                    "请将建议书 Word 文件和签字盖章的 PDF 扫描件直接作为附件发送，不要压缩。",
-                    f'The attachment "{name}" is an archive: {why_en}{seen_en}, so its files '
-                    f"cannot be judged, and no correctly named {' or '.join(wanting_en)} "
-                    "was found in the mail. "
-                    "Please attach the Word proposal and the signed PDF scan directly to the "
-                    "mail, not in an archive.",
-                )
-            else:
-                yield Problem(
-                    "archive_attachment",
-                    Severity.WARNING,
-                    f"附件「{name}」是压缩包，{why_zh}{seen_zh}，其中的材料未经审核。"
-                    "下次请直接附上文件，不要压缩。",
-                    f'The attachment "{name}" is an archive: {why_en}{seen_en}, so the material '
-                    "in it was not checked. Next time please attach the files directly.",
-                )
+            yield _unopened(case, container, wanting)
+
+
+def _opened(container: Container, missing: list[tuple[str, str]]) -> Problem:
+    """An archive unpacked: its files were judged; an error if the proposal is still not there."""
+    name = shown_in(container.filename, container.container)
+    held_zh, held_en = _listing(container)
+    if missing:
+        missing_zh = "和".join(zh for zh, _en in missing)
+        missing_en = " and no ".join(en for _zh, en in missing)
+        return Problem(
+            "archive_attachment",
+            Severity.ERROR,
+            f"压缩包「{name}」中没有{missing_zh}；其中有：{held_zh}。"
+            "请将建议书 Word 文件和签字盖章的 PDF 扫描件直接作为附件发送，不要压缩。",
+            f'The archive "{name}" holds no {missing_en}; it holds: '
+            f"{held_en}. Please attach the Word proposal and the signed PDF scan "
+            "directly to the mail, not in an archive.",
+        )
+    return Problem(
+        "archive_attachment",
+        Severity.WARNING,
+        f"压缩包「{name}」已解压，其中的文件已按附件审核：{held_zh}。"
+        "下次请直接附上 Word 和 PDF 文件，不要压缩。",
+        f'The archive "{name}" was unpacked and its files judged as attachments: '
+        f"{held_en}. Next time please attach the Word and PDF files directly.",
+    )
+
+
+def _unopened(case: Case, container: Container, wanting: list[tuple[str, str]]) -> Problem:
+    """An archive not opened: an error when the proposal may be in it, else a warning."""
+    name = shown_in(container.filename, container.container)
+    why_zh, why_en = _refusal(case, container)
+    seen_zh, seen_en = "", ""
+    if container.listing:
+        held_zh, held_en = _listing(container)
+        seen_zh, seen_en = f"（其中有：{held_zh}）", f" (it holds: {held_en})"
+    if wanting:
+        wanting_zh = "和".join(zh for zh, _en in wanting)
+        wanting_en = " or ".join(en for _zh, en in wanting)
+        return Problem(
+            "archive_attachment",
+            Severity.ERROR,
+            f"附件「{name}」是压缩包，{why_zh}{seen_zh}，其中的文件无法审核；"
+            f"邮件中没有找到命名正确的{wanting_zh}。"
+            "请将建议书 Word 文件和签字盖章的 PDF 扫描件直接作为附件发送，不要压缩。",
+            f'The attachment "{name}" is an archive: {why_en}{seen_en}, so its files '
+            f"cannot be judged, and no correctly named {wanting_en} "
+            "was found in the mail. "
+            "Please attach the Word proposal and the signed PDF scan directly to the "
+            "mail, not in an archive.",
+        )
+    return Problem(
+        "archive_attachment",
+        Severity.WARNING,
+        f"附件「{name}」是压缩包，{why_zh}{seen_zh}，其中的材料未经审核。"
+        "下次请直接附上文件，不要压缩。",
+        f'The attachment "{name}" is an archive: {why_en}{seen_en}, so the material '
+        "in it was not checked. Next time please attach the files directly.",
+    )
 
 
 def _wanting(pick: Pick) -> bool:

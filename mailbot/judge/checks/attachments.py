@@ -7,141 +7,31 @@ are no material of their own. Names are shown through mailbot.mail.names.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from mailbot.calls import Call, normalise_name
 from mailbot.judge.checks.case import Case
-from mailbot.judge.verdict import AttachmentRole, Problem, Role, Severity
-from mailbot.mail.message import Attachment
-from mailbot.mail.names import shown_in
-
-# A bracketed remark after the right stem: （盖章版）, (signed), 【签字】, [final].
-_SUFFIX = re.compile(r"^[\s_\-—]*(?:\([^()]*\)|\[[^\[\]]*\]|【[^【】]*】|〔[^〔〕]*〕)\s*$")
-_PLUS = re.compile(r"[+＋]")
-# A PDF named like this is a partner's letter or an agreement, not the proposal's scan.
-_SUPPORTING_NAME = re.compile(
-    r"协议|承诺|证明|邀请|意向|支持函|(?<![a-z])(?:agreement|letter|commitment|support|mou|"
-    r"invitation|consent|cooperation)",
-    re.IGNORECASE,
-)
+from mailbot.judge.readings.files import Pick, label, name_fit
+from mailbot.judge.verdict import Problem, Severity
 
 
 @dataclass(frozen=True)
-class Pick:
-    """The attachment chosen for one role, and how well its name fits."""
+class _Wanted:
+    """One of the two files the call asks for, as its problems name it."""
 
-    attachment: Attachment | None
-    fit: str  # "exact", "suffix", "misnamed" or "missing"
-    candidates: tuple[Attachment, ...]  # the attachments that could be meant
-    set_aside: tuple[Attachment, ...] = ()  # of this kind, but named as supporting material
-
-
-@dataclass(frozen=True)
-class FileReading:
-    stem: str | None  # the expected stem, when institution and PI are known
-    word: Pick
-    pdf: Pick
-    roles: tuple[AttachmentRole, ...]  # one per attachment, in the mail's order
-    material: tuple[Attachment, ...] = ()  # the supporting files (no opened container)
+    kind: str  # "word" or "pdf", the end of the problem codes
+    zh: str
+    en: str
+    extensions: Sequence[str]
+    stem: str  # the expected stem; the placeholders' where the mail names no one
 
     @property
-    def supporting(self) -> tuple[AttachmentRole, ...]:
-        return tuple(r for r in self.roles if r.role is Role.SUPPORTING)
+    def expected(self) -> str:
+        return f"{self.stem}{self.extensions[0]}"
 
     @property
-    def complete(self) -> bool:
-        """A Word and a PDF file, named as the subject asks where the subject names anyone."""
-        picks = (self.word, self.pdf)
-        if any(pick.attachment is None for pick in picks):
-            return False
-        return self.stem is None or all(pick.fit != "misnamed" for pick in picks)
-
-
-def label(attachment: Attachment) -> str:
-    """How a file is named to a person: escaped, shortened, after its container if any."""
-    return shown_in(attachment.filename, attachment.container)
-
-
-def identity_from_files(attachments: Sequence[Attachment], call: Call) -> tuple[str, str] | None:
-    """(institution, PI) from a Word or PDF file named INSTITUTION+PI, if any."""
-    extensions = set(call.attachments.word_extensions) | set(call.attachments.pdf_extensions)
-    for attachment in attachments:
-        if attachment.named and attachment.extension in extensions:
-            parts = _PLUS.split(attachment.stem)
-            if len(parts) >= 2 and parts[0].strip() and parts[-1].strip():
-                pi = _SUFFIX_TAIL.sub("", parts[-1]).strip()
-                return "+".join(parts[:-1]).strip(), pi
-    return None
-
-
-_SUFFIX_TAIL = re.compile(r"[\s_\-—]*(?:\([^()]*\)|（[^（）]*）|\[[^\[\]]*\]|【[^【】]*】)\s*$")
-
-
-def _fit(attachment: Attachment, stem: str | None) -> str:
-    if stem is None:
-        return "misnamed"
-    expected = normalise_name(stem)
-    got = normalise_name(attachment.stem)
-    if got == expected:
-        return "exact"
-    if got.startswith(expected) and _SUFFIX.match(got[len(expected) :]):
-        return "suffix"
-    return "misnamed"
-
-
-def looks_supporting(attachment: Attachment) -> bool:
-    """Whether a file's name says it is an agreement, a letter or other supporting material."""
-    return bool(_SUPPORTING_NAME.search(attachment.stem))
-
-
-def _pick(candidates: list[Attachment], stem: str | None, *, scan: bool = False) -> Pick:
-    """The file meant for one role: a well-named one, else one not named as supporting material.
-
-    For the scan (``scan``), a misnamed PDF whose name says agreement, letter, 承诺... is
-    set aside: when only such PDFs came, the scan is missing, not misnamed. Several
-    left over are all candidates, unless some hold the expected name.
-    """
-    if not candidates:
-        return Pick(None, "missing", ())
-    ranked = sorted(candidates, key=lambda a: ("exact", "suffix", "misnamed").index(_fit(a, stem)))
-    best = ranked[0]
-    fit = _fit(best, stem)
-    if fit != "misnamed" or not scan:
-        return Pick(best, fit, tuple(candidates))
-    meant = [a for a in candidates if not looks_supporting(a)]
-    aside = tuple(a for a in candidates if looks_supporting(a))
-    if not meant:
-        return Pick(None, "missing", (), aside)
-    # A file whose name holds the expected name (盖章版 tacked on, say) is the one meant.
-    named = [a for a in meant if stem and normalise_name(stem) in normalise_name(a.stem)]
-    meant = named or meant
-    return Pick(meant[0], fit, tuple(meant), aside)
-
-
-def read_files(case: Case) -> FileReading:
-    call = case.call
-    institution, pi = case.identity
-    stem = call.stem(institution, pi) if institution and pi else None
-    attachments = case.message.attachments
-    words = [a for a in attachments if a.extension in call.attachments.word_extensions]
-    pdfs = [a for a in attachments if a.extension in call.attachments.pdf_extensions]
-    word, pdf = _pick(words, stem), _pick(pdfs, stem, scan=True)
-    opened = {(c.filename, c.sha256) for c in case.message.containers if c.opened}
-    roles = []
-    material = []
-    for attachment in attachments:
-        if attachment is word.attachment:
-            role = Role.WORD
-        elif attachment is pdf.attachment:
-            role = Role.PDF
-        else:
-            role = Role.SUPPORTING
-            if (attachment.filename, attachment.sha256) not in opened:
-                material.append(attachment)
-        roles.append(AttachmentRole(attachment.filename, role, attachment.size, attachment.sha256))
-    return FileReading(stem, word, pdf, tuple(roles), tuple(material))
+    def shown(self) -> str:
+        return " / ".join(self.extensions)
 
 
 def check_attachments(case: Case) -> Iterator[Problem]:
@@ -150,56 +40,25 @@ def check_attachments(case: Case) -> Iterator[Problem]:
     stem = reading.stem or call.stem(
         call.naming.institution_placeholder, call.naming.pi_placeholder
     )
-    kinds = (
-        (
-            "word",
-            "建议书 Word 文件",
-            "Word proposal",
-            reading.word,
-            call.attachments.word_extensions,
-        ),
-        (
-            "pdf",
-            "签字盖章的 PDF 扫描件",
-            "signed and stamped PDF scan",
-            reading.pdf,
-            call.attachments.pdf_extensions,
-        ),
+    word = _Wanted(
+        "word", "建议书 Word 文件", "Word proposal", call.attachments.word_extensions, stem
     )
-    for kind, zh_name, en_name, pick, extensions in kinds:
-        expected = f"{stem}{extensions[0]}"
-        shown = " / ".join(extensions)
-        if pick.fit == "missing":
-            yield _missing(case, kind, zh_name, en_name, expected, shown, reading.stem, pick)
-        elif kind == "pdf" and pick.fit == "misnamed" and len(pick.candidates) > 1:
-            yield _ambiguous(kind, zh_name, en_name, pick, f"{stem}{extensions[0]}")
-        elif pick.fit == "misnamed" and pick.attachment is not None:
-            got = "」「".join(label(a) for a in pick.candidates)
-            got_en = '", "'.join(label(a) for a in pick.candidates)
-            expected_here = f"{stem}{pick.attachment.extension}"
-            yield Problem(
-                "attachment_name",
-                Severity.ERROR,
-                f"{zh_name}的文件名不正确：收到「{got}」，应命名为「{expected_here}」。",
-                f'The {en_name} is misnamed: received "{got_en}", it should be named '
-                f'"{expected_here}".',
-            )
-        elif pick.fit == "suffix" and pick.attachment is not None:
-            name = label(pick.attachment)
-            yield Problem(
-                "attachment_name_suffix",
-                Severity.WARNING,
-                f"{zh_name}「{name}」已受理；文件名中主体之后的附注可以接受，规范名称为「{stem}{pick.attachment.extension}」。",
-                f'The {en_name} "{name}" is accepted; the remark after the name is tolerated, '
-                f'the standard name is "{stem}{pick.attachment.extension}".',
-            )
+    pdf = _Wanted(
+        "pdf",
+        "签字盖章的 PDF 扫描件",
+        "signed and stamped PDF scan",
+        call.attachments.pdf_extensions,
+        stem,
+    )
+    for wanted, pick in ((word, reading.word), (pdf, reading.pdf)):
+        yield from _name_problems(case, wanted, pick)
         if pick.attachment is not None and pick.attachment.size == 0:
             name = label(pick.attachment)
             yield Problem(
                 "attachment_empty",
                 Severity.ERROR,
-                f"{zh_name}「{name}」是空文件（0 字节），请重新附上。",
-                f'The {en_name} "{name}" is empty (0 bytes); please attach it again.',
+                f"{wanted.zh}「{name}」是空文件（0 字节），请重新附上。",
+                f'The {wanted.en} "{name}" is empty (0 bytes); please attach it again.',
             )
     yield from _sizes(case)
     if not reading.material:
@@ -212,23 +71,44 @@ def check_attachments(case: Case) -> Iterator[Problem]:
         )
 
 
-def _missing(
-    case: Case,
-    kind: str,
-    zh_name: str,
-    en_name: str,
-    expected: str,
-    shown: str,
-    stem: str | None,
-    pick: Pick,
-) -> Problem:
+def _name_problems(case: Case, wanted: _Wanted, pick: Pick) -> Iterator[Problem]:
+    """The file for one role missing, ambiguous, misnamed, or named with a remark."""
+    stem = wanted.stem
+    if pick.fit == "missing":
+        yield _missing(case, wanted, pick)
+    elif wanted.kind == "pdf" and pick.fit == "misnamed" and len(pick.candidates) > 1:
+        yield _ambiguous(wanted, pick)
+    elif pick.fit == "misnamed" and pick.attachment is not None:
+        got = "」「".join(label(a) for a in pick.candidates)
+        got_en = '", "'.join(label(a) for a in pick.candidates)
+        expected_here = f"{stem}{pick.attachment.extension}"
+        yield Problem(
+            "attachment_name",
+            Severity.ERROR,
+            f"{wanted.zh}的文件名不正确：收到「{got}」，应命名为「{expected_here}」。",
+            f'The {wanted.en} is misnamed: received "{got_en}", it should be named '
+            f'"{expected_here}".',
+        )
+    elif pick.fit == "suffix" and pick.attachment is not None:
+        name = label(pick.attachment)
+        yield Problem(
+            "attachment_name_suffix",
+            Severity.WARNING,
+            f"{wanted.zh}「{name}」已受理；文件名中主体之后的附注可以接受，规范名称为「{stem}{pick.attachment.extension}」。",
+            f'The {wanted.en} "{name}" is accepted; the remark after the name is tolerated, '
+            f'the standard name is "{stem}{pick.attachment.extension}".',
+        )
+
+
+def _missing(case: Case, wanted: _Wanted, pick: Pick) -> Problem:
     # A file with the right name in a format the call does not take (.wps, .jpg):
     # say so, since the applicant believes it was sent.
+    stem = case.files.stem
     near = [
         label(a)
         for a in case.message.attachments
         if stem is not None
-        and _fit(a, stem) in ("exact", "suffix")
+        and name_fit(a, stem) in ("exact", "suffix")
         and a.extension not in case.call.attachments.word_extensions
         and a.extension not in case.call.attachments.pdf_extensions
     ]
@@ -236,27 +116,27 @@ def _missing(
     en_near = f' "{", ".join(near)}" is not in an accepted format.' if near else ""
     aside = [label(a) for a in pick.set_aside]
     if aside:
-        zh_near += f"收到的「{'」「'.join(aside)}」是证明材料，不是{zh_name}。"
+        zh_near += f"收到的「{'」「'.join(aside)}」是证明材料，不是{wanted.zh}。"
         quoted = '", "'.join(aside)
-        en_near += f' "{quoted}" is supporting material, not the {en_name}.'
+        en_near += f' "{quoted}" is supporting material, not the {wanted.en}.'
     return Problem(
-        f"missing_{kind}",
+        f"missing_{wanted.kind}",
         Severity.ERROR,
-        f"缺少{zh_name}（{shown} 格式），请附上「{expected}」。{zh_near}",
-        f'The {en_name} ({shown}) is missing: please attach "{expected}".{en_near}',
+        f"缺少{wanted.zh}（{wanted.shown} 格式），请附上「{wanted.expected}」。{zh_near}",
+        f'The {wanted.en} ({wanted.shown}) is missing: please attach "{wanted.expected}".{en_near}',
     )
 
 
-def _ambiguous(kind: str, zh_name: str, en_name: str, pick: Pick, expected: str) -> Problem:
+def _ambiguous(wanted: _Wanted, pick: Pick) -> Problem:
     """Several misnamed files could be the one meant: list them and ask for the named one."""
     got = "」「".join(label(a) for a in pick.candidates)
     got_en = '", "'.join(label(a) for a in pick.candidates)
+    zh, en, expected = wanted.zh, wanted.en, wanted.expected
     return Problem(
-        f"{kind}_ambiguous",
+        f"{wanted.kind}_ambiguous",
         Severity.ERROR,
-        f"收到多个文件「{got}」，无法确定哪一个是{zh_name}：请将{zh_name}命名为「{expected}」"
-        "后重新发送。",
-        f'Several files could be the {en_name}: "{got_en}". Please name the {en_name} '
+        f"收到多个文件「{got}」，无法确定哪一个是{zh}：请将{zh}命名为「{expected}」后重新发送。",
+        f'Several files could be the {en}: "{got_en}". Please name the {en} '
         f'"{expected}" and send it again.',
     )
 

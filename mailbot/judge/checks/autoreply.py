@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from mailbot.judge.checks.autosubject import subject_signs
 from mailbot.judge.checks.case import Case
 from mailbot.judge.verdict import Problem, Severity
-from mailbot.mail.parsing import Attachment, Message
+from mailbot.mail.message import Attachment, Message
 
 Sign = tuple[str, str]  # (problem code, evidence)
 
@@ -102,6 +102,13 @@ _PROPOSAL_TYPES = frozenset(
 
 
 def _header_signs(message: Message) -> Iterator[Sign]:
+    yield from _automatic_signs(message)
+    yield from _bulk_signs(message)
+    yield from _returned_signs(message)
+
+
+def _automatic_signs(message: Message) -> Iterator[Sign]:
+    """Auto-Submitted, and the X-Autoreply family of headers that do not say "no"."""
     auto_submitted = (message.header("auto-submitted") or "").split(";")[0].strip().lower()
     if auto_submitted and auto_submitted != "no":
         yield ("auto_reply", f"Auto-Submitted: {auto_submitted}")
@@ -110,6 +117,10 @@ def _header_signs(message: Message) -> Iterator[Sign]:
             continue
         if value.strip().lower() not in _NEGATIVE:
             yield ("auto_reply", f"{name.title()}: {_short(value)}")
+
+
+def _bulk_signs(message: Message) -> Iterator[Sign]:
+    """Precedence, and the List-* headers of a mailing list."""
     precedence = (message.header("precedence") or "").strip().lower()
     if precedence in ("bulk", "junk", "list"):
         yield ("bulk", f"Precedence: {precedence}")
@@ -118,6 +129,10 @@ def _header_signs(message: Message) -> Iterator[Sign]:
     for name, value in message.headers:
         if name.startswith("list-"):
             yield ("bulk", f"{name.title()}: {_short(value)}")
+
+
+def _returned_signs(message: Message) -> Iterator[Sign]:
+    """A mail come back: X-Loop, a bounce's headers, a read receipt's Disposition."""
     if message.header("x-loop") is not None:
         yield ("auto_reply", f"X-Loop: {_short(message.header('x-loop') or '')}")
     if message.header("x-failed-recipients") is not None:

@@ -5,15 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from mailbot.calls import Call
-from mailbot.mail.parsing import Message
-
-if TYPE_CHECKING:
-    from mailbot.judge.checks.attachments import FileReading
-    from mailbot.judge.checks.form import DocumentReading
-    from mailbot.judge.checks.subject import SubjectReading
+from mailbot.judge.readings.documents import DocumentReading, read_documents
+from mailbot.judge.readings.files import FileReading, identity_from_files, read_files
+from mailbot.judge.readings.subject import SubjectReading, read_subject
+from mailbot.mail.message import Message
 
 
 @dataclass
@@ -26,16 +23,12 @@ class Case:
 
     @cached_property
     def subject(self) -> SubjectReading:
-        from mailbot.judge.checks.subject import read_subject
-
         return read_subject(self.message.subject, self.call)
 
     @cached_property
     def identity(self) -> tuple[str | None, str | None]:
         """(institution, PI): from a well-formed subject, else the files' names,
         else whatever the subject gives when read leniently."""
-        from mailbot.judge.checks.attachments import identity_from_files
-
         reading = self.subject
         if reading.well_formed:
             return reading.institution, reading.pi
@@ -46,13 +39,9 @@ class Case:
 
     @cached_property
     def files(self) -> FileReading:
-        from mailbot.judge.checks.attachments import read_files
-
-        return read_files(self)
+        return read_files(self.message, self.call, self.identity)
 
     @cached_property
     def documents(self) -> DocumentReading:
         """What the chosen Word and PDF files say, read once for every check."""
-        from mailbot.judge.checks.form import read_documents
-
-        return read_documents(self)
+        return read_documents(self.files, self.call)

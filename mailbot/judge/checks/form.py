@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from mailbot.calls import normalise_name
-from mailbot.documents.form import FormFacts, months_between, read_form, squash
-from mailbot.documents.pdf import inspect_pdf
-from mailbot.documents.word import UnreadableDocument, read_docx
-from mailbot.judge.checks.attachments import label
+from mailbot.calls import FormLimits, FormSection, normalise_name
+from mailbot.documents.form import FormFacts, months_between, squash
 from mailbot.judge.checks.case import Case
+from mailbot.judge.readings.files import label
 from mailbot.judge.verdict import Problem, Severity
 
 FIELD_NAMES = {
@@ -21,40 +18,6 @@ FIELD_NAMES = {
     "period": ("执行期限", "Project Period"),
     "focus_area": ("资助领域", "Focus Area"),
 }
-
-
-@dataclass(frozen=True)
-class DocumentReading:
-    form: FormFacts | None = None
-    word_problem: UnreadableDocument | None = None
-    legacy_doc: bool = False
-    pdf_pages: int | None = None
-    pdf_problem: UnreadableDocument | None = None
-
-
-def read_documents(case: Case) -> DocumentReading:
-    call = case.call
-    word = case.files.word.attachment
-    pdf = case.files.pdf.attachment
-    form = word_problem = pdf_problem = None
-    legacy = False
-    pages = None
-    limit = call.attachments.max_file_size  # a file over it is already an error: not read
-    if word is not None and 0 < word.size <= limit and call.form is not None:
-        if word.extension == ".doc":
-            legacy = True
-        else:
-            try:
-                content = read_docx(word.data, call.documents)
-                form = read_form(content, call.form, call.institution_lists)
-            except UnreadableDocument as exc:
-                word_problem = exc
-    if pdf is not None and 0 < pdf.size <= limit:
-        try:
-            pages = inspect_pdf(pdf.data, call.documents).pages
-        except UnreadableDocument as exc:
-            pdf_problem = exc
-    return DocumentReading(form, word_problem, legacy, pages, pdf_problem)
 
 
 def check_documents(case: Case) -> Iterator[Problem]:
@@ -90,7 +53,14 @@ def check_documents(case: Case) -> Iterator[Problem]:
 def _form_problems(case: Case, form: FormFacts) -> Iterator[Problem]:
     rules = case.call.form
     assert rules is not None
-    limits = rules.limits
+    yield from _missing_fields(form)
+    yield from _budget_and_period(form, rules.limits)
+    yield from _focus_and_partners(form, rules)
+    yield from _lead_and_names(case, form)
+
+
+def _missing_fields(form: FormFacts) -> Iterator[Problem]:
+    """A field of the form left empty, or written so that it cannot be read."""
     for key in ("title", "institution", "pi", "budget", "period"):
         value = {
             "title": form.title,
@@ -110,6 +80,10 @@ def _form_problems(case: Case, form: FormFacts) -> Iterator[Problem]:
                 f"建议书中的「{zh}」{why_zh}。",
                 f'The form\'s "{en}" {why_en}.',
             )
+
+
+def _budget_and_period(form: FormFacts, limits: FormLimits) -> Iterator[Problem]:
+    """The funding asked for and the project's period, against what the call funds."""
     if form.budget_wan is not None and not (
         limits.budget_min_wan <= form.budget_wan <= limits.budget_max_wan
     ):
@@ -134,6 +108,11 @@ def _form_problems(case: Case, form: FormFacts) -> Iterator[Problem]:
                 f"The project period is {start} to {end} ({months} months); it may last at most "
                 f"{limits.max_months} months, within {limits.period_start} to {limits.period_end}.",
             )
+
+
+def _focus_and_partners(form: FormFacts, rules: FormSection) -> Iterator[Problem]:
+    """One focus area ticked, and enough partners, enough of them abroad."""
+    limits = rules.limits
     if form.focus_area is None:
         areas_zh = "、".join(a.zh for a in rules.focus_areas)
         areas_en = ", ".join(a.en for a in rules.focus_areas)
@@ -166,7 +145,6 @@ def _form_problems(case: Case, form: FormFacts) -> Iterator[Problem]:
             f"{foreign} partners are abroad; the call requires at least "
             f"{limits.min_foreign_partners} partners outside China.",
         )
-    yield from _lead_and_names(case, form)
 
 
 def _lead_and_names(case: Case, form: FormFacts) -> Iterator[Problem]:

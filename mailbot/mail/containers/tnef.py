@@ -13,7 +13,7 @@ from typing import Any
 from tnefparse import TNEF
 from tnefparse.properties import MAPI_ATTACH_LONG_FILENAME
 
-from mailbot.mail.containers import DAMAGED, LIMITS, Budget, Entry, Unpacked, decode_name
+from mailbot.mail.containers.entries import DAMAGED, LIMITS, Budget, Entry, Unpacked, decode_name
 from mailbot.mail.names import shown
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import struct
 import zipfile
 import zlib
 
-from mailbot.mail.containers import (
+from mailbot.mail.containers.entries import (
     DAMAGED,
     ENCRYPTED,
     LIMITS,
