@@ -346,3 +346,48 @@ def test_the_error_tree_check_sees_a_class_missing_misplaced_or_unknown(tmp_path
     }
     assert found["DiskFull"] == ("mailbot.store", "StoreError")
     assert drawn["DiskFull"] == ("mailbot.store", "MailbotError")
+
+
+README = PACKAGE.parent / "README.md"
+
+
+def _layout_entries(readme: str) -> set[str]:
+    """Paths the README's Layout block names under mailbot/, e.g. "mail/" and "mail/screen.py"."""
+    section = readme.split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```\n", 2)[1]
+    named: set[str] = set()
+    parent = ""
+    for line in block.splitlines():
+        match = re.match(r"( +)(\S+?(?:\.py|/))(?:\s|$)", line)
+        if match is None:
+            continue
+        depth, entry = len(match.group(1)), match.group(2)
+        if depth == 2:
+            parent = entry if entry.endswith("/") else ""
+            named.add(entry)
+        elif depth == 4 and parent:
+            named.add(parent + entry)
+    return named
+
+
+def _package_entries(root: Path = PACKAGE) -> set[str]:
+    """The modules and subpackages in a folder of mailbot (config.example.toml is a link to the
+    top-level file, not code)."""
+    skip = {"__init__.py", "__main__.py", "__pycache__"}
+    entries: set[str] = set()
+    for path in root.iterdir():
+        if path.name in skip or path.suffix not in {"", ".py"}:
+            continue
+        entries.add(path.name + "/" if path.is_dir() else path.name)
+    return entries
+
+
+def test_the_readme_layout_names_what_ls_mailbot_shows() -> None:
+    named = _layout_entries(README.read_text(encoding="utf-8"))
+    top = {entry for entry in named if "/" not in entry.rstrip("/")}
+    assert top == _package_entries()
+    # A subpackage the README opens up is listed whole, and only with what is there.
+    for package in sorted({entry.split("/", 1)[0] for entry in named - top}):
+        inside = {entry.split("/", 1)[1] for entry in named if entry.startswith(package + "/")}
+        inside.discard("")
+        assert inside == _package_entries(PACKAGE / package), package
