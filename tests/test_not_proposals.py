@@ -33,6 +33,7 @@ from mailbot.cli import main
 from mailbot.judge.checks import verdict_for
 from mailbot.ledger.attention import NEEDS_A_PERSON
 from mailbot.mail.parsing import parse_message
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Mail, Reply
 from tests.conftest import ROOT, RULES, SHARED, CheckRunner, codes, roles
@@ -64,7 +65,16 @@ def _problem(verdict: dict[str, Any], code: str) -> str:
 # --------------------------------------------------------------------------- real bounces
 
 
-def server_bounce(local: str, domain: str = "cstnet.cn") -> bytes:
+OUR_REPLY = "<mailbot.0123456789abcdef0123456789abcdef@anso.org.cn>"
+
+
+def server_bounce(
+    local: str,
+    domain: str = "cstnet.cn",
+    *,
+    returned: str = OUR_REPLY,
+    recipient: str = "zhangzhe@ibcas.ac.cn",
+) -> bytes:
     """A delivery failure as a Coremail server writes it: plain text, the sender its postmaster.
 
     No delivery-status part, no ``Return-Path: <>`` and a subject no bounce
@@ -83,13 +93,13 @@ def server_bounce(local: str, domain: str = "cstnet.cn") -> bytes:
         "Content-Transfer-Encoding: 8bit\r\n"
         "\r\n"
         "您发送的邮件未能到达以下收件人 / Your mail did not reach:\r\n"
-        "  zhangzhe@ibcas.ac.cn\r\n"
+        f"  {recipient}\r\n"
         "原因 Reason: 550 Mailbox not found\r\n"
         "\r\n"
         "----- 原邮件头 Original headers -----\r\n"
         f"From: {MAILBOX}\r\n"
-        "To: zhangzhe@ibcas.ac.cn\r\n"
-        "Message-ID: <mailbot.0123456789abcdef0123456789abcdef@anso.org.cn>\r\n"
+        f"To: {recipient}\r\n"
+        f"Message-ID: {returned}\r\n"
     ).encode()
 
 
@@ -103,6 +113,24 @@ def test_a_bounce_from_any_spelling_of_the_daemon_or_postmaster_is_ignored(
     verdict = check(server_bounce(local), received_at=july(20, 10, 1))
     assert verdict["status"] == "ignored"
     assert f"From: {local}@cstnet.cn" in _problem(verdict, "bounce")
+
+
+def test_a_post_master_bounce_of_our_reply_marks_that_reply_bounced(tmp_path: Path) -> None:
+    app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}"))
+    try:
+        deliver(tmp_path / "Maildir", proposal("coremail", INST, PI), july(20))
+        _, sent = Daemon(app).once()
+        assert sent.sent == 1
+        with app.db.transaction() as session:
+            reply = session.scalars(select(Reply)).one()
+        bounce = server_bounce("post_master", returned=reply.message_id, recipient=reply.to_address)
+        deliver(tmp_path / "Maildir", bounce, july(20, 10, 5))
+        report, sent = Daemon(app).once()
+        assert (report.new, sent.sent) == (1, 0)  # recorded, never answered
+        with app.db.transaction() as session:
+            assert session.get_one(Reply, reply.id).state == "bounced"
+    finally:
+        dispose_apps()
 
 
 def _corpus() -> list[Path]:
