@@ -23,6 +23,7 @@ from collections.abc import Callable
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -36,6 +37,7 @@ from mailbot.mail.parsing import parse_message
 from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Mail, Reply
+from mailbot.web.files import content_disposition, content_type
 from tests.conftest import ROOT, RULES, SHARED, CheckRunner, codes, roles
 from tests.daemon_support import (
     PASSWORD_ENV,
@@ -304,6 +306,15 @@ def test_a_file_with_an_unknown_extension_is_never_opened_as_an_archive() -> Non
         message = parse_message(raw)
         assert message.containers == (), name
         assert [a.filename for a in message.attachments] == [name]
+
+
+def test_the_desk_serves_a_dotted_name_as_its_type_and_saves_it_without_the_dot() -> None:
+    assert content_type(f"{STEM}.pdf. ") == "application/pdf"
+    assert content_type(f"{STEM}.docx.").endswith("wordprocessingml.document")
+    assert content_type("说明.docx_") == "application/octet-stream"
+    assert f"filename*=UTF-8''{quote(STEM + '.pdf', safe='')}" in content_disposition(
+        f"{STEM}.pdf."
+    )
 
 
 # --------------------------------------------------------------------------- own domain, invitations
