@@ -27,6 +27,7 @@ def intake_policy(settings: Settings) -> IntakePolicy:
     intake = settings.intake
     return IntakePolicy(
         own_addresses=frozenset([settings.replies.from_address, *intake.own_addresses]),
+        own_domains=frozenset(intake.own_domains),
         deny=tuple(intake.deny),
         authserv_id=intake.authserv_id,
         max_mail_size=intake.max_mail_size,

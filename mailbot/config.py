@@ -142,6 +142,7 @@ class IntakeSettings(_Section):
     """Who is never answered, and the limits parsing and judging run under."""
 
     own_addresses: list[str] = []
+    own_domains: list[str] = []  # empty: the domain of the call's mailbox
     deny: list[str] = []
     authserv_id: str = ""
     max_mail_size: Size = 150 * 1024 * 1024

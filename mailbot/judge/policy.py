@@ -18,12 +18,14 @@ class IntakePolicy:
     """What the operator decided about intake; the defaults are config.example.toml's.
 
     The call's own mailbox is always one of our addresses; ``own_addresses``
-    adds the reply From address and any alias. ``deny`` holds exact
+    adds the reply From address and any alias. ``own_domains`` are the call's
+    own domains (their subdomains too; empty: the mailbox's). ``deny`` holds exact
     addresses and shell patterns such as ``*@spam.example``. ``authserv_id``
     names the mailbox's own server in Authentication-Results ("" reads none).
     """
 
     own_addresses: frozenset[str] = frozenset()
+    own_domains: frozenset[str] = frozenset()  # empty: the call mailbox's domain
     deny: tuple[str, ...] = ()
     authserv_id: str = ""
     max_mail_size: int = 150 * MB
@@ -34,6 +36,11 @@ class IntakePolicy:
         # Addresses compare case-insensitively, and so do the server names.
         object.__setattr__(
             self, "own_addresses", frozenset(a.strip().lower() for a in self.own_addresses if a)
+        )
+        object.__setattr__(
+            self,
+            "own_domains",
+            frozenset(d.strip().lstrip("@").lower() for d in self.own_domains if d.strip()),
         )
         object.__setattr__(self, "deny", tuple(p.strip().lower() for p in self.deny if p.strip()))
         object.__setattr__(self, "authserv_id", self.authserv_id.strip().lower())

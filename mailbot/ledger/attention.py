@@ -1,8 +1,9 @@
 """Mail and letters needing a person: the one definition the desk, the CLI and the digest read.
 
 A mail needs a person when its problems name one of ``NEEDS_A_PERSON`` (it
-could not be read, judged or trusted, or it is a bounce of one of our
-replies); a letter does when it failed, may not have arrived, or bounced.
+could not be read, judged or trusted, is a bounce of one of our replies,
+comes from a colleague at the call's own domain, or is a calendar
+invitation); a letter does when it failed, may not have arrived, or bounced.
 A mail a person marked handled, and a letter a person dealt with or sent
 again, need nobody any more: ``_open_mails`` and ``_open_letters`` alone
 say so.
@@ -33,6 +34,8 @@ NEEDS_A_PERSON: dict[str, tuple[str, str]] = {
     "unjudged": ("未能判定", "could not be judged"),
     "auth_failed": ("发件人认证失败", "sender authentication failed"),
     "bounce": ("退信", "a bounce of our reply"),
+    "own_domain": ("来自本机构域名", "from the call's own domain"),
+    "calendar_invitation": ("日历会议邀请", "a calendar invitation"),
 }
 # Why a letter needs a person: the reply states it is in.
 TROUBLED_LETTERS: dict[str, tuple[str, str]] = {
@@ -41,7 +44,7 @@ TROUBLED_LETTERS: dict[str, tuple[str, str]] = {
     ReplyState.BOUNCED: ("被退信，请另行联系申请人", "bounced: reach the applicant another way"),
 }
 # How the other-mail list groups mail tied to no submission.
-FLAGGED = frozenset({"bounce", "auth_failed"})
+FLAGGED = frozenset({"bounce", "auth_failed", "own_domain", "calendar_invitation"})
 UNMATCHED_KINDS = ("flagged", "unparseable", "ignored")
 
 

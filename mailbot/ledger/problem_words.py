@@ -28,6 +28,8 @@ PROBLEM_WORDS: dict[str, tuple[str, str]] = {
     "recall": ("撤回通知", "recall notice"),
     "abuse_report": ("投诉报告", "abuse report"),
     "own_address": ("本机构地址", "own address"),
+    "own_domain": ("本机构域名", "own domain"),
+    "calendar_invitation": ("日历邀请", "calendar invitation"),
     "loop": ("回复循环", "mail loop"),
     "several_senders": ("多个发件人", "several senders"),
     "denied_sender": ("拒收发件人", "denied sender"),

@@ -95,6 +95,8 @@ class Message:
     defects: tuple[str, ...] = ()
     html: str = ""  # the HTML body parts as sent (links stay in it)
     containers: tuple[Container, ...] = ()
+    # The iTIP METHOD (RFC 5546: "REQUEST", "CANCEL"...) of each calendar part, upper-cased.
+    calendar_methods: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         """The first value of a header (decoded), or None."""
@@ -112,11 +114,21 @@ class Message:
 
 
 def split_extension(filename: str) -> tuple[str, str]:
-    """``("name", ".pdf")`` with the extension lower-cased; no extension gives ``""``."""
-    match = re.fullmatch(r"(.*?)(\.[A-Za-z0-9]{1,8})", filename.strip(), flags=re.DOTALL)
+    """``("name", ".pdf")`` with the extension lower-cased; no extension gives ``""``.
+
+    Dots and spaces after the extension (``建议书.docx.``, ``扫描件.pdf. ``) are
+    dropped first, as Windows drops them when it saves the file.
+    """
+    name = windows_name(filename)
+    match = re.fullmatch(r"(.*?)(\.[A-Za-z0-9]{1,8})", name, flags=re.DOTALL)
     if not match or not match.group(1).strip():
-        return filename.strip(), ""
+        return name, ""
     return match.group(1).strip(), match.group(2).lower()
+
+
+def windows_name(filename: str) -> str:
+    """The name as Windows would save it: white space around it and trailing dots gone."""
+    return re.sub(r"[.\s]+$", "", filename.strip()) or filename.strip()
 
 
 def storable(name: str) -> str:

@@ -67,6 +67,10 @@ _EXTRA_TYPES = {
     "message/rfc822": ".eml",
 }
 _TYPES = {extension: content_type for content_type, extension in _EXTRA_TYPES.items()}
+# A calendar invitation: Outlook and Gmail send text/calendar (method=REQUEST), with or
+# without an invite.ics attachment.
+_CALENDAR_TYPES = frozenset({"text/calendar", "application/ics"})
+_METHOD_LINE = re.compile(rb"(?im)^METHOD:[ \t]*([A-Za-z-]+)[ \t]*\r?$")
 
 
 def parse_message(raw: bytes, limits: DocumentsSection | None = None) -> Message:
@@ -160,6 +164,7 @@ class _Walker:
         self.texts: list[str] = []
         self.htmls: list[str] = []
         self.defects: list[str] = []
+        self.calendar_methods: list[str] = []
 
     def walk(self, root: EmailMessage) -> None:
         stack: list[tuple[EmailMessage, int]] = [(root, 0)]
@@ -213,6 +218,8 @@ class _Walker:
             part, "content-type", "name"
         )
         content_id = (part.get("content-id") or "").strip()
+        if content_type in _CALENDAR_TYPES and self.container is None:
+            self.calendar_methods.append(self.calendar_method(part))
         if content_type in ("message/rfc822", "message/global"):
             name = filename or self.forwarded_name(part)
             forwarded = self.add_attachment(part, content_type, name)
@@ -230,6 +237,14 @@ class _Walker:
             self.htmls.append(decode_bytes(self.payload(part), part.get_content_charset()))
         elif part.get_content_maintype() != "text" and self.payload(part):
             self.open(self.add_attachment(part, content_type, None))
+
+    def calendar_method(self, part: EmailMessage) -> str:
+        """The iTIP method a calendar part declares (Content-Type, else its METHOD line)."""
+        declared = header_param(part, "content-type", "method")
+        if declared:
+            return declared.strip().upper()
+        found = _METHOD_LINE.search(self.payload(part)[:65536])
+        return found.group(1).decode("ascii").upper() if found else ""
 
     def payload(self, part: EmailMessage) -> bytes:
         if part.is_multipart():
@@ -368,6 +383,7 @@ def _message(
         defects=defects,
         html=html,
         containers=tuple(walker.containers),
+        calendar_methods=tuple(walker.calendar_methods),
     )
 
 

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailbot.mail.message import split_extension
 from mailbot.store.models import Attachment, Mail, Version
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -49,8 +50,8 @@ def content_disposition(name: str) -> str:
 
 
 def content_type(name: str) -> str:
-    extension = "." + name.rpartition(".")[2].lower() if "." in name else ""
-    return _TYPES.get(extension, "application/octet-stream")
+    """The type a download is served as, by its name read as Windows reads it (``x.pdf.``)."""
+    return _TYPES.get(split_extension(name)[1], "application/octet-stream")
 
 
 def blob_name(

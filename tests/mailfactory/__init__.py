@@ -7,6 +7,7 @@ of CLIENTS puts it on the wire. The package holds one module per job:
 - encoders.py: content types, encoded words, RFC 2231 parameters, folding, dates;
 - outlook.py, foxmail.py, qqmail.py, coremail.py, gmail.py, applemail.py, raw.py:
   one client each (raw.py: senders of raw 8-bit UTF-8 or GBK headers);
+- calendar.py: meeting invitations (text/calendar, method=REQUEST) from Outlook and Gmail;
 - documents.py: pdf_bytes and docx_bytes, small valid files to attach;
 - broken.py: applicant mails broken on purpose.
 """

@@ -18,6 +18,7 @@ from mailbot.judge.checks.archives import check_archives
 from mailbot.judge.checks.attachments import check_attachments
 from mailbot.judge.checks.authresults import AuthCheck
 from mailbot.judge.checks.autoreply import check_autoreply
+from mailbot.judge.checks.calendar import check_calendar
 from mailbot.judge.checks.case import Case
 from mailbot.judge.checks.deadline import check_deadline
 from mailbot.judge.checks.form import check_documents
@@ -48,6 +49,7 @@ def ignore_checks(policy: IntakePolicy) -> tuple[Check, ...]:
         check_autoreply,
         SenderCheck(policy),
         AuthCheck(policy),
+        check_calendar,
     )
 
 

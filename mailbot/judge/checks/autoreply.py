@@ -28,14 +28,27 @@ Sign = tuple[str, str]  # (problem code, evidence)
 _AUTO_HEADER = re.compile(r"auto[-_]?(reply|respond|response|replied|generated|submitted)", re.I)
 _NEGATIVE = frozenset({"no", "false", "0", "off", "none"})
 
-# Local parts of machine senders, by what they send.
+# Local parts of machine senders, by what they send. Servers spell the daemon
+# and the postmaster many ways: MAILER-DAEMON, mailer_daemon, Mail-Daemon,
+# maildaemon, post_master, Post.Master.
 _LOCAL_PARTS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("bounce", re.compile(r"^(mailer-daemon|postmaster|bounce.*)$", re.I)),
+    ("bounce", re.compile(r"^(mail(er)?[-_.]?daemon|post[-_.]?master|bounce.*)$", re.I)),
     (
         "auto_reply",
         re.compile(r"(^|[-_.+])(no[-_.]?reply|do[-_.]?not[-_.]?reply)([-_.+=]|$)", re.I),
     ),
     ("bulk", re.compile(r"^(listserv|majordomo|owner-.+|.+-request)$", re.I)),
+)
+
+# Headers a mailing-list server writes on what it sends (fml: X-MLServer, X-ML-Name,
+# X-ML-Count, X-Sequence; Mailman: X-Mailman-Version, X-BeenThere; ezmlm: Mailing-List;
+# Ecartis, SmartList, Lyris...). Unlike List-*, some of these names are loose enough that
+# a gateway might add them to a person's mail: they count only on mail without a proposal.
+_LIST_SERVER_HEADER = re.compile(
+    r"^(x-ml(server|-[\w-]+)|x-sequence|x-mailman-[\w-]+|x-beenthere|x-mailing-list|mailing-list"
+    r"|x-list(name|server|processor-version|-[\w-]+)?|x-ecartis-[\w-]+|x-lyris-[\w-]+"
+    r"|x-loop-[\w-]+)$",
+    re.I,
 )
 
 # Report parts (RFC 6522, 3464, 8098, 5965) by what the report is.
@@ -73,6 +86,7 @@ def automatic_signs(case: Case, *, even_with_proposal: bool = False) -> Iterator
     yield from _report_signs(message)
     yield from _sender_signs(message)
     if even_with_proposal or not carries_proposal(case):
+        yield from _list_server_signs(message)
         yield from subject_signs(message.subject)
     if message.sender is None:
         yield ("no_sender", f"From: {message.header('from') or '(none)'}")
@@ -128,6 +142,13 @@ def _bulk_signs(message: Message) -> Iterator[Sign]:
         yield ("auto_reply", f"Precedence: {precedence}")
     for name, value in message.headers:
         if name.startswith("list-"):
+            yield ("bulk", f"{name.title()}: {_short(value)}")
+
+
+def _list_server_signs(message: Message) -> Iterator[Sign]:
+    """The headers a list server writes: X-MLServer, X-ML-Name, X-Sequence, X-Mailman-Version..."""
+    for name, value in message.headers:
+        if _LIST_SERVER_HEADER.match(name):
             yield ("bulk", f"{name.title()}: {_short(value)}")
 
 

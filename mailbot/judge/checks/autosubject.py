@@ -1,4 +1,4 @@
-"""Subjects that machines write: auto-replies, bounces, read receipts, recalls, reports.
+"""Subjects that machines write: auto-replies, bounces, list notices, receipts, recalls, reports.
 
 Chinese and English as the clients and servers our applicants use write
 them (Outlook, Foxmail, QQ Mail, Coremail, NetEase, Exchange, Postfix,
@@ -27,7 +27,8 @@ _SUBJECTS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"系统退信|退信|投递失败|無法投遞|无法投递|未能送达"
             r"|undeliverable|undelivered|delivery\s+status\s+notification"
             r"|mail\s+delivery\s+fail|returned\s+mail|delivery\s+failure|failure\s+notice"
-            r"|delivery\s+has\s+failed|delivery\s+notification",
+            r"|delivery\s+has\s+failed|delivery\s+notification|non-?deliver|mail\s+system\s+error"
+            r"|could\s+not\s+send\s+(your\s+)?message|message\s+not\s+delivered",
             re.I,
         ),
     ),
@@ -39,6 +40,8 @@ _SUBJECTS: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.I,
         ),
     ),
+    # A list server's notice that a mail went round in a loop (fml's "Loop Alert").
+    ("bulk", re.compile(r"loop\s+alert|mail(ing)?\s+loop|looping\s+mail|邮件循环", re.I)),
     # QQ Mail: 发信方已撤回邮件; Outlook: "Recall: ..." or, in Chinese, "撤回: ...".
     ("recall", re.compile(r"已撤回邮件|^\s*(recall|撤回|召回)\s*[:：]", re.I)),
     (

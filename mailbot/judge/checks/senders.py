@@ -1,4 +1,8 @@
-"""Senders never answered: our own addresses, loops on our replies, several or denied senders."""
+"""Senders never answered: our own addresses and domain, loops on our replies, several or denied.
+
+Mail from a colleague at the call's own domain is not an application: it is
+recorded and flagged for a person (``own_domain``, see mailbot.ledger.attention).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ class SenderCheck:
         mine = [f"{field}: {address}" for field, address in addresses if address in own]
         if mine:
             yield _problem("own_address", "; ".join(mine))
+        else:
+            yield from self._own_domain(case, addresses)
         denied = []
         for field, address in addresses:
             pattern = _denied_by(address, self.policy.deny)
@@ -41,6 +47,33 @@ class SenderCheck:
         loop = list(_loop_signs(case))
         if loop:
             yield _problem("loop", "; ".join(loop))
+
+    def _own_domain(self, case: Case, addresses: list[tuple[str, str]]) -> Iterator[Problem]:
+        """A colleague at the call's own domain (or a subdomain): for a person, not the bot.
+
+        Our own mail server's bounces and auto-replies come from that domain too:
+        they are a machine's (check_autoreply says which), not a colleague's.
+        """
+        domains = self.policy.own_domains or own_domains_of(case.call.call.mailbox)
+        if next(automatic_signs(case), None) is not None:
+            return
+        ours = [
+            f"{field}: {address}"
+            for field, address in addresses
+            if _in_domains(address.rpartition("@")[2], domains)
+        ]
+        if ours:
+            yield _problem("own_domain", "; ".join(ours))
+
+
+def own_domains_of(mailbox: str) -> frozenset[str]:
+    """The default own domain: the call mailbox's."""
+    domain = mailbox.rpartition("@")[2].strip().lower()
+    return frozenset({domain}) if domain else frozenset()
+
+
+def _in_domains(domain: str, domains: frozenset[str]) -> bool:
+    return any(domain == d or domain.endswith("." + d) for d in domains)
 
 
 def _denied_by(address: str, patterns: tuple[str, ...]) -> str | None:
@@ -71,6 +104,11 @@ _WHY = {
     "own_address": (
         "发件人是本征集活动自己的邮箱，不予答复",
         "The mail comes from one of this call's own addresses and gets no answer",
+    ),
+    "own_domain": (
+        "发件人来自本征集活动自己的域名，不是申请邮件，已转工作人员处理，不予自动答复",
+        "The mail comes from the call's own domain: it is no application; it is left to the "
+        "secretariat and gets no automatic answer",
     ),
     "denied_sender": (
         "发件人在拒收名单上，不予答复",

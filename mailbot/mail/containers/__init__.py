@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from mailbot.mail.containers.entries import FORMAT, Budget, Unpacked
+from mailbot.mail.message import windows_name
 
 ZIP = "zip"
 TNEF = "tnef"
@@ -53,17 +54,20 @@ _MAGIC = (
 )
 TNEF_SIGNATURE = b"\x78\x9f\x3e\x22"
 _TNEF_TYPES = ("application/ms-tnef", "application/vnd.ms-tnef")
-# Any other extension names a file in its own right (.docx and .xlsx are zips too).
-_OPAQUE_EXTENSION = re.compile(r"\.(?!dat$|bin$|tmp$)[A-Za-z0-9]{1,8}$")
+# Any other extension names a file in its own right (.docx and .xlsx are zips too),
+# known or not: a .docx_ or a .文档 is never opened as an archive.
+_OPAQUE_EXTENSION = re.compile(r"\.(?!dat$|bin$|tmp$)[^.\s]{1,16}$")
 
 
 def kind_of(filename: str, content_type: str, data: bytes) -> str | None:
     """The container a file is: ZIP, TNEF, another archive's format ("rar", "7z"...), or None.
 
-    The name decides first (a .docx is a zip inside, yet a document); a file
-    with no telling name is known by its declared type, then by its first bytes.
+    The name decides first (a .docx is a zip inside, yet a document), read as
+    Windows reads it (``建议书.docx.`` is a .docx); a file with any other
+    extension is a file in its own right, never opened; only a file with no
+    telling name is known by its declared type, then by its first bytes.
     """
-    lowered = filename.lower()
+    lowered = windows_name(filename).lower()
     if content_type in _TNEF_TYPES or lowered == "winmail.dat":
         return TNEF
     match = _ARCHIVE_EXTENSION.search(lowered)
