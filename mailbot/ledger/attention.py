@@ -33,6 +33,7 @@ NEEDS_A_PERSON: dict[str, tuple[str, str]] = {
     "unjudged": ("未能判定", "could not be judged"),
     "auth_failed": ("发件人认证失败", "sender authentication failed"),
     "bounce": ("退信", "a bounce of our reply"),
+    "thread_followup": ("已受理申请的来信", "a mail in an accepted application's thread"),
 }
 # Why a letter needs a person: the reply states it is in.
 TROUBLED_LETTERS: dict[str, tuple[str, str]] = {
