@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from mailbot.app import App
@@ -28,6 +29,8 @@ from mailbot.replies.outbox import reply_body
 from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver, folder_path
 from mailbot.store.models import Mail, Reply, Submission
+from mailbot.web.app import create_app
+from mailbot.web.auth import add_user
 from tests.daemon_support import (
     INST,
     PASSWORD_ENV,
@@ -39,6 +42,7 @@ from tests.daemon_support import (
     settings_values,
 )
 from tests.servers.dovecot import Dovecot
+from tests.web_support import NAME, PASSWORD, form_token
 
 
 @dataclass
@@ -326,6 +330,23 @@ def test_a_late_mail_names_the_reference_and_the_version_that_stands(
         page = show(session, inbox.app.call, "ANSO2021-0001")
     assert "(no version): late" in page
     assert inbox.filed("late") == 1
+    desk = _signed_in(inbox.app).get("/submissions/ANSO2021-0001")
+    assert desk.status_code == 200
+    assert 'id="late-mail">1 ' in desk.text
+    assert "the application stands as it was" in desk.text
+
+
+def _signed_in(app: App) -> FlaskClient:
+    with app.db.transaction() as session:
+        add_user(session, NAME, PASSWORD)
+    client = create_app(app).test_client()
+    page = client.get("/login")
+    answer = client.post(
+        "/login",
+        data={"csrf_token": form_token(page.text), "name": NAME, "password": PASSWORD},
+    )
+    assert answer.status_code == 303
+    return client
 
 
 def test_a_late_first_mail_says_nothing_of_an_earlier_version(inbox: Inbox) -> None:
