@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from mailbot.intake.poll import poll
 from mailbot.replies.sender import send_pending
 from mailbot.store.db import Database
 from mailbot.store.models import FolderState, Mail, Reply
+from tests.conftest import RULES
 from tests.daemon_support import PASSWORD_ENV, daemon_process, settings_values, toml
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpSink
@@ -104,12 +105,21 @@ class Bench:
     def env(self) -> dict[str, str]:
         return {**os.environ, PASSWORD_ENV: self.dovecot.password}
 
-    def settings(self, name: str, database_url: str | None = None, **source: Any) -> Path:
+    def settings(
+        self,
+        name: str,
+        database_url: str | None = None,
+        *,
+        rules: Path | None = None,
+        **source: Any,
+    ) -> Path:
         """A config file for a run named ``name``: this Dovecot, this sink, mailbot's defaults."""
         folder = self.work / name
         folder.mkdir(parents=True, exist_ok=True)
         url = database_url or f"sqlite:///{folder / 'mailbot.sqlite3'}"
         values = settings_values(folder, url, imap=self.dovecot, smtp=self.sink)
+        if rules is not None:
+            values["rules"] = str(rules)
         # The tests shorten intervals and batches; the benchmark keeps mailbot's defaults.
         values["source"].pop("poll_interval")
         values["source"]["imap"].pop("batch_size")
@@ -400,3 +410,73 @@ def reply_latency(bench: Bench, count: int) -> dict[str, Any]:
         "mean_s": round(statistics.fmean(latencies), 3),
         "all_s": [round(x, 3) for x in latencies],
     }
+
+
+# ---------------------------------------------------------------------- settling
+
+
+SETTLE_WINDOW = 90.0  # [intake] settle_window's default, which the benchmark keeps
+
+
+def settling(bench: Bench, pairs: int, *, lone: bool = True) -> dict[str, Any]:
+    """Word and PDF in two mails a second apart, received now: one letter a pair, and when.
+
+    The reply latency row's mails carry July 2021 receipt times, so the settling
+    window (counted from receipt) is long over for them; these are received now,
+    under the call's rules with a deadline not yet passed.
+    Each pair is timed from the PDF's APPEND to its letter; then one mail
+    missing its PDF, alone, from its APPEND to its letter (the window, plus up
+    to one send interval), unless ``lone`` is false.
+    """
+    bench.dovecot.clear()
+    bench.sink.clear()
+    # Received now, the mails would be late for the 2021 call: the same call, open longer.
+    rules = bench.work / "settling-rules" / RULES.name
+    shutil.copytree(RULES.parent, rules.parent)  # with the lists the rules name
+    rules.write_text(
+        RULES.read_text(encoding="utf-8").replace(
+            'deadline = "2021-07-30 24:00"', 'deadline = "2099-12-31 24:00"'
+        ),
+        encoding="utf-8",
+    )
+    config = bench.settings("settling", rules=rules)
+    people = Applicants(random.Random(11))
+    env = {PASSWORD_ENV: bench.dovecot.password}
+    after_pdf = []
+    with (
+        daemon_process(config, env, config.parent / "daemon.log"),
+        Filler(bench.dovecot) as filler,
+    ):
+        for number in range(pairs):
+            applicant, now = people.new(), datetime.now(UTC)
+            word = Planned(2 * number, "no_pdf", "needs_correction", applicant, now)
+            pdf = Planned(2 * number + 1, "accepted", "accepted", applicant, now, completes=True)
+            filler.append(bench.builder.build(word), now)
+            time.sleep(1)  # the PDF a second after the Word
+            raw = bench.builder.build(pdf)
+            began = time.perf_counter()
+            filler.append(raw, now + timedelta(seconds=1))
+            got = bench.sink.wait_for(number + 1, timeout=60 if number == 0 else 30)
+            after_pdf.append(time.perf_counter() - began)
+            if (got[-1].message["In-Reply-To"] or "").strip() != message_id(raw):
+                raise RuntimeError(f"pair {number}: the letter answers another mail")
+        letters_for_pairs = len(bench.sink.messages)
+        lone_s = _lone_missing_pdf(bench, filler, people, 2 * pairs) if lone else None
+    return {
+        "pairs": pairs,
+        "letters_for_pairs": letters_for_pairs,
+        "p50_s": round(_percentile(after_pdf, 50), 3),
+        "max_s": round(max(after_pdf), 3),
+        "lone_missing_pdf_s": round(lone_s, 3) if lone_s is not None else None,
+        "window_s": SETTLE_WINDOW,
+    }
+
+
+def _lone_missing_pdf(bench: Bench, filler: Filler, people: Applicants, index: int) -> float:
+    """Seconds from a lone Word-only mail's APPEND to its letter."""
+    before, now = len(bench.sink.messages), datetime.now(UTC)
+    lone = Planned(index, "no_pdf", "needs_correction", people.new(), now)
+    began = time.perf_counter()
+    filler.append(bench.builder.build(lone), now)
+    bench.sink.wait_for(before + 1, timeout=SETTLE_WINDOW + 60)
+    return time.perf_counter() - began

@@ -123,6 +123,20 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 _verdict(latency["p95_s"] < 2),
             )
         )
+    settled = results.get("settling")
+    if settled:
+        lone = settled["lone_missing_pdf_s"]
+        out.append(
+            (
+                f"(5b) Word, then PDF 1 s later ({settled['pairs']} pairs)",
+                f"{settled['letters_for_pairs']} letters; after the PDF p50 "
+                f"{settled['p50_s']:.2f} s, max {settled['max_s']:.2f} s; a lone mail "
+                f"missing its PDF {f'{lone:.0f} s' if lone is not None else 'not timed'} "
+                f"(window {settled['window_s']:.0f} s)",
+                "one letter a pair",
+                _verdict(settled["letters_for_pairs"] == settled["pairs"]),
+            )
+        )
     return out
 
 

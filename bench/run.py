@@ -32,7 +32,15 @@ from typing import Any
 
 from bench.corpus import MailBuilder, message_id, plan
 from bench.mailbox import fetch_all, folders, move_back
-from bench.measure import Bench, end_to_end, idle_polls, one_big_mail, reply_latency, run_child
+from bench.measure import (
+    Bench,
+    end_to_end,
+    idle_polls,
+    one_big_mail,
+    reply_latency,
+    run_child,
+    settling,
+)
 from bench.report import table
 from bench.stages import stages
 from mailbot.config import ImapSettings
@@ -77,7 +85,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-repeats", type=int, default=30)
     parser.add_argument("--latency-mails", type=int, default=50)
     parser.add_argument(
-        "--skip", default="", help="comma-separated: postgresql,stages,big,latency,idle"
+        "--skip", default="", help="comma-separated: postgresql,stages,big,latency,settling,idle"
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -249,6 +257,11 @@ def run_all(args: argparse.Namespace, bench: Bench, results: dict[str, Any], out
     if "latency" not in args.skip:
         say(f"(5) reply latency over {args.latency_mails} mails, daemon in IDLE")
         results["latency"] = reply_latency(bench, args.latency_mails)
+
+    if "settling" not in args.skip:
+        pairs = 3 if args.quick else 10
+        say(f"(5b) Word and PDF a second apart, {pairs} pairs received now, and one lone mail")
+        results["settling"] = settling(bench, pairs, lone=not args.quick)
 
     if "idle" not in args.skip:
         sizes = [int(part) for part in args.idle_sizes.split(",")]

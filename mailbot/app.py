@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +21,10 @@ from mailbot.store.blobs import BlobStore
 from mailbot.store.db import Database
 
 T = TypeVar("T", bound=TlsSettings)
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 def intake_policy(settings: Settings) -> IntakePolicy:
@@ -54,6 +59,9 @@ class App:
     _judges: Judges | None = field(default=None, init=False, repr=False)
     # What OAuth2 token lifetimes are measured by (a test sets a fake one).
     token_clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    # What the intake queues replies by and the outbox sends them by (the settling
+    # window is measured against it; a test sets a fake one).
+    clock: Callable[[], datetime] = field(default=wall_clock, repr=False)
     # Per config section: a reconnect or the next batch of replies reuses the token.
     _tokens: dict[str, TokenSource] = field(default_factory=dict, init=False, repr=False)
 

@@ -152,6 +152,9 @@ class IntakeSettings(_Section):
     judge_timeout: Duration = Field(default=30.0, gt=0)
     judge_memory: Size = 512 * 1024 * 1024
     judge_processes: int = Field(default=0, ge=0)
+    # How long a "please correct" letter for a mail missing its Word or PDF waits for the
+    # other file in a second mail, so both are judged together (0: not at all).
+    settle_window: Duration = Field(default=90.0, ge=0)
 
 
 class WebSettings(_Section):

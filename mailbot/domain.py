@@ -74,6 +74,9 @@ class ReplyState(StrEnum):
     """It left, and a bounce came back (mailbot.replies.bounced): reach the applicant otherwise."""
     SUPPRESSED = "suppressed"
     """Never sent: the address had its hourly limit of replies; kept so a person sees it."""
+    SUPERSEDED = "superseded"
+    """Never sent: held in the settling window, a later mail of the same submission came, and
+    the letter to that mail says all ([intake] settle_window, mailbot.replies.outbox)."""
 
 
 # A reply in these states has left: only such a reply can come back as a bounce.

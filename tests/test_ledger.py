@@ -35,7 +35,7 @@ from tests.web_support import Client, RunningDesk, running_desk
 # Mail the demo cannot produce, as the pipeline records it (status, problem code).
 TROUBLE = [("ignored", "too_complex"), ("ignored", "unjudged"), ("accepted", "auth_failed")]
 TROUBLE += [("ignored", "unparseable"), ("ignored", "own_domain")]
-TROUBLE += [("ignored", "calendar_invitation")]
+TROUBLE += [("ignored", "calendar_invitation"), ("ignored", "thread_followup")]
 
 
 def _add_trouble(desk: RunningDesk) -> None:

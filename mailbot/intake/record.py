@@ -27,6 +27,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -34,20 +35,21 @@ from sqlalchemy.orm import Session
 
 from mailbot.app import App
 from mailbot.intake.filing import advance_cursor, filed_status
-from mailbot.intake.submissions import Outcome, problems_json, record
+from mailbot.intake.submissions import MISSING, Outcome, judge_again, problems_json, record
+from mailbot.intake.thread import answered_submission, judge_in_thread
 from mailbot.judge.processes import Judged
 from mailbot.judge.verdict import Problem, Severity, Status, Verdict
 from mailbot.mail.message import Message
 from mailbot.mail.parsing import parse_message
 from mailbot.replies.bounced import mark_bounced
 from mailbot.replies.context import reply_context
-from mailbot.replies.outbox import Outgoing, queue_reply
+from mailbot.replies.outbox import Outgoing, queue_reply, supersede_waiting
 from mailbot.service.faults import fault_point
 from mailbot.sources.base import Fetched
 from mailbot.store.blobs import StoreError
 from mailbot.store.content import content_sha256
 from mailbot.store.leases import Lease, LeaseLost
-from mailbot.store.models import Attachment, Mail, utcnow
+from mailbot.store.models import Attachment, Mail
 
 log = logging.getLogger(__name__)
 
@@ -303,8 +305,16 @@ def _mail_row(app: App, arrival: Arrival, original: Mail | None) -> Mail:
 
 def _answer(app: App, session: Session, mail: Mail, arrival: Arrival) -> None:
     """Record the submission's version, queue the answer, mark a bounce of ours; log the mail."""
-    item, message = arrival.item, arrival.message
-    outcome = record(session, app.call, app.blobs, mail, message, arrival.verdict)
+    item, message, verdict = arrival.item, arrival.message, arrival.verdict
+    thread = answered_submission(session, app.call.id, message)
+    if thread is not None:
+        message, verdict = judge_in_thread(app, mail, message, verdict, thread)
+        judge_again(mail, verdict)
+    outcome = record(session, app.call, app.blobs, mail, message, verdict, thread=thread)
+    if outcome.version is not None and outcome.submission is not None:
+        # The letter to an earlier mail still waiting out the settling window says less
+        # than this mail's will: it is kept back.
+        supersede_waiting(session, outcome.submission.id, mail.id, app.clock())
     queue_answer(app, session, mail, message, outcome)
     mark_bounced(session, app.call.id, mail, message, outcome.verdict, item.raw)
     log.info(
@@ -338,6 +348,7 @@ def queue_answer(
         return
     context = reply_context(app.call, message, outcome)
     subject, body = app.renderer.render(str(status), context)
+    now = app.clock()
     queue_reply(
         session,
         Outgoing(
@@ -349,8 +360,24 @@ def queue_answer(
             references=message.references,
             mail_id=mail.id,
             submission_id=outcome.submission.id if outcome.submission else None,
+            not_before=_settled_at(app, outcome),
         ),
         settings=app.settings.replies,
         call=app.call,
-        now=utcnow(),
+        now=now,
     )
+
+
+def _settled_at(app: App, outcome: Outcome) -> datetime | None:
+    """When a letter missing the Word or the PDF may go: the mail's receipt plus the window.
+
+    A second mail with the other file, received meanwhile, is judged with this
+    one and its letter supersedes this one. Other letters never wait.
+    """
+    window = app.settings.intake.settle_window
+    verdict = outcome.verdict
+    if not window or verdict.status is not Status.NEEDS_CORRECTION or outcome.submission is None:
+        return None
+    if not MISSING & set(verdict.codes()):
+        return None
+    return verdict.received_at.astimezone(UTC) + timedelta(seconds=window)

@@ -31,6 +31,7 @@ from mailbot.domain import DECIDED
 from mailbot.intake.attaching import VERSION, judge_as_submission
 from mailbot.intake.record import queue_answer
 from mailbot.intake.submissions import judge_again, record
+from mailbot.intake.thread import answered_submission, judge_in_thread
 from mailbot.judge.checks import verdict_for
 from mailbot.judge.verdict import Status, Verdict
 from mailbot.ledger.counting import count
@@ -159,8 +160,11 @@ def _judge_again(
     """Judge one mail as the daemon would, tie it to its submission, reply if due."""
     attached = before.attached.get(mail.id)
     message, verdict = _verdict(app, session, mail, attached)
+    thread = answered_submission(session, app.call.id, message) if attached is None else None
+    if thread is not None:
+        message, verdict = judge_in_thread(app, mail, message, verdict, thread)
     judge_again(mail, verdict)
-    outcome = record(session, app.call, app.blobs, mail, message, verdict)
+    outcome = record(session, app.call, app.blobs, mail, message, verdict, thread=thread)
     if attached is not None and mail.submission_id is None:
         mail.submission_id = attached[0]  # a person's attachment stands over the replay
     report.total += 1

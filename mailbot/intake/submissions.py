@@ -25,6 +25,7 @@ from mailbot.store.blobs import BlobStore
 from mailbot.store.models import Mail, Submission, Version, utcnow
 
 MISSING = {"missing_word", "missing_pdf"}
+FOLLOWUP = "thread_followup"  # mailbot.intake.thread: a mail without files in a settled thread
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,16 @@ def record(
     mail: Mail,
     message: Message,
     verdict: Verdict,
+    *,
+    thread: Submission | None = None,
 ) -> Outcome:
-    """Tie a judged mail to its submission, making a version where it counts."""
+    """Tie a judged mail to its submission (``thread``'s when it answers our letter: before
+    any institution+PI match; mailbot.intake.thread), making a version where it counts."""
     if verdict.status is Status.IGNORED or not (verdict.institution and verdict.pi):
+        if thread is not None and FOLLOWUP in verdict.codes():
+            mail.submission = thread
         return Outcome(verdict, None, None, None)
-    submission = find(session, call, verdict.institution, verdict.pi)
+    submission = thread or find(session, call, verdict.institution, verdict.pi)
     if verdict.status is Status.LATE:
         # Recorded for the secretariat, but a late mail never replaces a version.
         if submission is None:

@@ -36,6 +36,7 @@ NEEDS_A_PERSON: dict[str, tuple[str, str]] = {
     "bounce": ("退信", "a bounce of our reply"),
     "own_domain": ("来自本机构域名", "from the call's own domain"),
     "calendar_invitation": ("日历会议邀请", "a calendar invitation"),
+    "thread_followup": ("已受理申请的来信", "a mail in an accepted application's thread"),
 }
 # Why a letter needs a person: the reply states it is in.
 TROUBLED_LETTERS: dict[str, tuple[str, str]] = {

@@ -83,6 +83,16 @@ def _received() -> ColumnElement[Any]:
     return func.coalesce(Version.received_at, late)
 
 
+def _late_mails() -> Any:
+    """How many late mails came for the submission (a version before them still stands)."""
+    return (
+        select(func.count(Mail.id))
+        .where(Mail.submission_id == Submission.id, Mail.status == "late")
+        .correlate(Submission)
+        .scalar_subquery()
+    )
+
+
 def _sender() -> ColumnElement[Any]:
     return (
         select(Mail.sender)
@@ -202,8 +212,12 @@ def _joined(statement: Query) -> Query:
     )
 
 
-def _row(submission: Submission, version: Version | None, mail: Mail | None) -> LogRow:
+def _row(
+    submission: Submission, version: Version | None, mail: Mail | None, late_mails: int = 0
+) -> LogRow:
     problems = version.problems if version is not None else (mail.problems if mail else [])
+    # A late mail to a submission with a version changes nothing, but the log says it came.
+    late = ("late_mail",) if late_mails and version is not None else ()
     return LogRow(
         reference=submission.reference,
         institution=submission.institution,
@@ -217,7 +231,8 @@ def _row(submission: Submission, version: Version | None, mail: Mail | None) -> 
             str(p.get("code", ""))
             for p in problems
             if isinstance(p, dict) and p.get("severity") != "info"
-        ),
+        )
+        + late,
     )
 
 
@@ -241,16 +256,18 @@ class LogPage:
 def log_rows(session: Session, call: Call, query: LogQuery | None = None) -> list[LogRow]:
     """Every row the query lets through, in its order (the CLI log and the export)."""
     query = query or LogQuery()
-    statement = _joined(select(Submission, Version, Mail)).where(*query.filters(call))
+    statement = _joined(select(Submission, Version, Mail, _late_mails())).where(
+        *query.filters(call)
+    )
     return [_row(*found) for found in session.execute(statement.order_by(*query.order()))]
 
 
 def _rows_of(session: Session, ids: Sequence[int]) -> list[LogRow]:
     """The rows of these submissions, in this order."""
     found = {
-        submission.id: _row(submission, version, mail)
-        for submission, version, mail in session.execute(
-            _joined(select(Submission, Version, Mail)).where(Submission.id.in_(ids))
+        submission.id: _row(submission, version, mail, late)
+        for submission, version, mail, late in session.execute(
+            _joined(select(Submission, Version, Mail, _late_mails())).where(Submission.id.in_(ids))
         )
     }
     return [found[i] for i in ids]

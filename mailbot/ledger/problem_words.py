@@ -38,6 +38,8 @@ PROBLEM_WORDS: dict[str, tuple[str, str]] = {
     "unparseable": ("无法识别", "unparseable"),
     "too_complex": ("过于复杂", "too complex"),
     "unjudged": ("无法判断", "not judged"),
+    "thread_followup": ("往来邮件", "follow-up in thread"),
+    "late_mail": ("收到逾期邮件", "late mail came"),
     "archive_attachment": ("压缩包", "archive"),
     "large_attachment_link": ("超大附件链接", "download link"),
     "received_at_unknown": ("收到时间不明", "receipt time unknown"),

@@ -37,5 +37,10 @@ def reply_context(call: Call, message: Message, outcome: Outcome) -> dict[str, A
         ]
         if version is not None
         else [],
+        # A mail that made no version (a late one): the version that stands, unchanged.
+        standing_version=submission.current_version or None
+        if submission is not None and version is None
+        else None,
+        standing_status=submission.status if submission is not None and version is None else None,
     )
     return context

@@ -58,6 +58,8 @@ class Outgoing:
     mail_id: int | None = None
     submission_id: int | None = None
     by_person: bool = False
+    # Not sent before this time (the settling window): a later mail may make it obsolete.
+    not_before: datetime | None = None
 
     @classmethod
     def again(cls, old: Reply, *, submission_id: int | None, by_person: bool) -> Outgoing:
@@ -127,7 +129,7 @@ def queue_reply(
         state=ReplyState.PENDING,
         queued_at=now,
         attempts=0,
-        next_attempt_at=now,
+        next_attempt_at=max(now, letter.not_before) if letter.not_before else now,
     )
     held = _held(session, settings, to_address, usable, now)
     if held is not None:
@@ -153,6 +155,31 @@ def _held(
             f"{now.isoformat(timespec='seconds')} (replies.per_sender_hourly_limit)"
         )
     return None
+
+
+def supersede_waiting(session: Session, submission_id: int, mail_id: int, now: datetime) -> int:
+    """Keep unsent the letters of a submission still waiting out the settling window.
+
+    A later mail of the submission was just recorded and its own letter says
+    all; a letter already due, tried or sent is left as it is. Returns how
+    many were kept back.
+    """
+    waiting = session.scalars(
+        select(Reply).where(
+            Reply.submission_id == submission_id,
+            Reply.mail_id != mail_id,
+            Reply.state == ReplyState.PENDING,
+            Reply.attempts == 0,
+            Reply.next_attempt_at > now,
+        )
+    ).all()
+    for reply in waiting:
+        reply.state, reply.next_attempt_at = ReplyState.SUPERSEDED, None
+        reply.last_error = (
+            f"not sent: mail {mail_id} of the same submission came within the settling "
+            "window ([intake] settle_window); its letter says all"
+        )
+    return len(waiting)
 
 
 def reply_body(raw: bytes) -> str:

@@ -155,7 +155,7 @@ class Daemon:
                 self.app.db,
                 self.app.transport(),
                 self.app.settings.replies,
-                now,
+                self.app.clock,
                 call_id=self.app.call.id,
                 outage=self.transport_outage,
             )

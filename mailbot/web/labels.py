@@ -28,6 +28,7 @@ REPLY_STATES: dict[str, tuple[str, str]] = {
     "sent": ("已发送", "sent"),
     "uncertain": ("发送中断，未知", "uncertain"),
     "suppressed": ("未发送（超出限额）", "suppressed"),
+    "superseded": ("未发送（已被后续来信取代）", "superseded"),
     "failed": ("发送失败", "failed"),
     "handed": ("已交给邮件服务器", "handed over"),
     "bounced": ("被退回", "bounced"),
@@ -56,6 +57,7 @@ OUTBOX_GROUPS: dict[str, tuple[str, str]] = {
     "uncertain": ("发送中断，未知", "Uncertain"),
     "bounced": ("被退回", "Bounced"),
     "suppressed": ("未发送（超出限额）", "Suppressed"),
+    "superseded": ("未发送（已被后续来信取代）", "Superseded"),
 }
 
 MAIL_KINDS: dict[str, tuple[str, str]] = {

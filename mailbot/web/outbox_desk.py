@@ -30,6 +30,7 @@ STATE_GROUPS: dict[str, tuple[str, ...]] = {
     "uncertain": (ReplyState.UNCERTAIN,),
     "bounced": (ReplyState.BOUNCED,),
     "suppressed": (ReplyState.SUPPRESSED,),
+    "superseded": (ReplyState.SUPERSEDED,),
 }
 RESENDABLE = frozenset({ReplyState.FAILED, ReplyState.UNCERTAIN, ReplyState.BOUNCED})
 TROUBLED = (ReplyState.FAILED, ReplyState.UNCERTAIN, ReplyState.BOUNCED, ReplyState.SUPPRESSED)
