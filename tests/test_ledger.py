@@ -34,7 +34,8 @@ from tests.web_support import Client, RunningDesk, running_desk
 
 # Mail the demo cannot produce, as the pipeline records it (status, problem code).
 TROUBLE = [("ignored", "too_complex"), ("ignored", "unjudged"), ("accepted", "auth_failed")]
-TROUBLE += [("ignored", "unparseable")]
+TROUBLE += [("ignored", "unparseable"), ("accepted", "pi_ongoing_project")]
+TROUBLE += [("accepted", "same_files_as")]
 
 
 def _add_trouble(desk: RunningDesk) -> None:

@@ -1,8 +1,9 @@
 """Mail and letters needing a person: the one definition the desk, the CLI and the digest read.
 
 A mail needs a person when its problems name one of ``NEEDS_A_PERSON`` (it
-could not be read, judged or trusted, or it is a bounce of one of our
-replies); a letter does when it failed, may not have arrived, or bounced.
+could not be read, judged or trusted, it is a bounce of one of our replies,
+its PI may not be eligible, or its files came with another submission); a
+letter does when it failed, may not have arrived, or bounced.
 A mail a person marked handled, and a letter a person dealt with or sent
 again, need nobody any more: ``_open_mails`` and ``_open_letters`` alone
 say so.
@@ -33,6 +34,8 @@ NEEDS_A_PERSON: dict[str, tuple[str, str]] = {
     "unjudged": ("未能判定", "could not be judged"),
     "auth_failed": ("发件人认证失败", "sender authentication failed"),
     "bounce": ("退信", "a bounce of our reply"),
+    "pi_ongoing_project": ("负责人有在研项目", "the PI leads an ongoing project"),
+    "same_files_as": ("与其他申请文件相同", "the same files as another submission"),
 }
 # Why a letter needs a person: the reply states it is in.
 TROUBLED_LETTERS: dict[str, tuple[str, str]] = {

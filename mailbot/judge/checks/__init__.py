@@ -20,6 +20,7 @@ from mailbot.judge.checks.authresults import AuthCheck
 from mailbot.judge.checks.autoreply import check_autoreply
 from mailbot.judge.checks.case import Case
 from mailbot.judge.checks.deadline import check_deadline
+from mailbot.judge.checks.eligibility import check_eligibility
 from mailbot.judge.checks.form import check_documents
 from mailbot.judge.checks.limits import LimitCheck, check_readable
 from mailbot.judge.checks.links import check_links
@@ -59,6 +60,7 @@ CONTENT_CHECKS: tuple[Check, ...] = (
     check_archives,
     check_links,
     check_documents,
+    check_eligibility,
 )
 
 
