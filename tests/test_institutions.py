@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from mailbot.calls import Call, load_call
 from mailbot.institutes import Directory, directory
-from mailbot.ledger.attention import needing_a_person
+from mailbot.ledger.attention import NEEDS_A_PERSON, needing_a_person
+from mailbot.ledger.problem_words import PROBLEM_WORDS
 from mailbot.replies.digest import digest_context
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Mail, Submission
@@ -307,3 +308,11 @@ def test_the_same_files_under_another_institution_and_pi_are_flagged(
     assert "ANSO2021-0001" not in _text(letters[1])
     assert "ANSO2021-0002" not in _text(letters[2])
     assert "与其他申请文件相同 same files as another" in _mailbot(config, "log")
+
+
+def test_the_new_codes_have_words_and_a_line_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for code in ("pi_ongoing_project", "same_files_as"):
+        assert code in PROBLEM_WORDS
+        assert code in NEEDS_A_PERSON
+        assert f"| `{code}` |" in readme
