@@ -83,7 +83,7 @@ def _replies(tmp_path: Path) -> list[EmailMessage]:
 def _text(letter: EmailMessage) -> str:
     body = letter.get_body(("plain",))
     assert body is not None
-    return str(body.get_content())  # type: ignore[attr-defined]
+    return str(body.get_content())
 
 
 def _run(config: Path, tmp_path: Path, *mails: bytes) -> str:
