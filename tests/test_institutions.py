@@ -308,6 +308,9 @@ def test_the_same_files_under_another_institution_and_pi_are_flagged(
     assert "ANSO2021-0001" not in _text(letters[1])
     assert "ANSO2021-0002" not in _text(letters[2])
     assert "与其他申请文件相同 same files as another" in _mailbot(config, "log")
+    # Judged again under the same rules, the finding is the same: nothing would change.
+    again = _mailbot(config, "reprocess", "--dry-run")
+    assert "3 mails judged again: 0 verdicts would change, 0 submissions would change" in again
 
 
 def test_the_new_codes_have_words_and_a_line_in_the_readme() -> None:
