@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from mailbot.app import App
 from mailbot.calls import Call, load_call
 from mailbot.institutes import Directory, directory
 from mailbot.ledger.attention import NEEDS_A_PERSON, needing_a_person
@@ -25,12 +26,16 @@ from mailbot.ledger.problem_words import PROBLEM_WORDS
 from mailbot.replies.digest import digest_context
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Mail, Submission
+from mailbot.web.app import create_app
+from mailbot.web.auth import add_user
+from mailbot.web.server import BackgroundServer
 from tests.conftest import ROOT, RULES, write_rules
 from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values, toml
 from tests.docfactory import Form, form_docx
 from tests.mailfactory import build_mail
 from tests.mailfactory.base import Att
 from tests.mailfactory.documents import pdf_bytes
+from tests.web_support import NAME, PASSWORD, Client
 
 BOTANY = "中国科学院植物研究所"
 NAMES = [BOTANY, "植物研究所", "中科院植物所", "Institute of Botany, CAS"]
@@ -239,6 +244,22 @@ def test_a_pi_leading_an_ongoing_project_is_shown_to_the_secretariat_alone(
     assert not any("ongoing" in _text(letter) for letter in letters)
     log = _mailbot(config, "log")
     assert "负责人有在研项目 PI leads ongoing project" in log
+    _desk_shows(app, mails[0].id)
+
+
+def _desk_shows(app: App, mail_id: int) -> None:
+    """The desk's overview lists the mail under Needs attention; its submission page says why."""
+    with app.db.transaction() as session:
+        add_user(session, NAME, PASSWORD)
+    with BackgroundServer(create_app(app)) as server:
+        client = Client(server.url)
+        assert client.login().status == 303
+        overview = client.get("/").text
+        attention = overview[overview.index('id="attention"') : overview.index('id="activity"')]
+        assert f'href="/mails/{mail_id}"' in attention
+        assert "the PI leads an ongoing project" in attention
+        page = client.get("/submissions/ANSO2021-0001").text
+        assert "ANSO-CR-KP-2020-07" in page
 
 
 def test_the_rules_may_tell_the_applicant_too(tmp_path: Path) -> None:
