@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from mailbot.app import App
-from mailbot.calls import Call, load_call
+from mailbot.calls import Call, RulesError, load_call
 from mailbot.institutes import Directory, directory
 from mailbot.ledger.attention import NEEDS_A_PERSON, needing_a_person
 from mailbot.ledger.problem_words import PROBLEM_WORDS
@@ -207,6 +207,17 @@ def test_the_rules_list_the_ongoing_projects(tmp_path: Path) -> None:
         ("李四", "中国科学院微生物研究所"),
     ]
     assert call.ongoing_projects[0].project == "ANSO-CR-KP-2020-07 中亚植物多样性保护"
+
+
+def test_a_broken_or_missing_projects_list_is_one_clear_rules_error(tmp_path: Path) -> None:
+    rules = _eligibility_rules(tmp_path, tell=False)
+    listed = rules.parent / "ongoing_projects.txt"
+    listed.write_text("张三\n", encoding="utf-8")
+    with pytest.raises(RulesError, match=r"\[eligibility\] ongoing_projects: .*entry 1: expected"):
+        load_call(rules)
+    listed.unlink()
+    with pytest.raises(RulesError, match=r"\[eligibility\] ongoing_projects: cannot read"):
+        load_call(rules)
 
 
 def test_a_pi_leading_an_ongoing_project_is_shown_to_the_secretariat_alone(
