@@ -49,8 +49,9 @@ def _hex(*parts: object) -> str:
 
 
 def _institutions(call: Call) -> list[str]:
-    cas = [line.partition("|")[0].strip() for line in call.institution_lists.cas_institutes]
-    return [name for name in cas if name] + UNIVERSITIES
+    # Each institute by its full name, as submissions are keyed (mailbot.institutes).
+    cas = [line[0] for line in call.institution_lists.cas_institute_lines if line]
+    return cas + UNIVERSITIES
 
 
 def _form(rng: random.Random, title: str) -> dict[str, Any]:

@@ -220,6 +220,23 @@ class InstitutionLists(_Section):
 
     cas_institutes: list[str] = []
     anso_members: list[str] = []
+    # The CAS list a line at a time: an institute's names, its full name first.
+    cas_institute_lines: list[list[str]] = []
+
+
+class EligibilitySection(_Section):
+    """Who may not lead a proposal: PIs leading ongoing projects (a file beside the rules)."""
+
+    ongoing_projects: str = ""  # a file beside the rules: "PI | institution | project" a line
+    tell_applicant: bool = False  # the accepted reply names the finding too
+
+
+class OngoingProject(_Section):
+    """A PI leading an ongoing CAS international-partnership or ANSO joint project."""
+
+    pi: str
+    institution: str
+    project: str = ""
 
 
 class Call(_Section):
@@ -234,6 +251,8 @@ class Call(_Section):
     documents: DocumentsSection = DocumentsSection()
     links: LinksSection = LinksSection()
     institution_lists: InstitutionLists = InstitutionLists()
+    eligibility: EligibilitySection = EligibilitySection()
+    ongoing_projects: list[OngoingProject] = []  # read from [eligibility] ongoing_projects
     source: str = ""
 
     @property
@@ -334,30 +353,53 @@ def load_call(path: str | Path = DEFAULT_CALL) -> Call:
         raise RulesError(f"{path}: not valid TOML: {exc}") from None
     lists = data.get("lists")
     if isinstance(lists, dict):
-        data["institution_lists"] = {
-            key: _read_list(path, key, value)
+        lines = {
+            key: _read_lines(path, f"[lists] {key}", value)
             for key, value in lists.items()
             if isinstance(value, str)
         }
+        data["institution_lists"] = {
+            key: [name for line in found for name in line] for key, found in lines.items()
+        }
+        if "cas_institutes" in lines:
+            data["institution_lists"]["cas_institute_lines"] = lines["cas_institutes"]
+    eligibility = data.get("eligibility")
+    if isinstance(eligibility, dict) and isinstance(eligibility.get("ongoing_projects"), str):
+        data["ongoing_projects"] = _read_projects(path, eligibility["ongoing_projects"])
     try:
         return Call.model_validate({**data, "source": str(path)})
     except ValidationError as exc:
         raise RulesError(f"{path}: {_describe(exc)}") from None
 
 
-def _read_list(rules: Path, key: str, name: str) -> list[str]:
-    """One name a line (comments after #); "a | b" gives both names."""
+def _read_lines(rules: Path, where: str, name: str) -> list[list[str]]:
+    """One entry a line (comments after #); "a | b" gives both names of one entry."""
     path = rules.parent / name
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise RulesError(f"{rules}: [lists] {key}: cannot read {path}: {exc.strerror}") from None
-    names: list[str] = []
+        raise RulesError(f"{rules}: {where}: cannot read {path}: {exc.strerror}") from None
+    lines: list[list[str]] = []
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
-            names.extend(part.strip() for part in line.split("|") if part.strip())
-    return names
+            lines.append([part.strip() for part in line.split("|") if part.strip()])
+    return [line for line in lines if line]
+
+
+def _read_projects(rules: Path, name: str) -> list[dict[str, str]]:
+    """The ongoing-projects list: "PI | institution | project" a line."""
+    if not name:
+        return []
+    projects = []
+    for number, line in enumerate(_read_lines(rules, "[eligibility] ongoing_projects", name), 1):
+        if len(line) < 2:
+            raise RulesError(
+                f"{rules}: [eligibility] ongoing_projects: {name} entry {number}: "
+                "expected 'PI | institution | project'"
+            )
+        projects.append({"pi": line[0], "institution": line[1], "project": " | ".join(line[2:])})
+    return projects
 
 
 def _describe(exc: ValidationError) -> str:

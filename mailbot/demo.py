@@ -8,6 +8,7 @@ are the Maildir files' times, so the verdicts are the ones the call saw.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 from dataclasses import dataclass
@@ -97,6 +98,12 @@ def _at(day: int, hour: int, minute: int) -> datetime:
     return datetime(2021, 7, day, hour, minute, tzinfo=BEIJING)
 
 
+def _scan(institution: str, pi: str) -> bytes:
+    """An applicant's signed and stamped scan: each applicant's own file."""
+    mark = hashlib.sha256(f"{institution}+{pi}".encode()).hexdigest()[:12]
+    return _pdf(f"signed and stamped {mark}")
+
+
 def _agreement() -> tuple[str, bytes]:
     return ("合作协议（签字版）.pdf", _pdf("cooperation agreement"))
 
@@ -107,7 +114,7 @@ def _complete(
     """A careful applicant's files: the Word form and the scan named as asked, the agreement."""
     return (
         (f"{institution}+{pi}.docx", _proposal(call, institution, pi, title, focus)),
-        (f"{institution}+{pi}.pdf", _pdf("signed and stamped")),
+        (f"{institution}+{pi}.pdf", _scan(institution, pi)),
         _agreement(),
     )
 
@@ -133,7 +140,7 @@ def samples(call: Call) -> list[Sample]:
             f"合作专项建议书：{im}+{li}",
             (
                 ("建议书final.docx", _proposal(call, im, li, soil, "food_security")),
-                ("扫描件.pdf", _pdf("scan")),
+                ("扫描件.pdf", _pdf("scan")),  # not named as asked: not the scan yet
                 _agreement(),
             ),
         ),
@@ -179,7 +186,7 @@ def _iap_in_two_parts(call: Call, iap: str, wang: str) -> list[Sample]:
             _at(23, 17, 30),
             (wang, "wangkun@mail.iap.ac.cn"),
             f"合作专项建议书：{iap}+{wang}",
-            ((f"{iap}+{wang}（盖章版）.pdf", _pdf("signed and stamped")),),
+            ((f"{iap}+{wang}（盖章版）.pdf", _scan(iap, wang)),),
             body="秘书处老师好：\n\n补发签字盖章的 PDF 扫描件，请查收。\n",
         ),
     ]

@@ -143,22 +143,24 @@ def proposal(
 ) -> bytes:
     """An applicant mail: files "good", "misnamed", "no_pdf", "pdf_only" or "none"."""
     stem = f"{inst}+{pi}"
+    # Each applicant's scan is their own: the same file under two names is a finding.
+    scan = f"proposal {zlib.crc32(stem.encode())}"
     choice = {
         "good": [
             Att(f"{stem}.docx", form_docx(Form(institution=inst, pi=pi))),
-            Att(f"{stem}.pdf", pdf_bytes(2)),
+            Att(f"{stem}.pdf", pdf_bytes(2, scan)),
             Att("合作协议.pdf", pdf_bytes(1)),
         ],
         "misnamed": [
             Att("proposal.docx", form_docx(Form(institution=inst, pi=pi))),
-            Att("scan.pdf", pdf_bytes()),
+            Att("scan.pdf", pdf_bytes(1, scan)),
             Att("合作协议.pdf", pdf_bytes(1)),
         ],
         "no_pdf": [
             Att(f"{stem}.docx", form_docx(Form(institution=inst, pi=pi))),
             Att("合作协议.pdf", pdf_bytes(1)),
         ],
-        "pdf_only": [Att(f"{stem}（盖章版）.pdf", pdf_bytes(2))],
+        "pdf_only": [Att(f"{stem}（盖章版）.pdf", pdf_bytes(2, scan))],
         "none": [],
     }[files]
     return build_mail(

@@ -81,6 +81,7 @@ def test_the_wheel_runs_demo_check_and_form_template_outside_the_checkout(tmp_pa
         "mailbot/rules/anso2021.toml",
         "mailbot/rules/cas_institutes.txt",
         "mailbot/rules/anso_members.txt",
+        "mailbot/rules/ongoing_projects.txt",
         "mailbot/templates/reply/accepted.zh.txt.j2",
         "mailbot/templates/web/reply/reminder.en.txt.j2",
         "mailbot/templates/web/base.html",

@@ -36,6 +36,7 @@ from tests.web_support import Client, RunningDesk, running_desk
 TROUBLE = [("ignored", "too_complex"), ("ignored", "unjudged"), ("accepted", "auth_failed")]
 TROUBLE += [("ignored", "unparseable"), ("ignored", "own_domain")]
 TROUBLE += [("ignored", "calendar_invitation"), ("ignored", "thread_followup")]
+TROUBLE += [("accepted", "pi_ongoing_project"), ("accepted", "same_files_as")]
 
 
 def _add_trouble(desk: RunningDesk) -> None:

@@ -154,14 +154,21 @@ def run(ctx: click.Context, once: bool) -> None:
 
 
 @main.command("log")
+@click.option(
+    "--search",
+    "-q",
+    default="",
+    help="Only the submissions a search finds, as on the desk: reference, institution "
+    "(any of its names), PI, sender, title.",
+)
 @click.pass_context
 @one_line_errors
-def log_command(ctx: click.Context) -> None:
+def log_command(ctx: click.Context, search: str) -> None:
     """Print the intake log: one row per submission, then mail tied to none."""
     app = _app(ctx)
     app.db.check_schema()
     with app.db.transaction() as session:
-        click.echo(log_text(session, app.call))
+        click.echo(log_text(session, app.call, search))
 
 
 @main.command("show")

@@ -20,7 +20,7 @@ from mailbot.errors import MailbotError
 from mailbot.ledger.attention import Attention, needing_a_person, unmatched_mails
 from mailbot.ledger.counting import count
 from mailbot.ledger.export import export_rows, to_csv, to_xlsx
-from mailbot.ledger.log import LogRow, log_rows
+from mailbot.ledger.log import LogQuery, LogRow, log_rows
 from mailbot.ledger.problem_words import problem_words
 from mailbot.ledger.submission import MailRecord, find_submission, mail_records
 from mailbot.mail.names import shown
@@ -60,10 +60,10 @@ def _cells(call: Call, row: LogRow) -> list[str]:
     ]
 
 
-def log_text(session: Session, call: Call) -> str:
-    """The intake log as `mailbot log` prints it."""
+def log_text(session: Session, call: Call, search: str = "") -> str:
+    """The intake log as `mailbot log` prints it (``search``: only the rows it finds)."""
     return format_log(
-        log_rows(session, call),
+        log_rows(session, call, LogQuery(q=search)),
         unmatched_mails(session, call),
         needing_a_person(session, call),
         call,

@@ -169,9 +169,11 @@ def _judge_again(
         mail.submission_id = attached[0]  # a person's attachment stands over the replay
     report.total += 1
     old_status, old_codes = before.mails[mail.id]
-    changed = (old_status, old_codes) != (mail.status, tuple(verdict.codes()))
+    # The mail's problems as recorded: what recording added (same_files_as) counts too.
+    new_codes = _codes(mail.problems)
+    changed = (old_status, old_codes) != (mail.status, new_codes)
     if changed:
-        report.mails.append(_mail_line(mail, old_status, old_codes, verdict.codes()))
+        report.mails.append(_mail_line(mail, old_status, old_codes, list(new_codes)))
     # An ignored mail is never answered: nothing is due to it.
     due = (changed or mail.reply_due) and verdict.status is not Status.IGNORED
     if due and reply:

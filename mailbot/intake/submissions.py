@@ -1,7 +1,9 @@
 """Submissions and their versions: a new proposal, a resubmission, or a completion.
 
 A submission is keyed by (call, institution, PI), compared as file names
-are. Its reference number never changes. A later on-time mail with the same
+are, the institution by its canonical name (mailbot.institutes: 植物所 and
+Institute of Botany, CAS are 中国科学院植物研究所). Its reference number never
+changes. A later on-time mail with the same
 key becomes the new version and supersedes the older one; a mail that lacks
 the Word or the PDF but completes what the current version holds (the stamped
 PDF sent separately, say) is judged together with that version's files.
@@ -17,6 +19,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailbot.calls import Call, normalise_name
+from mailbot.institutes import directory
+from mailbot.intake.samefiles import note_same_files
 from mailbot.judge.checks import verdict_for
 from mailbot.judge.verdict import Role, Status, Verdict
 from mailbot.mail.message import Attachment as MailAttachment
@@ -61,19 +65,28 @@ def judge_again(mail: Mail, verdict: Verdict) -> None:
 
 
 def find(session: Session, call: Call, institution: str, pi: str) -> Submission | None:
-    return session.scalar(
-        select(Submission).where(
+    """The submission of this institution (by any of its names) and PI, the oldest if several.
+
+    A database written before institutions had canonical names keys a
+    submission by the name its first mail wrote: any name of the institute finds it.
+    """
+    return session.scalars(
+        select(Submission)
+        .where(
             Submission.call_id == call.id,
-            Submission.institution_key == normalise_name(institution),
+            Submission.institution_key.in_(directory(call).keys(institution)),
             Submission.pi_key == normalise_name(pi),
         )
-    )
+        .order_by(Submission.seq)
+        .limit(1)
+    ).first()
 
 
 def _create(session: Session, call: Call, institution: str, pi: str, status: str) -> Submission:
     seq = (
         session.scalar(select(func.max(Submission.seq)).where(Submission.call_id == call.id)) or 0
     ) + 1
+    institution = directory(call).canonical(institution)
     submission = Submission(
         call_id=call.id,
         seq=seq,
@@ -128,6 +141,7 @@ def record(
             together = _judge_together(call, blobs, current, message, verdict)
             if together is not None:
                 effective, kind = together, "completion"
+    effective = note_same_files(session, call, mail, submission, effective)
     number = submission.current_version + 1
     version = Version(
         submission=submission,

@@ -2,8 +2,10 @@
 
 A mail needs a person when its problems name one of ``NEEDS_A_PERSON`` (it
 could not be read, judged or trusted, is a bounce of one of our replies,
-comes from a colleague at the call's own domain, or is a calendar
-invitation); a letter does when it failed, may not have arrived, or bounced.
+comes from a colleague at the call's own domain, is a calendar invitation or
+a file-less mail in an accepted submission's thread, its PI may not be
+eligible, or its files came with another submission); a letter does when it
+failed, may not have arrived, or bounced.
 A mail a person marked handled, and a letter a person dealt with or sent
 again, need nobody any more: ``_open_mails`` and ``_open_letters`` alone
 say so.
@@ -37,6 +39,8 @@ NEEDS_A_PERSON: dict[str, tuple[str, str]] = {
     "own_domain": ("来自本机构域名", "from the call's own domain"),
     "calendar_invitation": ("日历会议邀请", "a calendar invitation"),
     "thread_followup": ("已受理申请的来信", "a mail in an accepted application's thread"),
+    "pi_ongoing_project": ("负责人有在研项目", "the PI leads an ongoing project"),
+    "same_files_as": ("与其他申请文件相同", "the same files as another submission"),
 }
 # Why a letter needs a person: the reply states it is in.
 TROUBLED_LETTERS: dict[str, tuple[str, str]] = {

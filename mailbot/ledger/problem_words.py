@@ -54,6 +54,8 @@ PROBLEM_WORDS: dict[str, tuple[str, str]] = {
     "form_field_missing": ("表格缺项", "form field missing"),
     "lead_not_cas": ("牵头单位非中科院", "lead not CAS"),
     "form_mismatch": ("表格与主题不符", "form differs from subject"),
+    "pi_ongoing_project": ("负责人有在研项目", "PI leads ongoing project"),
+    "same_files_as": ("与其他申请文件相同", "same files as another"),
 }
 
 

@@ -1,25 +1,25 @@
 """What a search box in the log matches: reference, institution (with its aliases), PI,
 sender address and title. A number alone is a reference number, never part of a date.
 
-An institute's aliases come from the call's list of CAS institutes (the
-file [lists] cas_institutes names, beside the rules): its full name, the
-name without 中国科学院, the usual abbreviation (植物研究所 -> 植物所), and
-its English name.
+An institute's names come from the call's list of CAS institutes
+(mailbot.institutes): its full name, the name without 中国科学院, the usual
+abbreviation (植物研究所 -> 植物所), its English name, and the short and former
+names the list gives. Submissions are keyed by the full name; a database
+from before that keys some by the name their first mail wrote, which the
+other names find.
 """
 
 from __future__ import annotations
 
 import json
-from functools import lru_cache
-from pathlib import Path
 
 from sqlalchemy import ColumnElement, Text, and_, cast, exists, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement as Column
 
 from mailbot.calls import Call, normalise_name
+from mailbot.institutes import directory, spelled
 from mailbot.store.models import Mail, Submission, Version
 
-CAS = "中国科学院"
 MAX_ALIASED = 40  # institutes one search may stand for, so the query stays small
 MAX_NUMBER = 9  # digits of a reference number
 
@@ -29,43 +29,21 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _names(entry: str) -> tuple[str, ...]:
-    """An institute's full name first, then the names it also goes by, compared normalised."""
-    zh, _, en = entry.partition("|")
-    full = normalise_name(zh)
-    short = full.removeprefix(CAS)
-    abbreviated = short.replace("研究所", "所").replace("研究院", "院")
-    names = [full, short, abbreviated, "中科院" + short, "中科院" + abbreviated]
-    if en.strip():
-        names.append(normalise_name(en))
-    return tuple(dict.fromkeys(n for n in names if n))
-
-
-@lru_cache(maxsize=8)
-def _aliases(path: str) -> tuple[tuple[str, ...], ...]:
-    """Each institute's names from the call's list ("中文名 | English name" a line)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError:
-        return ()  # the call loaded it a moment ago; gone now, the search goes without
-    lines = (line.partition("#")[0].strip() for line in text.splitlines())
-    return tuple(_names(line) for line in lines if line)
-
-
-def _institutes(call: Call) -> tuple[tuple[str, ...], ...]:
-    if call.lists is None or not call.source:
-        return ()
-    return _aliases(str(Path(call.source).parent / call.lists.cas_institutes))
-
-
 def institution_names(call: Call, wanted: str) -> set[str]:
     """The names to look for when someone searches for ``wanted`` (normalised)."""
     found = {wanted}
     if len(wanted) < 2:
         return found
-    matched = [names for names in _institutes(call) if any(wanted in n for n in names)]
-    for names in matched[:MAX_ALIASED]:
-        found.update(names[:3])  # as applicants write it: full, without 中国科学院, abbreviated
+    institutes = directory(call)
+    named = institutes.find(wanted)
+    matched = [named] if named is not None else []
+    matched += [
+        institute
+        for institute in institutes.institutes
+        if any(wanted in normalise_name(n) for n in spelled(institute))
+    ]
+    for institute in list(dict.fromkeys(matched))[:MAX_ALIASED]:
+        found.update(normalise_name(n) for n in spelled(institute))
     return found
 
 
@@ -89,10 +67,13 @@ def matches(call: Call, text: str) -> ColumnElement[bool]:
     if plain.isascii():  # an address is ASCII: a Chinese word never matches one
         conditions.append(
             exists(
-                select(Mail.id).where(
+                select(Mail.id)
+                .where(
                     Mail.submission_id == Submission.id,
                     func.lower(Mail.sender).like(_like(plain), escape="\\"),
                 )
+                # The log's own rows select a Mail too: this one is any of the submission's.
+                .correlate(Submission)
             )
         )
     return or_(*conditions)

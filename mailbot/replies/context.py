@@ -27,6 +27,8 @@ def reply_context(call: Call, message: Message, outcome: Outcome) -> dict[str, A
         for a in message.attachments
     ]
     submission, version = outcome.submission, outcome.version
+    if submission is not None:  # the institute's canonical name, however the subject wrote it
+        context["institution"] = submission.institution
     context.update(
         reference=submission.reference if submission is not None else None,
         version=version.number if version is not None else None,

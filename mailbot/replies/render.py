@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, Tem
 
 from mailbot.calls import Call
 from mailbot.errors import MailbotError
+from mailbot.judge.checks.eligibility import secretariat_only
 from mailbot.judge.verdict import Problem, Severity, Verdict
 
 # Chinese first: the call is written in Chinese and its applicants read it first.
@@ -160,6 +161,8 @@ def verdict_context(call: Call, verdict: Verdict) -> dict[str, Any]:
     files_on_record (see templates/README.md).
     """
     received_zh, received_en = call.local_text(verdict.received_at)
+    hidden = secretariat_only(call)
+    told = [p for p in verdict.problems if p.code not in hidden]
     return {
         **call_context(call),
         **expected_names(call, verdict.institution, verdict.pi),
@@ -167,8 +170,8 @@ def verdict_context(call: Call, verdict: Verdict) -> dict[str, Any]:
         "pi": verdict.pi,
         "received_zh": received_zh,
         "received_en": received_en,
-        "problems": problem_items(verdict.problems, Severity.ERROR),
-        "warnings": problem_items(verdict.problems, Severity.WARNING),
+        "problems": problem_items(told, Severity.ERROR),
+        "warnings": problem_items(told, Severity.WARNING),
         "files": [
             {"filename": a.filename, "role": str(a.role), "size": a.size, "sha256": a.sha256}
             for a in verdict.attachments

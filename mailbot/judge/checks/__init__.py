@@ -21,6 +21,7 @@ from mailbot.judge.checks.autoreply import check_autoreply
 from mailbot.judge.checks.calendar import check_calendar
 from mailbot.judge.checks.case import Case
 from mailbot.judge.checks.deadline import check_deadline
+from mailbot.judge.checks.eligibility import check_eligibility
 from mailbot.judge.checks.form import check_documents
 from mailbot.judge.checks.limits import LimitCheck, check_readable
 from mailbot.judge.checks.links import check_links
@@ -61,6 +62,7 @@ CONTENT_CHECKS: tuple[Check, ...] = (
     check_archives,
     check_links,
     check_documents,
+    check_eligibility,
 )
 
 

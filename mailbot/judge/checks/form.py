@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from mailbot.calls import FormLimits, FormSection, normalise_name
 from mailbot.documents.form import FormFacts, months_between, squash
+from mailbot.institutes import directory
 from mailbot.judge.checks.case import Case
 from mailbot.judge.readings.files import label
 from mailbot.judge.verdict import Problem, Severity
@@ -170,6 +171,8 @@ def _lead_and_names(case: Case, form: FormFacts) -> Iterator[Problem]:
 
 
 def is_cas_institute(name: str, case: Case) -> bool:
+    if directory(case.call).find(name) is not None:  # any of its names (植物所, former names)
+        return True
     key = squash(name).replace("中科院", "中国科学院")
     if "chineseacademyofsciences" in key:
         return True
