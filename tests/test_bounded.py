@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
 from pathlib import Path
@@ -24,8 +23,9 @@ from mailbot.judge.processes import Judges
 from mailbot.judge.verdict import Status, Verdict
 from mailbot.mail.parsing import Message, parse_message
 from mailbot.store.models import Mail, Reply
-from tests.daemon_support import dispose_apps, make_app, settings_values
+from tests.daemon_support import settings_values
 from tests.docfactory import form_docx
+from tests.fixtures import AppFactory
 from tests.mailfactory import CLIENTS, Att, build_mail, pdf_bytes
 
 BEIJING = timezone(timedelta(hours=8))
@@ -189,6 +189,7 @@ def test_the_shape_of_hostile_trees() -> None:
     assert measure_mime(b"", max_depth=20, max_parts=500).parts == 0
 
 
+@pytest.mark.slow
 def test_the_scan_is_one_pass_even_on_hostile_bytes() -> None:
     raw = b"Content-Type: multipart/mixed; boundary=q\r\n\r\n" + b"--x\n" * 2_000_000
     started = time.monotonic()
@@ -207,14 +208,9 @@ def test_the_limits_come_from_the_config(tmp_path: Path) -> None:
     assert (intake.max_mail_size, intake.max_depth, intake.max_parts) == (20 * MB, 7, 99)
 
 
-@pytest.fixture
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
-
-
-@pytest.mark.usefixtures("_dispose")
-def test_the_intake_judges_under_the_operators_settings(tmp_path: Path) -> None:
+def test_the_intake_judges_under_the_operators_settings(
+    tmp_path: Path, make_app: AppFactory
+) -> None:
     """Through the real pipeline: the [intake] settings reach the checks, and every mail is kept."""
     from mailbot.intake.poll import poll
     from mailbot.sources.maildir import deliver

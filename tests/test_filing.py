@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from mailbot.intake.poll import filed_statuses
@@ -13,7 +14,11 @@ from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver, folder_path
 from mailbot.store.models import Mail
 from tests.conftest import ROOT
-from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values, toml
+from tests.daemon_support import july, proposal, settings_values, toml
+from tests.fixtures import AppFactory
+
+# Every test here runs the whole pipeline, one `mailbot` in its own process.
+pytestmark = pytest.mark.slow
 
 OTHER_INST, OTHER_PI = "中国科学院微生物研究所", "李娜"
 
@@ -53,20 +58,18 @@ def test_a_completion_is_filed_and_counted_under_the_status_it_brought(tmp_path:
 
 def test_a_completion_recorded_before_a_stop_is_filed_under_the_same_status(
     tmp_path: Path,
+    make_app: AppFactory,
 ) -> None:
     """The next start files mail recorded but not moved; a completion goes where it would have."""
     app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"))
-    try:
-        maildir = tmp_path / "Maildir"
-        deliver(maildir, proposal("coremail", OTHER_INST, OTHER_PI, files="no_pdf"), july(22))
-        deliver(maildir, proposal("coremail", OTHER_INST, OTHER_PI, files="pdf_only"), july(23))
-        Daemon(app).once()
-        with app.db.transaction() as session:
-            mails = session.scalars(select(Mail).order_by(Mail.id)).all()
-            rows = [(m.location, m.status) for m in mails]
-            assert [status for _location, status in rows] == ["needs_correction"] * 2
-            filed = filed_statuses(session, mails[0].source, rows)
-        assert [status for _location, status in filed] == ["needs_correction", "accepted"]
-        assert [m.settled_folder for m in mails] == ["mailbot/needs-correction", "mailbot/accepted"]
-    finally:
-        dispose_apps()
+    maildir = tmp_path / "Maildir"
+    deliver(maildir, proposal("coremail", OTHER_INST, OTHER_PI, files="no_pdf"), july(22))
+    deliver(maildir, proposal("coremail", OTHER_INST, OTHER_PI, files="pdf_only"), july(23))
+    Daemon(app).once()
+    with app.db.transaction() as session:
+        mails = session.scalars(select(Mail).order_by(Mail.id)).all()
+        rows = [(m.location, m.status) for m in mails]
+        assert [status for _location, status in rows] == ["needs_correction"] * 2
+        filed = filed_statuses(session, mails[0].source, rows)
+    assert [status for _location, status in filed] == ["needs_correction", "accepted"]
+    assert [m.settled_folder for m in mails] == ["mailbot/needs-correction", "mailbot/accepted"]
