@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules" / "anso2021.toml"
 SHARED = ROOT.parent / "shared"
 
-pytest_plugins = ["tests.fixtures"]
+pytest_plugins = ["tests.fixtures", "pytester"]
 
 
 def write_rules(folder: Path, text: str, name: str = "rules.toml") -> Path:

@@ -194,6 +194,7 @@ def test_replies_wait_while_smtp_is_down_and_all_go_out_after(
         assert {r.state for r in session.scalars(select(Reply))} == {"sent"}
 
 
+@pytest.mark.slow  # the whole pipeline, on each database
 @pytest.mark.parametrize("in_store", [False, True], ids=["as-judged", "files-in-store"])
 def test_resubmission_and_completion_keep_one_reference(
     tmp_path: Path,

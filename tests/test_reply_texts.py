@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mailbot.intake.reprocess import reprocess
 from mailbot.replies.digest import queue_digest
 from mailbot.replies.render import Renderer
@@ -65,6 +67,7 @@ def _every_kind_of_mail(maildir: Path) -> None:
     deliver(maildir, proposal("foxmail", files="good"), july(31, 12))
 
 
+@pytest.mark.slow  # the whole pipeline, twice
 def test_every_reply_template_reads_whole_with_every_context_the_code_builds(
     tmp_path: Path,
     make_app: AppFactory,

@@ -199,6 +199,7 @@ def closed_port() -> int:
     return port
 
 
+@pytest.mark.slow  # the whole pipeline
 def test_status_shows_waiting_mail_the_outbox_and_the_last_error(
     tmp_path: Path, make_app: AppFactory
 ) -> None:
@@ -332,6 +333,7 @@ def drain(systemd: FakeSystemd) -> list[str]:
     return systemd.seen
 
 
+@pytest.mark.slow  # the daemon loop, on each socket kind
 def test_a_hung_intake_loop_stops_the_watchdog_pings_until_it_moves_again(
     tmp_path: Path, systemd: FakeSystemd, monkeypatch: pytest.MonkeyPatch, make_app: AppFactory
 ) -> None:
