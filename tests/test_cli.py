@@ -45,6 +45,7 @@ def test_the_shipped_sample_is_accepted() -> None:
     assert verdict["institution"] == "中国科学院植物研究所"
 
 
+@pytest.mark.slow  # `mailbot check` in its own process
 def test_human_output_reads_chinese_first() -> None:
     result = mailbot("check", "tests/data/coremail-accepted.eml")
     assert result.returncode == 0
@@ -53,6 +54,7 @@ def test_human_output_reads_chinese_first() -> None:
     assert f"word       {STEM}.docx" in text
 
 
+@pytest.mark.slow  # `mailbot check` in its own process
 def test_standard_input() -> None:
     raw = (ROOT / "tests/data/coremail-accepted.eml").read_bytes()
     result = mailbot("check", "-", "--json", stdin=raw)
