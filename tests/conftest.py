@@ -1,27 +1,27 @@
-"""Shared fixtures: the call's rules, and running `mailbot check` as a user does."""
+"""Shared fixtures: the call's rules, and running `mailbot check` as a user does.
+
+The resources (servers, apps, databases, Chromium) are fixtures in tests/fixtures.py, loaded here
+as a plugin; it also marks each test `servers` or `browser` by the fixtures it uses."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner
 
 from mailbot.calls import Call, load_call
 from mailbot.cli import main
-from tests.servers.dovecot import Dovecot
-from tests.servers.postgres import Postgres
-from tests.servers.smtp import SmtpSink
-from tests.tlsfactory import CertificateAuthority, ServerCertificate
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules" / "anso2021.toml"
 SHARED = ROOT.parent / "shared"
+
+pytest_plugins = ["tests.fixtures", "pytester"]
 
 
 def write_rules(folder: Path, text: str, name: str = "rules.toml") -> Path:
@@ -66,67 +66,3 @@ def codes(verdict: dict[str, Any]) -> list[str]:
 
 def roles(verdict: dict[str, Any]) -> dict[str, str]:
     return {a["filename"]: a["role"] for a in verdict["attachments"]}
-
-
-# Real servers on 127.0.0.1, started once per test session where they are slow to start.
-
-
-@pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
-    with Dovecot() as server:
-        yield server
-
-
-@pytest.fixture
-def mailbox(dovecot: Dovecot) -> Dovecot:
-    # The server is shared by the session, so every test starts from an empty mailbox.
-    dovecot.clear()
-    return dovecot
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    with Postgres() as server:
-        yield server
-
-
-@pytest.fixture
-def database_url(postgres: Postgres) -> Iterator[str]:
-    url = postgres.create_database()
-    yield url
-    postgres.drop_database(sa.make_url(url).database or "")
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as sink:
-        yield sink
-
-
-# TLS as an office's servers have it: a certificate from a private CA, made for this session.
-
-
-@pytest.fixture(scope="session")
-def private_ca(tmp_path_factory: pytest.TempPathFactory) -> CertificateAuthority:
-    return CertificateAuthority(tmp_path_factory.mktemp("private-ca"))
-
-
-@pytest.fixture(scope="session")
-def server_certificate(private_ca: CertificateAuthority) -> ServerCertificate:
-    return private_ca.issue("127.0.0.1")
-
-
-@pytest.fixture(scope="session")
-def dovecot_tls(server_certificate: ServerCertificate) -> Iterator[Dovecot]:
-    """Dovecot with the private CA's certificate: STARTTLS on port, IMAP over TLS on tls_port."""
-    with Dovecot(tls_cert=server_certificate.cert, tls_key=server_certificate.key) as server:
-        yield server
-
-
-@pytest.fixture
-def smtp_tls_sink(
-    private_ca: CertificateAuthority, server_certificate: ServerCertificate
-) -> Iterator[SmtpSink]:
-    """An SMTP sink offering STARTTLS with the private CA's certificate."""
-    with SmtpSink(tls_context=private_ca.server_context(server_certificate)) as sink:
-        yield sink

@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import func, select
 
 from mailbot.app import App
-from mailbot.config import load_settings
 from mailbot.store.models import Mail, Reply
 from tests.conftest import ROOT, RULES
 from tests.docfactory import Form, form_docx
@@ -111,22 +110,6 @@ def settings_values(
         else:
             values[key] = value
     return values
-
-
-OPEN_APPS: list[App] = []
-
-
-def make_app(values: dict[str, Any]) -> App:
-    """An App on a fresh schema; the tests' fixture disposes of its engine afterwards."""
-    app = App.build(load_settings(None, **values))
-    app.db.upgrade()
-    OPEN_APPS.append(app)
-    return app
-
-
-def dispose_apps() -> None:
-    while OPEN_APPS:
-        OPEN_APPS.pop().close()
 
 
 INST, PI = "中国科学院植物研究所", "张喆"

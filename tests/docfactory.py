@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import random
 import struct
@@ -276,8 +277,21 @@ def _repack(
 
 
 def form_docx(form: Form | None = None) -> bytes:
-    """The annex-2 proposal form as a .docx built with python-docx, laid out per form.style."""
-    form = form if form is not None else Form()
+    """The annex-2 proposal form as a .docx built with python-docx, laid out per form.style.
+
+    Without a form it is the default one, built once: the bytes are the same every time and
+    hundreds of tests attach it."""
+    if form is None:
+        return _default_form_docx()
+    return _build_form_docx(form)
+
+
+@functools.cache
+def _default_form_docx() -> bytes:
+    return _build_form_docx(Form())
+
+
+def _build_form_docx(form: Form) -> bytes:
     _check_form(form)
     doc = docx.Document()
     doc.add_heading(HEADING, level=1)

@@ -19,8 +19,12 @@ from mailbot.store.db import Database
 from mailbot.store.models import AuditEvent, User, utcnow
 from mailbot.web.auth import add_user
 from mailbot.web.throttle import FREE_TRIES, LOCK_AFTER, MAX_FAILURES_PER_ADDRESS
-from tests.test_web import browser, sample_urls, shoot  # noqa: F401  (browser: a fixture)
+from tests.fixtures import DATABASES
+from tests.test_web import sample_urls, shoot
 from tests.web_support import NAME, PASSWORD, Client, RunningDesk, form_token, running_desk
+
+# Nearly every test here works on a desk filled through the whole pipeline, and hashes passwords.
+pytestmark = pytest.mark.slow
 
 ADMIN, ADMIN_PASSWORD = "li.admin", "the admin's long password"
 VIEWER, VIEWER_PASSWORD = "zhou.viewer", "a viewer reads only"
@@ -398,7 +402,7 @@ def test_failures_from_one_address_lock_no_colleague_out(desk: RunningDesk) -> N
     assert Client(desk.url).login().status == 303  # from another address
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'throttle.sqlite3'}"
@@ -453,7 +457,7 @@ def test_the_count_of_failures_is_kept_alike_on_sqlite_and_postgresql(db: Databa
 
 
 def test_an_admin_manages_accounts_in_chromium(
-    browser: Any,  # noqa: F811
+    browser: Any,
     desk: RunningDesk,
     tmp_path: Path,
 ) -> None:

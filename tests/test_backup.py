@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,22 +19,18 @@ from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Attachment, Mail
 from tests.daemon_support import (
-    dispose_apps,
     july,
-    make_app,
     proposal,
     settings_values,
     toml,
 )
+from tests.fixtures import AppFactory
+
+# Every test here runs the pipeline and `mailbot backup`/`restore` in their own processes.
+pytestmark = pytest.mark.slow
 
 MAILS = 12
 PAUSE_AT = 5  # the intake is held after this many mails while the first backup runs
-
-
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
 
 
 def config_at(folder: Path, database_url: str | None = None) -> Path:
@@ -103,7 +98,9 @@ class HeldIntake:
             self.reached.set()
 
 
-def test_a_backup_during_intake_restores_its_log_and_every_file(tmp_path: Path) -> None:
+def test_a_backup_during_intake_restores_its_log_and_every_file(
+    tmp_path: Path, make_app: AppFactory
+) -> None:
     source = config_at(tmp_path / "live")
     make_app(
         settings_values(tmp_path / "live", f"sqlite:///{tmp_path / 'live' / 'mailbot.sqlite3'}")
@@ -156,7 +153,9 @@ def test_a_backup_during_intake_restores_its_log_and_every_file(tmp_path: Path) 
     assert stored_files(restored) == files_now
 
 
-def test_restore_refuses_a_database_or_store_in_use_unless_forced(tmp_path: Path) -> None:
+def test_restore_refuses_a_database_or_store_in_use_unless_forced(
+    tmp_path: Path, make_app: AppFactory
+) -> None:
     source = config_at(tmp_path / "live")
     make_app(
         settings_values(tmp_path / "live", f"sqlite:///{tmp_path / 'live' / 'mailbot.sqlite3'}")
@@ -183,7 +182,7 @@ def test_restore_refuses_a_database_or_store_in_use_unless_forced(tmp_path: Path
 
 
 def test_a_postgresql_backup_copies_the_store_and_names_pg_dump(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, make_app: AppFactory
 ) -> None:
     source = config_at(tmp_path / "live", database_url)
     app = make_app(settings_values(tmp_path / "live", database_url))
@@ -200,7 +199,9 @@ def test_a_postgresql_backup_copies_the_store_and_names_pg_dump(
         assert hashlib.sha256(copy.read_bytes()).hexdigest() == name
 
 
-def test_a_backup_before_the_first_mail_restores_an_empty_log(tmp_path: Path) -> None:
+def test_a_backup_before_the_first_mail_restores_an_empty_log(
+    tmp_path: Path, make_app: AppFactory
+) -> None:
     source = config_at(tmp_path / "live")
     make_app(
         settings_values(tmp_path / "live", f"sqlite:///{tmp_path / 'live' / 'mailbot.sqlite3'}")

@@ -12,7 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+# The benchmark starts its own Dovecot, PostgreSQL and SMTP server, and runs for minutes.
+pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
 QUICK_MAILS = 20
 

@@ -9,7 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+# The benchmark starts its own PostgreSQL and fills both databases.
+pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
 
 def test_the_desk_benchmark_runs_on_sqlite_and_postgresql(tmp_path: Path) -> None:

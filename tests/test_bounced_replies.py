@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,15 +14,13 @@ from mailbot.replies.digest import digest_context
 from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Mail, Reply
-from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values
+from tests.daemon_support import july, proposal, settings_values
+from tests.fixtures import AppFactory
+
+# Every test here runs the whole pipeline twice.
+pytestmark = pytest.mark.slow
 
 MAILBOX = "anso2021program@anso.org.cn"
-
-
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
 
 
 def dsn(reply: Reply, quoting: str, action: str = "failed") -> bytes:
@@ -80,7 +77,7 @@ def dsn(reply: Reply, quoting: str, action: str = "failed") -> bytes:
     ).encode()
 
 
-def answered(tmp_path: Path) -> tuple[App, Reply]:
+def answered(make_app: AppFactory, tmp_path: Path) -> tuple[App, Reply]:
     app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}"))
     deliver(tmp_path / "Maildir", proposal("outlook"), july(20))
     _, sent = Daemon(app).once()
@@ -91,8 +88,10 @@ def answered(tmp_path: Path) -> tuple[App, Reply]:
 
 
 @pytest.mark.parametrize("quoting", ["headers", "message", "qmail", "address"])
-def test_a_bounce_of_our_reply_marks_it_bounced(tmp_path: Path, quoting: str) -> None:
-    app, reply = answered(tmp_path)
+def test_a_bounce_of_our_reply_marks_it_bounced(
+    tmp_path: Path, quoting: str, make_app: AppFactory
+) -> None:
+    app, reply = answered(make_app, tmp_path)
     deliver(tmp_path / "Maildir", dsn(reply, quoting), july(20, 12))
     report, sent = Daemon(app).once()
     assert (report.new, sent.sent) == (1, 0)  # the bounce is recorded and never answered
@@ -121,8 +120,8 @@ def test_a_bounce_of_our_reply_marks_it_bounced(tmp_path: Path, quoting: str) ->
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
 
 
-def test_a_delay_notice_marks_nothing(tmp_path: Path) -> None:
-    app, reply = answered(tmp_path)
+def test_a_delay_notice_marks_nothing(tmp_path: Path, make_app: AppFactory) -> None:
+    app, reply = answered(make_app, tmp_path)
     deliver(tmp_path / "Maildir", dsn(reply, "headers", action="delayed"), july(20, 12))
     Daemon(app).once()
     with app.db.transaction() as session:

@@ -288,6 +288,7 @@ def _quoted_id(raw: bytes) -> str | None:
     return found.strip() if found and re.fullmatch(r"\s*<[^<>\s]+>\s*", found) else None
 
 
+@pytest.mark.slow
 def test_every_real_bounce_gives_its_returned_mail_and_recipients() -> None:
     figures: Counter[str] = Counter()
     for raw in _corpus():

@@ -8,7 +8,6 @@ import itertools
 import pickle
 import re
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes
 from pathlib import Path
@@ -31,8 +30,9 @@ from mailbot.mail.message import Message
 from mailbot.mail.parsing import parse_message
 from mailbot.mail.screen import measure_mime, screen
 from mailbot.store.models import Mail, Reply
-from tests.daemon_support import dispose_apps, make_app, settings_values
+from tests.daemon_support import settings_values
 from tests.docfactory import form_docx
+from tests.fixtures import AppFactory
 from tests.mailfactory import CLIENTS, build_mail
 from tests.mailfactory.base import Att
 from tests.mailfactory.documents import pdf_bytes
@@ -251,14 +251,9 @@ def test_the_limits_come_from_the_config(tmp_path: Path) -> None:
     assert (policy.max_mail_size, policy.max_depth, policy.max_parts) == (20 * MB, 7, 99)
 
 
-@pytest.fixture
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
-
-
-@pytest.mark.usefixtures("_dispose")
-def test_the_intake_judges_under_the_operators_settings(tmp_path: Path) -> None:
+def test_the_intake_judges_under_the_operators_settings(
+    tmp_path: Path, make_app: AppFactory
+) -> None:
     """Through the real pipeline: the [intake] settings reach the checks, and every mail is kept."""
     from mailbot.intake.poll import poll
     from mailbot.sources.maildir import deliver

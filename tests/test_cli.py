@@ -41,6 +41,7 @@ def test_the_shipped_sample_is_accepted() -> None:
     assert verdict["institution"] == "中国科学院植物研究所"
 
 
+@pytest.mark.slow  # `mailbot check` in its own process
 def test_human_output_reads_chinese_first() -> None:
     result = mailbot("check", "tests/data/coremail-accepted.eml")
     assert result.returncode == 0
@@ -49,6 +50,7 @@ def test_human_output_reads_chinese_first() -> None:
     assert f"word       {STEM}.docx" in text
 
 
+@pytest.mark.slow  # `mailbot check` in its own process
 def test_standard_input() -> None:
     raw = (ROOT / "tests/data/coremail-accepted.eml").read_bytes()
     result = mailbot("check", "-", "--json", stdin=raw)
@@ -108,6 +110,7 @@ def test_unknown_charset_keeps_the_chinese_subject(check: CheckRunner) -> None:
     assert "subject_format" not in codes(verdict)
 
 
+@pytest.mark.slow  # `mailbot check` in its own process, per input
 @pytest.mark.parametrize(
     "raw",
     [
@@ -157,6 +160,7 @@ def test_every_corpus_mail_gets_a_verdict(corpus: str, tmp_path: Path) -> None:
     assert sum(statuses.values()) == len(files) > 0
 
 
+@pytest.mark.slow  # `mailbot check` in its own process
 def test_the_cli_on_a_corpus_mail() -> None:
     [first, *_] = _corpus("mail-parser")
     result = mailbot("check", str(first), "--json")
@@ -164,6 +168,7 @@ def test_the_cli_on_a_corpus_mail() -> None:
     json.loads(result.stdout)
 
 
+@pytest.mark.slow  # `mailbot check` in its own process
 def test_a_good_mail_from_the_factory_via_the_real_command(tmp_path: Path) -> None:
     raw = build_mail(
         "outlook",

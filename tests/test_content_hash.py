@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,6 +63,7 @@ PIECES = [
 ]
 
 
+@pytest.mark.slow
 @settings(max_examples=3000, deadline=None, derandomize=True, database=None)
 @given(pieces=st.lists(st.sampled_from(PIECES), max_size=40), chunk=st.integers(1, 9))
 def test_pieces_of_any_size_give_the_whole_mail_digest(pieces: list[bytes], chunk: int) -> None:

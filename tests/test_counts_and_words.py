@@ -7,9 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mailbot.sources.maildir import deliver
 from tests.conftest import ROOT
 from tests.daemon_support import july, proposal, settings_values, toml, with_trace
+
+# The test runs the whole pipeline and `mailbot` in its own process.
+pytestmark = pytest.mark.slow
 
 MAILBOX = "anso2021program@anso.org.cn"
 

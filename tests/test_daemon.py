@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -21,38 +21,16 @@ from tests.conftest import ROOT
 from tests.daemon_support import (
     PASSWORD_ENV,
     daemon_process,
-    dispose_apps,
     july,
-    make_app,
     proposal,
     settings_values,
     toml,
     wait_until,
 )
+from tests.fixtures import AppFactory
 from tests.mailfactory import build_mail
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpSink
-
-
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
-    url: str = request.getfixturevalue("database_url")
-    return url
-
-
-@pytest.fixture
-def imap_env(mailbox: Dovecot, monkeypatch: pytest.MonkeyPatch) -> Dovecot:
-    monkeypatch.setenv(PASSWORD_ENV, mailbox.password)
-    return mailbox
-
 
 MIXED: list[tuple[str, Callable[[], bytes], datetime, str]] = [
     # (what, raw, receipt time, expected status)
@@ -114,7 +92,7 @@ def _fill(dovecot: Dovecot) -> dict[str, tuple[bytes, str]]:
 
 
 def test_run_once_against_dovecot(
-    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path, make_app: AppFactory
 ) -> None:
     sent = _fill(imap_env)
     app = make_app(settings_values(tmp_path, db_url, imap=imap_env, smtp=smtp_sink))
@@ -160,7 +138,7 @@ def test_run_once_against_dovecot(
 
 
 def test_flag_mode_leaves_mail_and_a_second_run_does_nothing(
-    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path, make_app: AppFactory
 ) -> None:
     _fill(imap_env)
     values = settings_values(tmp_path, db_url, imap=imap_env, smtp=smtp_sink)
@@ -178,7 +156,7 @@ def test_flag_mode_leaves_mail_and_a_second_run_does_nothing(
 
 
 def test_uidvalidity_change_processes_nothing_twice(
-    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path, make_app: AppFactory
 ) -> None:
     values = settings_values(tmp_path, db_url, imap=imap_env, smtp=smtp_sink)
     values["source"]["after"] = "flag"
@@ -199,7 +177,7 @@ def test_uidvalidity_change_processes_nothing_twice(
 
 
 def test_replies_wait_while_smtp_is_down_and_all_go_out_after(
-    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path, make_app: AppFactory
 ) -> None:
     sent = _fill(imap_env)
     answered = sum(1 for _, s in sent.values() if s != "ignored")
@@ -221,9 +199,14 @@ def test_replies_wait_while_smtp_is_down_and_all_go_out_after(
         assert {r.state for r in session.scalars(select(Reply))} == {"sent"}
 
 
+@pytest.mark.slow  # the whole pipeline, on each database
 @pytest.mark.parametrize("in_store", [False, True], ids=["as-judged", "files-in-store"])
 def test_resubmission_and_completion_keep_one_reference(
-    tmp_path: Path, db_url: str, in_store: bool, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    db_url: str,
+    in_store: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    make_app: AppFactory,
 ) -> None:
     from mailbot.judge import processes as judges
     from mailbot.sources.maildir import deliver
@@ -326,7 +309,7 @@ def test_run_once_cli_and_the_secretariat_commands(
 
 
 def test_sigkill_mid_batch_loses_nothing_and_sends_nothing_twice(
-    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path, make_app: AppFactory
 ) -> None:
     total = 200
     message_ids = []
@@ -404,7 +387,7 @@ def test_sigkill_mid_batch_loses_nothing_and_sends_nothing_twice(
 
 
 def test_dovecot_restart_during_idle(
-    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path, make_app: AppFactory
 ) -> None:
     values = settings_values(tmp_path, db_url, imap=imap_env, smtp=smtp_sink)
     values["source"]["poll_interval"] = (

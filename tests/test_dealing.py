@@ -28,11 +28,13 @@ from mailbot.web.dealing import (
     mark_handled,
 )
 from mailbot.web.outbox_desk import mark_dealt_with, outbox_page, resend
-from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values
-from tests.test_web import browser, screenshots, shoot, sign_in
+from tests.daemon_support import july, proposal, settings_values
+from tests.fixtures import AppFactory
+from tests.test_web import shoot, sign_in
 from tests.web_support import HOSTILE_SUBJECT, NAME, Client, RunningDesk, running_desk
 
-__all__ = ["browser", "screenshots"]  # fixtures shared with test_web
+# Nearly every test here works on a desk filled through the whole pipeline.
+pytestmark = pytest.mark.slow
 
 LI_NA = ("中国科学院微生物研究所", "李娜")
 UNREADABLE_SUBJECT = "建议书，请查收"
@@ -557,22 +559,9 @@ def test_other_mail_and_outbox_in_chromium(
 # --------------------------------------------------------------------------- on both databases
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
-    url: str = request.getfixturevalue("database_url")
-    return url
-
-
-@pytest.fixture
-def apps() -> Iterator[None]:
-    yield
-    dispose_apps()
-
-
-@pytest.mark.usefixtures("apps")
-def test_other_mail_and_the_outbox_on_sqlite_and_postgresql(tmp_path: Path, db_url: str) -> None:
+def test_other_mail_and_the_outbox_on_sqlite_and_postgresql(
+    tmp_path: Path, db_url: str, make_app: AppFactory
+) -> None:
     """The desk's queries and acts for other mail and the outbox, without the browser."""
     app = make_app(settings_values(tmp_path, db_url))
     maildir = tmp_path / "Maildir"

@@ -8,7 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
+
+# Every test here runs `mailbot demo` in its own process.
+pytestmark = pytest.mark.slow
 
 
 def mailbot(*args: str) -> subprocess.CompletedProcess[str]:

@@ -21,8 +21,11 @@ from sqlalchemy import func, select
 from mailbot.service.daemon import Daemon
 from mailbot.store.models import AuditEvent, DeskDraft, Mail, Reply, Submission
 from mailbot.web.auth import SESSION_IDLE, add_user
-from tests.test_web import browser, shoot, sign_in  # noqa: F401  (browser is a fixture)
+from tests.test_web import shoot, sign_in
 from tests.web_support import NAME, PASSWORD, Client, RunningDesk, form_token, running_desk
+
+# Every test here works on a desk filled through the whole pipeline.
+pytestmark = pytest.mark.slow
 
 OTHER, OTHER_PASSWORD = "li.ming", "another correct horse battery"
 
@@ -43,17 +46,12 @@ def signed_in(desk: RunningDesk) -> Client:
 
 
 @pytest.fixture
-def page(browser: Any, desk: RunningDesk) -> Iterator[Any]:  # noqa: F811
+def page(browser: Any, desk: RunningDesk) -> Iterator[Any]:
     context = browser.new_context(base_url=desk.url, viewport={"width": 1366, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
     context.close()
-
-
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("letter-shots")
 
 
 def reference_of(desk: RunningDesk, pi: str) -> str:

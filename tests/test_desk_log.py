@@ -3,7 +3,6 @@ header, and previous/next along the list a submission was opened from."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -24,9 +23,9 @@ from mailbot.web.app import create_app
 from mailbot.web.auth import add_user
 from mailbot.web.server import BackgroundServer
 from tests.conftest import ROOT
+from tests.fixtures import DATABASES
 from tests.web_support import NAME, PASSWORD, Client
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
 SUBMISSIONS = 130
 
@@ -123,22 +122,6 @@ def test_previous_next_and_back_keep_the_list_it_came_from(signed_in: Client) ->
 # --------------------------------------------------------------------------- in Chromium
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must have Debian's chromium (.ci/run installs it)")
-        pytest.skip("no /usr/bin/chromium here: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield browser
-        browser.close()
-
-
 def shoot(page: Any, folder: Path, name: str) -> None:
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
@@ -194,7 +177,7 @@ def test_the_log_fits_1366_and_390_pixels_and_its_header_stays(
 # --------------------------------------------------------------------------- on both databases
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def filled(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
     if request.param == "sqlite":
         url = "sqlite:///desk.sqlite3"

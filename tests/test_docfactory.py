@@ -220,6 +220,7 @@ def bomb() -> bytes:
     return df.zip_bomb_docx()
 
 
+@pytest.mark.slow  # builds a zip bomb
 def test_zip_bomb_is_small_on_disk_but_declares_300_mib(bomb: bytes) -> None:
     assert len(bomb) < 1_000_000
     with zipfile.ZipFile(io.BytesIO(bomb)) as zf:
@@ -233,6 +234,7 @@ def test_zip_bomb_is_small_on_disk_but_declares_300_mib(bomb: bytes) -> None:
     assert "项目名称".encode() in start
 
 
+@pytest.mark.slow  # python-docx opens a zip bomb
 def test_small_zip_bomb_is_a_docx_python_docx_opens() -> None:
     doc = _open(df.zip_bomb_docx(2))
     assert doc.paragraphs[0].text == "项目名称：" + df.Form().title

@@ -341,6 +341,7 @@ def _without_root_powers() -> list[str]:
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
 
 
+@pytest.mark.slow  # `mailbot doctor` in its own process
 def test_a_store_mailbot_cannot_write_is_named() -> None:
     """A store whose modes let nobody write, not even the user mailbot runs as."""
     folder = Path(tempfile.mkdtemp(prefix="mailbot-doctor-", dir="/tmp"))

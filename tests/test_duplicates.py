@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,9 +27,7 @@ from tests.daemon_support import (
     PASSWORD_ENV,
     count_mails,
     daemon_process,
-    dispose_apps,
     july,
-    make_app,
     message_id,
     proposal,
     settings_values,
@@ -39,30 +36,11 @@ from tests.daemon_support import (
     wait_until,
     with_trace,
 )
+from tests.fixtures import AppFactory
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpSink
 
 MAILBOX = "anso2021program@anso.org.cn"
-
-
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
-    url: str = request.getfixturevalue("database_url")
-    return url
-
-
-@pytest.fixture
-def imap_env(mailbox: Dovecot, monkeypatch: pytest.MonkeyPatch) -> Dovecot:
-    monkeypatch.setenv(PASSWORD_ENV, mailbox.password)
-    return mailbox
 
 
 def applicant(n: int, client: str = "outlook") -> bytes:
@@ -95,7 +73,7 @@ def test_the_content_hash_leaves_out_the_trace_headers_and_nothing_else() -> Non
 
 
 def test_a_mail_delivered_twice_is_recorded_once_and_answered_once(
-    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, db_url: str, tmp_path: Path, make_app: AppFactory
 ) -> None:
     again, cc, other = applicant(1), applicant(2, "foxmail"), applicant(3, "coremail")
     # The same bytes twice; one mail by way of the mailbox and of a cc address; another mail.
@@ -142,7 +120,9 @@ def test_a_mail_delivered_twice_is_recorded_once_and_answered_once(
     assert len(smtp_sink.messages) == 3
 
 
-def test_the_database_keeps_one_original_per_mail(tmp_path: Path, db_url: str) -> None:
+def test_the_database_keeps_one_original_per_mail(
+    tmp_path: Path, db_url: str, make_app: AppFactory
+) -> None:
     """What settles two daemons racing on two copies: a second original cannot be written."""
     app = make_app(settings_values(tmp_path, db_url))
 
@@ -170,7 +150,7 @@ def test_the_database_keeps_one_original_per_mail(tmp_path: Path, db_url: str) -
 
 
 def test_two_mailboxes_of_one_call_racing_on_copies_answer_each_mail_once(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, make_app: AppFactory
 ) -> None:
     """The applicant wrote to the call's mailbox and cc'd a second mailbox of the call,
     served by a second daemon: whichever records a mail first, the other's copy is
@@ -217,7 +197,7 @@ def test_two_mailboxes_of_one_call_racing_on_copies_answer_each_mail_once(
 
 
 def test_a_second_daemon_on_the_same_mailbox_waits_and_takes_over(
-    imap_env: Dovecot, smtp_sink: SmtpSink, tmp_path: Path
+    imap_env: Dovecot, smtp_sink: SmtpSink, tmp_path: Path, make_app: AppFactory
 ) -> None:
     values = settings_values(
         tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", imap=imap_env, smtp=smtp_sink
@@ -265,7 +245,9 @@ def test_a_second_daemon_on_the_same_mailbox_waits_and_takes_over(
         assert session.scalars(select(LeaseRow)).all() == []  # released on a clean exit
 
 
-def test_run_once_refuses_a_mailbox_another_daemon_serves(tmp_path: Path) -> None:
+def test_run_once_refuses_a_mailbox_another_daemon_serves(
+    tmp_path: Path, make_app: AppFactory
+) -> None:
     app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}"))
     deliver(tmp_path / "Maildir", applicant(1), july(20))
     other = Lease(app.db, app.open_mailbox().name, "elsewhere pid 1 ns 1 #abcd")
@@ -286,7 +268,9 @@ class Clock:
         return self.moment
 
 
-def test_a_lease_is_taken_over_when_it_runs_out_or_its_process_is_gone(tmp_path: Path) -> None:
+def test_a_lease_is_taken_over_when_it_runs_out_or_its_process_is_gone(
+    tmp_path: Path, make_app: AppFactory
+) -> None:
     app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}"))
     clock = Clock()
     elsewhere = Lease(app.db, "imap://a@b:993", "otherhost pid 7 ns 1 #aaaa", ttl=60, clock=clock)
@@ -320,7 +304,7 @@ def test_a_lease_is_taken_over_when_it_runs_out_or_its_process_is_gone(tmp_path:
 
 
 def test_several_daemons_serve_several_calls_on_postgresql(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, make_app: AppFactory
 ) -> None:
     second_rules = write_rules(
         tmp_path,

@@ -351,6 +351,7 @@ PROPERTY = settings(
 )
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(raw=hostile_mails())
 def test_hostile_mails_read_as_before(raw: bytes) -> None:

@@ -33,9 +33,7 @@ from tests.daemon_support import (
     DaemonProcess,
     count_mails,
     daemon_process,
-    dispose_apps,
     july,
-    make_app,
     message_id,
     proposal,
     settings_values,
@@ -43,6 +41,7 @@ from tests.daemon_support import (
     unsent_replies,
     wait_until,
 )
+from tests.fixtures import AppFactory
 from tests.servers.dovecot import Dovecot
 from tests.servers.postgres import Postgres
 from tests.servers.smtp import SmtpSink
@@ -88,17 +87,17 @@ def _summary(request: pytest.FixtureRequest) -> Iterator[None]:
         print("\n" + "\n".join(figures.line() for figures in [*FIGURES, total]))
 
 
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
-
-
 class Rig:
     """One daemon's surroundings: its mailbox, SMTP server (with a login), database, logs."""
 
     def __init__(
-        self, tmp_path: Path, imap: Dovecot, smtp: SmtpSink, database_url: str, **extra: Any
+        self,
+        make_app: AppFactory,
+        tmp_path: Path,
+        imap: Dovecot,
+        smtp: SmtpSink,
+        database_url: str,
+        **extra: Any,
     ) -> None:
         self.tmp_path, self.imap, self.smtp = tmp_path, imap, smtp
         values = settings_values(tmp_path, database_url, imap=imap, smtp=smtp, **extra)
@@ -190,8 +189,8 @@ class Rig:
 
 
 @pytest.fixture
-def rig(mailbox: Dovecot, smtp_sink: SmtpSink, tmp_path: Path) -> Rig:
-    return Rig(tmp_path, mailbox, smtp_sink, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
+def rig(mailbox: Dovecot, smtp_sink: SmtpSink, tmp_path: Path, make_app: AppFactory) -> Rig:
+    return Rig(make_app, tmp_path, mailbox, smtp_sink, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
 
 
 # --------------------------------------------------------------------------- SIGKILL
@@ -312,10 +311,15 @@ def fill(disk: Path) -> Path:
 
 
 def test_disk_full_leaves_the_mail_in_the_mailbox(
-    mailbox: Dovecot, smtp_sink: SmtpSink, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    mailbox: Dovecot,
+    smtp_sink: SmtpSink,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make_app: AppFactory,
 ) -> None:
     with small_disk(tmp_path / "disk") as disk:
         rig = Rig(
+            make_app,
             tmp_path,
             mailbox,
             smtp_sink,
@@ -347,8 +351,9 @@ def test_database_down_leaves_the_mail_in_the_mailbox(
     database_url: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    make_app: AppFactory,
 ) -> None:
-    rig = Rig(tmp_path, mailbox, smtp_sink, database_url)
+    rig = Rig(make_app, tmp_path, mailbox, smtp_sink, database_url)
     rig.secrets["database"] = postgres.password
     rig.append(2)
     with rig.daemon("run") as daemon:
@@ -379,6 +384,7 @@ def test_database_down_leaves_the_mail_in_the_mailbox(
 
 def test_raw_mail_replies_and_the_database_are_for_the_daemons_user_alone(
     tmp_path: Path,
+    make_app: AppFactory,
 ) -> None:
     old = os.umask(0o022)  # a usual umask, which alone would let everyone read
     try:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from mailbot.intake.filing import filed_statuses
@@ -17,15 +18,11 @@ from mailbot.sources.maildir import deliver, folder_path
 from mailbot.store.blobs import StoreError
 from mailbot.store.models import Mail, Reply
 from tests.conftest import ROOT
-from tests.daemon_support import (
-    dispose_apps,
-    july,
-    make_app,
-    proposal,
-    settings_values,
-    toml,
-    with_trace,
-)
+from tests.daemon_support import july, proposal, settings_values, toml, with_trace
+from tests.fixtures import AppFactory
+
+# Every test here runs the whole pipeline, one `mailbot` in its own process.
+pytestmark = pytest.mark.slow
 
 OTHER_INST, OTHER_PI = "中国科学院微生物研究所", "李娜"
 
@@ -65,80 +62,74 @@ def test_a_completion_is_filed_and_counted_under_the_status_it_brought(tmp_path:
 
 def test_a_completion_recorded_before_a_stop_is_filed_under_the_same_status(
     tmp_path: Path,
+    make_app: AppFactory,
 ) -> None:
     """The next start files mail recorded but not moved; a completion goes where it would have."""
     app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"))
-    try:
-        maildir = tmp_path / "Maildir"
-        deliver(maildir, proposal("coremail", OTHER_INST, OTHER_PI, files="no_pdf"), july(22))
-        deliver(maildir, proposal("coremail", OTHER_INST, OTHER_PI, files="pdf_only"), july(23))
-        Daemon(app).once()
-        with app.db.transaction() as session:
-            mails = session.scalars(select(Mail).order_by(Mail.id)).all()
-            rows = [(m.location, m.status) for m in mails]
-            assert [status for _location, status in rows] == ["needs_correction"] * 2
-            filed = filed_statuses(session, mails[0].source, rows)
-        assert [status for _location, status in filed] == ["needs_correction", "accepted"]
-        assert [m.settled_folder for m in mails] == ["mailbot/needs-correction", "mailbot/accepted"]
-    finally:
-        dispose_apps()
+    maildir = tmp_path / "Maildir"
+    deliver(maildir, proposal("coremail", OTHER_INST, OTHER_PI, files="no_pdf"), july(22))
+    deliver(maildir, proposal("coremail", OTHER_INST, OTHER_PI, files="pdf_only"), july(23))
+    Daemon(app).once()
+    with app.db.transaction() as session:
+        mails = session.scalars(select(Mail).order_by(Mail.id)).all()
+        rows = [(m.location, m.status) for m in mails]
+        assert [status for _location, status in rows] == ["needs_correction"] * 2
+        filed = filed_statuses(session, mails[0].source, rows)
+    assert [status for _location, status in filed] == ["needs_correction", "accepted"]
+    assert [m.settled_folder for m in mails] == ["mailbot/needs-correction", "mailbot/accepted"]
 
 
-def test_each_mail_comes_back_as_what_became_of_it(tmp_path: Path) -> None:
+def test_each_mail_comes_back_as_what_became_of_it(make_app: AppFactory, tmp_path: Path) -> None:
     """Recorded, recorded as a duplicate, known already, or not stored: what the summary counts."""
     app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"))
-    try:
-        maildir = tmp_path / "Maildir"
-        raw = proposal("coremail")
-        deliver(maildir, raw, july(22))
-        deliver(maildir, with_trace(raw, "call@anso.org.cn", "alias"), july(22, 10, 5))
-        mailbox = app.open_mailbox()
-        [batch] = list(mailbox.fetch_new("INBOX", Cursor()))
-        judged = list(app.judges.judge_all((item.raw, item.received_at) for item in batch))
-        report = PollReport()
+    maildir = tmp_path / "Maildir"
+    raw = proposal("coremail")
+    deliver(maildir, raw, july(22))
+    deliver(maildir, with_trace(raw, "call@anso.org.cn", "alias"), july(22, 10, 5))
+    mailbox = app.open_mailbox()
+    [batch] = list(mailbox.fetch_new("INBOX", Cursor()))
+    judged = list(app.judges.judge_all((item.raw, item.received_at) for item in batch))
+    report = PollReport()
 
-        first = process(app, mailbox.name, batch[0], judged[0])
-        assert isinstance(first, Recorded)
-        assert first.status == "accepted"
-        assert not first.duplicate
-        copy = process(app, mailbox.name, batch[1], judged[1])
-        assert isinstance(copy, Recorded)
-        assert copy.duplicate, "the second delivery is recorded as a duplicate"
-        assert copy.status == "ignored"
-        assert process(app, mailbox.name, batch[0], judged[0]) == Known("accepted")
-        full = StoreError("the blob store's disk is full")
-        refused = process(app, mailbox.name, batch[0], full)
-        assert refused == NotStored(full)
-        for outcome in (first, copy, Known("accepted"), refused):
-            report.tally(outcome)
+    first = process(app, mailbox.name, batch[0], judged[0])
+    assert isinstance(first, Recorded)
+    assert first.status == "accepted"
+    assert not first.duplicate
+    copy = process(app, mailbox.name, batch[1], judged[1])
+    assert isinstance(copy, Recorded)
+    assert copy.duplicate, "the second delivery is recorded as a duplicate"
+    assert copy.status == "ignored"
+    assert process(app, mailbox.name, batch[0], judged[0]) == Known("accepted")
+    full = StoreError("the blob store's disk is full")
+    refused = process(app, mailbox.name, batch[0], full)
+    assert refused == NotStored(full)
+    for outcome in (first, copy, Known("accepted"), refused):
+        report.tally(outcome)
 
-        assert report.summary() == (
-            "2 new (accepted 1, ignored 1), 1 already recorded, 1 failed, 1 duplicate"
-        )
-        assert report.fault is full
-        with app.db.transaction() as session:
-            assert session.scalar(select(func.count()).select_from(Mail)) == 2
-            assert session.scalar(select(func.count()).select_from(Reply)) == 1  # one answer
-    finally:
-        dispose_apps()
+    assert report.summary() == (
+        "2 new (accepted 1, ignored 1), 1 already recorded, 1 failed, 1 duplicate"
+    )
+    assert report.fault is full
+    with app.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(Mail)) == 2
+        assert session.scalar(select(func.count()).select_from(Reply)) == 1  # one answer
 
 
-def test_with_after_flag_a_mail_stays_in_the_inbox_flagged(tmp_path: Path) -> None:
+def test_with_after_flag_a_mail_stays_in_the_inbox_flagged(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
     values = settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
     app = make_app(values)
     flagging = make_app({**values, "source": {**values["source"], "after": "flag"}})
-    try:
-        assert app.filing("accepted") == MoveTo("mailbot/accepted")
-        assert flagging.filing("accepted") == Flag()
-        maildir = tmp_path / "Maildir"
-        key = deliver(maildir, proposal("coremail"), july(22))
-        report, _ = Daemon(flagging).once()
-        assert report.new == 1
-        assert [p.name for p in (maildir / "cur").iterdir()] == [f"{key}:2,S"]
-        assert _files(maildir, "mailbot/accepted") == 0
-        with flagging.db.transaction() as session:
-            mail = session.scalars(select(Mail)).one()
-            assert mail.settled
-            assert mail.settled_folder is None
-    finally:
-        dispose_apps()
+    assert app.filing("accepted") == MoveTo("mailbot/accepted")
+    assert flagging.filing("accepted") == Flag()
+    maildir = tmp_path / "Maildir"
+    key = deliver(maildir, proposal("coremail"), july(22))
+    report, _ = Daemon(flagging).once()
+    assert report.new == 1
+    assert [p.name for p in (maildir / "cur").iterdir()] == [f"{key}:2,S"]
+    assert _files(maildir, "mailbot/accepted") == 0
+    with flagging.db.transaction() as session:
+        mail = session.scalars(select(Mail)).one()
+        assert mail.settled
+        assert mail.settled_folder is None

@@ -341,6 +341,7 @@ HOSTILE = [("word", n, f) for n, f in UNREADABLE_WORD.items()] + [
 ]
 
 
+@pytest.mark.slow  # a measured `mailbot check` process per document
 @pytest.mark.parametrize(("kind", "name", "make"), HOSTILE, ids=[f"{k}-{n}" for k, n, _ in HOSTILE])
 def test_hostile_documents_are_answered_within_5_s_and_200_mb(
     kind: str, name: str, make: Callable[[], bytes], tmp_path: Path

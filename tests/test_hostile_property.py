@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +30,9 @@ from mailbot.mail.parsing import parse_message
 from mailbot.mail.screen import screen
 from tests.conftest import ROOT
 from tests.mailfactory.documents import pdf_bytes
+
+# Hypothesis judges hundreds of generated mails.
+pytestmark = pytest.mark.slow
 
 EXAMPLES = 2000
 WATCHDOG = 10.0  # seconds one example may take before it counts as a hang

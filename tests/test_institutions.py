@@ -11,7 +11,6 @@ import email
 import email.policy
 import subprocess
 import sys
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -30,8 +29,9 @@ from mailbot.web.app import create_app
 from mailbot.web.auth import add_user
 from mailbot.web.server import BackgroundServer
 from tests.conftest import ROOT, RULES, write_rules
-from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values, toml
+from tests.daemon_support import july, proposal, settings_values, toml
 from tests.docfactory import Form, form_docx
+from tests.fixtures import AppFactory
 from tests.mailfactory import build_mail
 from tests.mailfactory.base import Att
 from tests.mailfactory.documents import pdf_bytes
@@ -40,12 +40,6 @@ from tests.web_support import NAME, PASSWORD, Client
 BOTANY = "中国科学院植物研究所"
 NAMES = [BOTANY, "植物研究所", "中科院植物所", "Institute of Botany, CAS"]
 PI = "张三"
-
-
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -122,7 +116,9 @@ def test_an_institute_is_known_by_each_of_its_names(call: Call) -> None:
 # --------------------------------------------------------------------------- one institution
 
 
-def test_one_institute_under_four_names_is_one_submission(tmp_path: Path, db_url: str) -> None:
+def test_one_institute_under_four_names_is_one_submission(
+    make_app: AppFactory, tmp_path: Path, db_url: str
+) -> None:
     config = _config(tmp_path, db_url)
     # Each mail is consistent in itself: subject and file names name the institute alike.
     once = _run(config, tmp_path, *(proposal("outlook", name, PI) for name in NAMES))
@@ -152,7 +148,7 @@ def test_one_institute_under_four_names_is_one_submission(tmp_path: Path, db_url
 
 
 def test_a_submission_keyed_before_canonical_names_takes_the_next_version(
-    tmp_path: Path, db_url: str
+    make_app: AppFactory, tmp_path: Path, db_url: str
 ) -> None:
     """A database from before keys a submission by the name its first mail wrote."""
     config = _config(tmp_path, db_url)
@@ -221,7 +217,7 @@ def test_a_broken_or_missing_projects_list_is_one_clear_rules_error(tmp_path: Pa
 
 
 def test_a_pi_leading_an_ongoing_project_is_shown_to_the_secretariat_alone(
-    tmp_path: Path, db_url: str
+    make_app: AppFactory, tmp_path: Path, db_url: str
 ) -> None:
     config = _config(tmp_path, db_url, _eligibility_rules(tmp_path, tell=False))
     # The list names the institute one way, the mail another; a namesake elsewhere is not listed.
@@ -287,7 +283,7 @@ def test_the_rules_may_tell_the_applicant_too(tmp_path: Path) -> None:
 
 
 def test_the_same_files_under_another_institution_and_pi_are_flagged(
-    tmp_path: Path, db_url: str
+    make_app: AppFactory, tmp_path: Path, db_url: str
 ) -> None:
     config = _config(tmp_path, db_url)
     scan = pdf_bytes(3, "one scan for two proposals")

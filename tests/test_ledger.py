@@ -32,6 +32,9 @@ from tests.conftest import ROOT
 from tests.daemon_support import july
 from tests.web_support import Client, RunningDesk, running_desk
 
+# Every test here works on a desk filled through the whole pipeline.
+pytestmark = pytest.mark.slow
+
 # Mail the demo cannot produce, as the pipeline records it (status, problem code).
 TROUBLE = [("ignored", "too_complex"), ("ignored", "unjudged"), ("accepted", "auth_failed")]
 TROUBLE += [("ignored", "unparseable"), ("ignored", "own_domain")]

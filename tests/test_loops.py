@@ -463,6 +463,7 @@ def _corpus(name: str) -> list[Path]:
     )
 
 
+@pytest.mark.slow  # every corpus mail judged
 @pytest.mark.parametrize("corpus", ["sisimai-bounces", "mail-parser"])
 def test_every_corpus_mail_gets_a_verdict_from_mailbot_check(corpus: str) -> None:
     files = _corpus(corpus)

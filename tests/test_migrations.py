@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -13,16 +10,8 @@ from mailbot.store.db import Database
 from mailbot.store.models import Base
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    value: str = request.getfixturevalue("database_url")
-    return value
-
-
-def test_upgrade_matches_the_models_and_downgrade_empties(url: str) -> None:
-    db = Database(url)
+def test_upgrade_matches_the_models_and_downgrade_empties(db_url: str) -> None:
+    db = Database(db_url)
     try:
         db.upgrade()
         with db.engine.connect() as connection:
@@ -36,17 +25,17 @@ def test_upgrade_matches_the_models_and_downgrade_empties(url: str) -> None:
         db.dispose()
 
 
-def test_a_poll_finds_unfiled_mail_by_the_index_not_by_reading_every_row(url: str) -> None:
+def test_a_poll_finds_unfiled_mail_by_the_index_not_by_reading_every_row(db_url: str) -> None:
     """The idle poll's one query that grows with the mailbox is answered from ix_mails_unsettled."""
     from mailbot.intake.filing import unsettled
 
-    db = Database(url)
+    db = Database(db_url)
     try:
         db.upgrade()
         with db.engine.connect() as connection:
             query = unsettled("imap://bench", "INBOX").compile(connection)
             params = tuple(query.params[name] for name in query.positiontup or ())
-            if url.startswith("sqlite"):
+            if db_url.startswith("sqlite"):
                 plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}", params).all()
             else:
                 # An empty table is read whole however it is indexed: forbid that, and

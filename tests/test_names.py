@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,8 +20,9 @@ from mailbot.sources.maildir import deliver
 from mailbot.store.models import Attachment
 from tests import diskwatch
 from tests.conftest import RULES, CheckRunner
-from tests.daemon_support import dispose_apps, make_app, settings_values
+from tests.daemon_support import settings_values
 from tests.docfactory import form_docx
+from tests.fixtures import AppFactory
 from tests.mailfactory import build_mail
 from tests.mailfactory.base import Att
 from tests.mailfactory.documents import pdf_bytes
@@ -161,23 +161,8 @@ def test_the_human_verdict_escapes_names(tmp_path: Path) -> None:
 # --- through the daemon: store, database, reply, intake log, logs -----------------------------
 
 
-@pytest.fixture
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
-    url: str = request.getfixturevalue("database_url")
-    return url
-
-
-@pytest.mark.usefixtures("_dispose")
 def test_names_never_touch_the_disk_and_are_escaped_wherever_shown(
-    tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture, make_app: AppFactory
 ) -> None:
     app = make_app(settings_values(tmp_path / "work", db_url))
     maildir = tmp_path / "work" / "Maildir"

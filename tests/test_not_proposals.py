@@ -29,8 +29,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from mailbot.app import App
 from mailbot.calls import Call
 from mailbot.cli import main
+from mailbot.config import load_settings
 from mailbot.judge.checks import verdict_for
 from mailbot.ledger.attention import NEEDS_A_PERSON
 from mailbot.mail.parsing import parse_message
@@ -41,14 +43,13 @@ from mailbot.web.files import content_disposition, content_type
 from tests.conftest import ROOT, RULES, SHARED, CheckRunner, codes, roles
 from tests.daemon_support import (
     PASSWORD_ENV,
-    dispose_apps,
     july,
-    make_app,
     proposal,
     settings_values,
     toml,
 )
 from tests.docfactory import Form, form_docx
+from tests.fixtures import AppFactory
 from tests.mailfactory import build_mail
 from tests.mailfactory.base import Att
 from tests.mailfactory.calendar import INVITATION_CLIENTS, build_invitation
@@ -117,22 +118,21 @@ def test_a_bounce_from_any_spelling_of_the_daemon_or_postmaster_is_ignored(
     assert f"From: {local}@cstnet.cn" in _problem(verdict, "bounce")
 
 
-def test_a_post_master_bounce_of_our_reply_marks_that_reply_bounced(tmp_path: Path) -> None:
+def test_a_post_master_bounce_of_our_reply_marks_that_reply_bounced(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
     app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}"))
-    try:
-        deliver(tmp_path / "Maildir", proposal("coremail", INST, PI), july(20))
-        _, sent = Daemon(app).once()
-        assert sent.sent == 1
-        with app.db.transaction() as session:
-            reply = session.scalars(select(Reply)).one()
-        bounce = server_bounce("post_master", returned=reply.message_id, recipient=reply.to_address)
-        deliver(tmp_path / "Maildir", bounce, july(20, 10, 5))
-        report, sent = Daemon(app).once()
-        assert (report.new, sent.sent) == (1, 0)  # recorded, never answered
-        with app.db.transaction() as session:
-            assert session.get_one(Reply, reply.id).state == "bounced"
-    finally:
-        dispose_apps()
+    deliver(tmp_path / "Maildir", proposal("coremail", INST, PI), july(20))
+    _, sent = Daemon(app).once()
+    assert sent.sent == 1
+    with app.db.transaction() as session:
+        reply = session.scalars(select(Reply)).one()
+    bounce = server_bounce("post_master", returned=reply.message_id, recipient=reply.to_address)
+    deliver(tmp_path / "Maildir", bounce, july(20, 10, 5))
+    report, sent = Daemon(app).once()
+    assert (report.new, sent.sent) == (1, 0)  # recorded, never answered
+    with app.db.transaction() as session:
+        assert session.get_one(Reply, reply.id).state == "bounced"
 
 
 def _corpus() -> list[Path]:
@@ -421,7 +421,7 @@ def _mailbot(config: Path, *args: str, env: dict[str, str] | None = None) -> str
 
 
 def _assert_recorded_unanswered_flagged(values: dict[str, Any], sent: dict[str, bytes]) -> None:
-    app = make_app(values)
+    app = App.build(load_settings(None, **values))
     try:
         with app.db.transaction() as session:
             mails = session.scalars(select(Mail)).all()
@@ -433,7 +433,7 @@ def _assert_recorded_unanswered_flagged(values: dict[str, Any], sent: dict[str, 
                 assert app.blobs.get(mail.raw_sha256) == sent[what], what  # stored whole
                 assert (mail.id in answered) == (status != "ignored"), what
     finally:
-        dispose_apps()
+        app.close()
 
 
 def _needing_a_person(log: str) -> set[int]:
@@ -441,14 +441,14 @@ def _needing_a_person(log: str) -> set[int]:
 
 
 def _flagged_ids(values: dict[str, Any], ids: set[int]) -> set[str]:
-    app = make_app(values)
+    app = App.build(load_settings(None, **values))
     try:
         with app.db.transaction() as session:
             return {
                 m.message_id or "" for m in session.scalars(select(Mail).where(Mail.id.in_(ids)))
             }
     finally:
-        dispose_apps()
+        app.close()
 
 
 def _message_id(raw: bytes) -> str:

@@ -23,7 +23,8 @@ from mailbot.replies.transports import SmtpTransport, TransportUnavailable
 from mailbot.service.daemon import Daemon
 from mailbot.sources.base import SourceError
 from mailbot.sources.imap import ImapMailbox
-from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values, toml
+from tests.daemon_support import july, proposal, settings_values, toml
+from tests.fixtures import AppFactory
 from tests.mailfactory import build_mail
 from tests.servers.common import free_port
 from tests.servers.oauth import OAuthDovecot, OAuthSmtpSink, TokenServer
@@ -31,6 +32,9 @@ from tests.servers.oauth import OAuthDovecot, OAuthSmtpSink, TokenServer
 REFRESH_ENV = "MAILBOT_TEST_REFRESH_TOKEN"
 SECRET_ENV = "MAILBOT_TEST_CLIENT_SECRET"
 LIFETIME = 600  # what the provider says each access token lives, in seconds
+
+# Nearly every test logs in to this module's own Dovecot or SMTP server (its fixtures below).
+pytestmark = pytest.mark.servers
 
 
 class FakeClock:
@@ -56,12 +60,6 @@ def provider() -> Iterator[TokenServer]:
 def dovecot_oauth(provider: TokenServer) -> Iterator[OAuthDovecot]:
     with OAuthDovecot(provider) as server:
         yield server
-
-
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
 
 
 @pytest.fixture
@@ -434,7 +432,11 @@ def oauth2_table(provider: TokenServer, scope: str) -> dict[str, str]:
 
 
 def daemon_app(
-    tmp_path: Path, server: OAuthDovecot, sink: OAuthSmtpSink, provider: TokenServer
+    make_app: AppFactory,
+    tmp_path: Path,
+    server: OAuthDovecot,
+    sink: OAuthSmtpSink,
+    provider: TokenServer,
 ) -> App:
     values = settings_values(
         tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}", imap=server, smtp=sink
@@ -458,9 +460,10 @@ def test_the_daemon_fetches_and_answers_over_oauth2_as_tokens_expire_and_are_ref
     refresh_token: str,
     clock: FakeClock,
     tmp_path: Path,
+    make_app: AppFactory,
 ) -> None:
     dovecot_oauth.clear()
-    app = daemon_app(tmp_path, dovecot_oauth, smtp_oauth, provider)
+    app = daemon_app(make_app, tmp_path, dovecot_oauth, smtp_oauth, provider)
     app.token_clock = clock
     daemon = Daemon(app)
     issued, asked = len(provider.issued), len(provider.introspections)
@@ -495,10 +498,13 @@ def test_run_without_the_refresh_token_in_the_environment_is_one_line(
     provider: TokenServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    make_app: AppFactory,
 ) -> None:
     monkeypatch.delenv(REFRESH_ENV, raising=False)
     monkeypatch.setenv(SECRET_ENV, provider.client_secret)
-    values = daemon_app(tmp_path, dovecot_oauth, smtp_oauth, provider).settings.model_dump()
+    values = daemon_app(
+        make_app, tmp_path, dovecot_oauth, smtp_oauth, provider
+    ).settings.model_dump()
     config = tmp_path / "mailbot.toml"
     config.write_text(toml({k: v for k, v in values.items() if k != "base_dir"}))
     result = CliRunner().invoke(main, ["--config", str(config), "run", "--once"])

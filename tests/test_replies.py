@@ -73,9 +73,8 @@ def renderer() -> Renderer:
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with SmtpSink() as server:
-        yield server
+def sink(smtp_sink: SmtpSink) -> SmtpSink:
+    return smtp_sink
 
 
 def reply_settings(sink: SmtpSink | None = None, **values: Any) -> ReplySettings:

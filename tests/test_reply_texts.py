@@ -4,7 +4,7 @@ no `None`, no empty value, no field left unfilled."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,9 @@ from mailbot.replies.render import Renderer
 from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from tests.conftest import ROOT, RULES, write_rules
-from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values
+from tests.daemon_support import july, proposal, settings_values
 from tests.docfactory import form_docx
+from tests.fixtures import AppFactory
 from tests.mailfactory import build_mail
 from tests.mailfactory.base import Att
 from tests.mailfactory.documents import pdf_bytes
@@ -55,12 +56,6 @@ def strict_renderer() -> Renderer:
     return renderer
 
 
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
-
-
 def _every_kind_of_mail(maildir: Path) -> None:
     """New, misnamed, without names, resubmission, completion, late alone, late after."""
     deliver(maildir, proposal("foxmail", files="misnamed"), july(20))
@@ -74,8 +69,10 @@ def _every_kind_of_mail(maildir: Path) -> None:
     deliver(maildir, proposal("foxmail", files="good"), july(31, 12))
 
 
+@pytest.mark.slow  # the whole pipeline, twice
 def test_every_reply_template_reads_whole_with_every_context_the_code_builds(
     tmp_path: Path,
+    make_app: AppFactory,
 ) -> None:
     db_url = f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
     values = settings_values(tmp_path, db_url, digest={"to": ["secretariat@anso.org.cn"]})

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import zlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,24 +27,14 @@ from mailbot.web.auth import Actor, add_user
 from mailbot.web.dealing import AttachTo, attach
 from mailbot.web.labels import STATUSES
 from tests.conftest import ROOT, RULES, write_rules
-from tests.daemon_support import dispose_apps, july, make_app, proposal, settings_values
+from tests.daemon_support import july, proposal, settings_values
+from tests.fixtures import AppFactory
+
+# Every test here runs the whole pipeline, some `mailbot` in its own process.
+pytestmark = pytest.mark.slow
 
 OTHER = ("中国科学院微生物研究所", "李娜")
 LATE = ("中国科学院大气物理研究所", "王堃")
-
-
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
-    url: str = request.getfixturevalue("database_url")
-    return url
 
 
 def dump(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
@@ -72,7 +61,7 @@ def later_deadline(folder: Path) -> Path:
     return write_rules(folder, changed)
 
 
-def intake(tmp_path: Path, db_url: str) -> App:
+def intake(make_app: AppFactory, tmp_path: Path, db_url: str) -> App:
     """Every kind of version: new, resubmission, completion, late alone, late after a version."""
     app = make_app(settings_values(tmp_path, db_url))
     maildir = tmp_path / "Maildir"
@@ -86,8 +75,10 @@ def intake(tmp_path: Path, db_url: str) -> App:
     return app
 
 
-def test_unchanged_rules_change_nothing_at_all(tmp_path: Path, db_url: str) -> None:
-    app = intake(tmp_path, db_url)
+def test_unchanged_rules_change_nothing_at_all(
+    tmp_path: Path, db_url: str, make_app: AppFactory
+) -> None:
+    app = intake(make_app, tmp_path, db_url)
     before = dump(app.db.engine)
     report = reprocess(app)
     assert report.total == 6
@@ -112,8 +103,10 @@ def test_unchanged_rules_change_nothing_at_all(tmp_path: Path, db_url: str) -> N
     ]
 
 
-def test_a_dry_run_prints_the_changes_and_writes_nothing(tmp_path: Path, db_url: str) -> None:
-    app = intake(tmp_path, db_url)
+def test_a_dry_run_prints_the_changes_and_writes_nothing(
+    tmp_path: Path, db_url: str, make_app: AppFactory
+) -> None:
+    app = intake(make_app, tmp_path, db_url)
     before = dump(app.db.engine)
     values = settings_values(tmp_path, db_url, rules=str(later_deadline(tmp_path)))
     changed = make_app(values)
@@ -131,8 +124,10 @@ def test_a_dry_run_prints_the_changes_and_writes_nothing(tmp_path: Path, db_url:
     assert report.untold == 2
 
 
-def test_a_change_not_told_is_told_by_a_later_reply_once(tmp_path: Path, db_url: str) -> None:
-    intake(tmp_path, db_url)
+def test_a_change_not_told_is_told_by_a_later_reply_once(
+    tmp_path: Path, db_url: str, make_app: AppFactory
+) -> None:
+    intake(make_app, tmp_path, db_url)
     values = settings_values(tmp_path, db_url, rules=str(later_deadline(tmp_path)))
     app = make_app(values)
 
@@ -166,9 +161,11 @@ def test_a_change_not_told_is_told_by_a_later_reply_once(tmp_path: Path, db_url:
     assert len(replies()) == sent_before + 2
 
 
-def test_a_submission_left_without_mail_is_ignored_not_void(tmp_path: Path) -> None:
+def test_a_submission_left_without_mail_is_ignored_not_void(
+    tmp_path: Path, make_app: AppFactory
+) -> None:
     db_url = f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
-    intake(tmp_path, db_url)
+    intake(make_app, tmp_path, db_url)
     # The operator puts the late sender on the deny list: reprocess judges as the daemon
     # now would, so that mail is ignored and its submission has no mail left.
     app = make_app(settings_values(tmp_path, db_url, intake={"deny": ["*@example.ac.cn"]}))
@@ -259,7 +256,7 @@ def test_the_command_previews_then_saves_then_tells(tmp_path: Path) -> None:
 
 
 def test_mail_let_in_by_a_changed_deny_list_gets_new_versions_and_the_rest_keep_theirs(
-    tmp_path: Path, db_url: str
+    tmp_path: Path, db_url: str, make_app: AppFactory
 ) -> None:
     zhang = f"pi{zlib.crc32('中国科学院植物研究所+张喆'.encode()) % 10_000}@example.ac.cn"
     denied = settings_values(tmp_path, db_url, intake={"deny": [zhang]})
@@ -295,9 +292,11 @@ def test_mail_let_in_by_a_changed_deny_list_gets_new_versions_and_the_rest_keep_
     assert after[("ANSO2021-0002", 2)][1] == "resubmission"
 
 
-def test_a_decision_made_on_the_desk_stands_through_a_reprocess(tmp_path: Path) -> None:
+def test_a_decision_made_on_the_desk_stands_through_a_reprocess(
+    tmp_path: Path, make_app: AppFactory
+) -> None:
     db_url = f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
-    app = intake(tmp_path, db_url)
+    app = intake(make_app, tmp_path, db_url)
     with app.db.transaction() as session:
         user = add_user(session, "wang.fang", "a long enough password")
         session.flush()
@@ -317,9 +316,9 @@ def test_a_decision_made_on_the_desk_stands_through_a_reprocess(tmp_path: Path) 
 
 
 def test_mail_attached_on_the_desk_stays_attached_through_a_reprocess(
-    tmp_path: Path, db_url: str
+    tmp_path: Path, db_url: str, make_app: AppFactory
 ) -> None:
-    app = intake(tmp_path, db_url)
+    app = intake(make_app, tmp_path, db_url)
     maildir = tmp_path / "Maildir"
     # 李娜's files, misnamed, under a subject naming nobody; then a note with no files.
     deliver(

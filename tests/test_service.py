@@ -32,23 +32,16 @@ from mailbot.store.models import Reply
 from tests.conftest import ROOT
 from tests.daemon_support import (
     daemon_process,
-    dispose_apps,
     july,
-    make_app,
     proposal,
     settings_values,
     toml,
 )
+from tests.fixtures import AppFactory
 from tests.web_support import Client, running_desk
 
 UNITS = ROOT / "contrib" / "systemd"
 BEIJING = ZoneInfo("Asia/Shanghai")
-
-
-@pytest.fixture(autouse=True)
-def _dispose() -> Iterator[None]:
-    yield
-    dispose_apps()
 
 
 class FakeSystemd:
@@ -89,7 +82,9 @@ def systemd(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FakeSyst
     fake.close()
 
 
-def maildir_config(tmp_path: Path, poll_interval: str = "1s", **extra: Any) -> Path:
+def maildir_config(
+    make_app: AppFactory, tmp_path: Path, poll_interval: str = "1s", **extra: Any
+) -> Path:
     values = settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}", **extra)
     values["source"]["poll_interval"] = poll_interval
     make_app(values)  # the schema, as `mailbot init` makes it
@@ -104,12 +99,13 @@ def status_of(config: Path) -> str:
     return result.stdout
 
 
+@pytest.mark.slow  # runs `mailbot run` in its own process
 def test_the_daemon_says_ready_pings_the_watchdog_from_its_loop_and_says_stopping(
-    tmp_path: Path, systemd: FakeSystemd
+    tmp_path: Path, systemd: FakeSystemd, make_app: AppFactory
 ) -> None:
     # One poll only: a second one, however soon a busy machine lets it come, would be
     # the "last poll" that `mailbot status` shows. SIGTERM ends the wait.
-    config = maildir_config(tmp_path, poll_interval="1h")
+    config = maildir_config(make_app, tmp_path, poll_interval="1h")
     deliver(tmp_path / "Maildir", proposal("outlook"), july(20))
     env = {"NOTIFY_SOCKET": systemd.address, "WATCHDOG_USEC": "2000000"}
     with daemon_process(config, env, tmp_path / "daemon.log") as daemon:
@@ -158,6 +154,7 @@ def test_a_loop_stuck_past_its_step_is_overdue_so_the_watchdog_is_not_pinged() -
     assert pulse.overdue() == 0.0
 
 
+@pytest.mark.servers  # systemd-analyze
 def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
@@ -205,9 +202,13 @@ def closed_port() -> int:
     return port
 
 
-def test_status_shows_waiting_mail_the_outbox_and_the_last_error(tmp_path: Path) -> None:
+@pytest.mark.slow  # the whole pipeline
+def test_status_shows_waiting_mail_the_outbox_and_the_last_error(
+    tmp_path: Path, make_app: AppFactory
+) -> None:
     smtp = {"host": "127.0.0.1", "port": closed_port(), "security": "plain", "timeout": "2s"}
     config = maildir_config(
+        make_app,
         tmp_path,
         replies={"transport": "smtp", "max_attempts": 1, "smtp": smtp},
         digest={"to": ["secretariat@anso.org.cn"], "at": "08:00"},
@@ -255,6 +256,7 @@ def test_the_next_digest_is_at_its_hour_in_the_calls_time_zone() -> None:
     assert next_digest("08:00", [], BEIJING, morning) is None
 
 
+@pytest.mark.slow  # fills a desk through the whole pipeline
 def test_the_desk_shows_the_status_figures_in_a_strip_atop_its_pages(tmp_path: Path) -> None:
     with running_desk(tmp_path / "demo") as desk:
         client = Client(desk.url)
@@ -334,8 +336,9 @@ def drain(systemd: FakeSystemd) -> list[str]:
     return systemd.seen
 
 
+@pytest.mark.slow  # the daemon loop, on each socket kind
 def test_a_hung_intake_loop_stops_the_watchdog_pings_until_it_moves_again(
-    tmp_path: Path, systemd: FakeSystemd, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, systemd: FakeSystemd, monkeypatch: pytest.MonkeyPatch, make_app: AppFactory
 ) -> None:
     app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"))
     mailbox = HungMaildir(tmp_path / "Maildir")

@@ -23,6 +23,9 @@ from tests.conftest import ROOT
 from tests.daemon_support import july, proposal, settings_values, toml
 from tests.mailfactory import build_mail
 
+# Every test here runs `mailbot` in its own process, as an operator does.
+pytestmark = pytest.mark.slow
+
 EXAMPLE = ROOT / "config.example.toml"
 
 

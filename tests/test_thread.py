@@ -35,12 +35,11 @@ from tests.daemon_support import (
     INST,
     PASSWORD_ENV,
     PI,
-    dispose_apps,
     july,
-    make_app,
     proposal,
     settings_values,
 )
+from tests.fixtures import AppFactory
 from tests.servers.dovecot import Dovecot
 from tests.web_support import NAME, PASSWORD, form_token
 
@@ -81,7 +80,10 @@ FOLDERS = {"accepted", "needs-correction", "late", "ignored"}
 
 @pytest.fixture(params=["maildir", "dovecot"])
 def inbox(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_app: AppFactory,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Inbox]:
     url = f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
     if request.param == "maildir":
@@ -110,7 +112,6 @@ def inbox(
     clock = [datetime.now(UTC)]
     app.clock = lambda: clock[0]
     yield Inbox(app, put, filed, clock)
-    dispose_apps()
 
 
 def _text(reply: Reply) -> str:
@@ -286,7 +287,7 @@ def test_an_accepted_mail_never_waits(inbox: Inbox) -> None:
     assert [r.template for r in inbox.sent()] == ["accepted"]
 
 
-def test_a_window_of_zero_answers_at_once(tmp_path: Path) -> None:
+def test_a_window_of_zero_answers_at_once(make_app: AppFactory, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
     app = make_app(settings_values(tmp_path, url, intake={"settle_window": "0"}))
     t0 = july(26, 16, 42, 9)
@@ -300,7 +301,6 @@ def test_a_window_of_zero_answers_at_once(tmp_path: Path) -> None:
     # Without the window each mail is answered as it comes, as before.
     assert templates == ["needs_correction", "accepted"]
     assert states == ["sent", "sent"]
-    dispose_apps()
 
 
 # -- a late mail for an existing submission ---------------------------------------------------

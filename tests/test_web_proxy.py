@@ -20,7 +20,9 @@ from tests.proxy_support import NGINX, DeskProcess, Nginx
 from tests.tlsfactory import CertificateAuthority
 from tests.web_support import NAME, PASSWORD, Client, filled_app, form_token
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Every test here works on the demo filled through the whole pipeline, or runs `mailbot web`.
+pytestmark = pytest.mark.slow
+
 HOST = "desk.localhost"
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
@@ -48,31 +50,7 @@ def proxied(
             yield nginx, desk
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail("CI must have Debian's chromium (.ci/run installs it)")
-        pytest.skip("no /usr/bin/chromium here: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            # desk.localhost is the proxy on 127.0.0.1, whatever the resolver says.
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-quic",
-                f"--host-resolver-rules=MAP {HOST} 127.0.0.1",
-            ],
-        )
-        yield browser
-        browser.close()
-
-
+@pytest.mark.servers  # nginx
 def test_through_an_https_proxy_sign_in_act_download_and_sign_out(
     proxied: tuple[Nginx, DeskProcess], demo: Path, browser: Any, tmp_path: Path
 ) -> None:
@@ -129,6 +107,7 @@ def test_through_an_https_proxy_sign_in_act_download_and_sign_out(
     assert 'POST /login HTTP/1.1" 303' in nginx.access_log()
 
 
+@pytest.mark.servers  # nginx
 def test_a_host_name_not_allowed_is_refused_in_both_languages(
     proxied: tuple[Nginx, DeskProcess],
 ) -> None:
