@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -161,7 +162,7 @@ def _text(letter: email.message.EmailMessage) -> str:
     return headers + "\n" + str(body.get_content())
 
 
-def _assert_unaimed(outcome: Outcome, db_url: str, values: dict[str, object]) -> None:
+def _assert_unaimed(outcome: Outcome, values: dict[str, Any]) -> None:
     recipients = [normalised(str(r["To"].addresses[0].addr_spec)) for r in outcome.replies]
     per_address = Counter(recipients)
     per_domain = Counter(str(r).rpartition("@")[2] for r in recipients)
@@ -176,7 +177,7 @@ def _assert_unaimed(outcome: Outcome, db_url: str, values: dict[str, object]) ->
         assert "Wire-USD" not in text, text
         assert "evil.example" not in text, text
     # The secretariat still reads what was sent: the subject, in the judge's own words.
-    app = make_app(values)  # type: ignore[arg-type]
+    app = make_app(values)
     with app.db.transaction() as session:
         stored = " ".join(str(m.problems) for m in session.scalars(select(Mail)))
         assert "Wire-USD" in stored
@@ -211,7 +212,7 @@ def test_an_attacker_on_a_maildir_gets_no_more_than_the_limits_and_none_of_their
         for path in sorted((tmp_path / "outbox").glob("*.eml"))
     ]
     assert all(isinstance(r, email.message.EmailMessage) for r in replies)
-    _assert_unaimed(Outcome(stdout, stderr, replies), db_url, values)  # type: ignore[arg-type]
+    _assert_unaimed(Outcome(stdout, stderr, replies), values)
 
 
 def test_an_attacker_on_dovecot_gets_no_more_than_the_limits_and_none_of_their_text(
@@ -231,7 +232,7 @@ def test_an_attacker_on_dovecot_gets_no_more_than_the_limits_and_none_of_their_t
     assert sorted(r.rcpt_tos[0].lower() for r in received) == sorted(
         str(r.message["To"].addresses[0].addr_spec).lower() for r in received
     )
-    _assert_unaimed(Outcome(stdout, stderr, [r.message for r in received]), db_url, values)
+    _assert_unaimed(Outcome(stdout, stderr, [r.message for r in received]), values)
 
 
 # ------------------------------------------------------------------ the limits, one by one
