@@ -36,9 +36,11 @@ from mailbot.replies.digest import digest_context
 from mailbot.replies.limits import normalised
 from mailbot.replies.outbox import Outgoing, queue_reply
 from mailbot.replies.render import Renderer, verdict_context
+from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.db import Database
-from mailbot.store.models import Mail, Reply
+from mailbot.store.models import Mail, Reply, Submission
+from mailbot.web.letters import letter_context
 from tests.conftest import ROOT
 from tests.daemon_support import (
     INST,
@@ -374,3 +376,22 @@ def test_a_letter_shows_institution_and_pi_cut_and_without_hidden_characters(cal
     assert "我们的话" in body
     assert "PDF 文件（文件名不在回复中重复）" in body
     assert "a PDF file (its name is not repeated in replies)" in body
+
+
+def test_the_desks_reminder_draft_uses_the_letter_words_stored_with_the_mail(
+    tmp_path: Path,
+) -> None:
+    app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"))
+    misnamed = [Att(f"{PAYLOAD}.docx", form_docx()), Att(f"{PAYLOAD}.pdf", pdf_bytes())]
+    raw = build_mail("foxmail", subject=f"合作专项建议书：{INST}+{PI}", attachments=misnamed)
+    deliver(tmp_path / "Maildir", raw, july(20))
+    Daemon(app).once()
+    with app.db.transaction() as session:
+        submission = session.scalars(select(Submission)).one()
+        context = letter_context(app, submission)
+        stored = str(session.scalars(select(Mail)).one().problems)
+    assert "Wire-USD" in stored  # the judge's words keep the names, for the secretariat
+    words = " ".join(p["zh"] + p["en"] for p in context["problems"])
+    assert "attachment_name" in [p["code"] for p in context["problems"]]
+    assert "Wire-USD" not in words
+    assert f"「{INST}+{PI}.docx」" in words
