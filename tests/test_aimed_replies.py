@@ -15,6 +15,7 @@ from __future__ import annotations
 import email
 import email.policy
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -395,3 +396,25 @@ def test_the_desks_reminder_draft_uses_the_letter_words_stored_with_the_mail(
     assert "attachment_name" in [p["code"] for p in context["problems"]]
     assert "Wire-USD" not in words
     assert f"「{INST}+{PI}.docx」" in words
+
+
+def test_a_suppressed_digest_is_logged_and_counted_in_the_next_outbox_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    values = settings_values(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'mailbot.sqlite3'}",
+        replies={"per_domain_hourly_limit": 1},
+        digest={"to": ["a@anso.org.cn", "b@anso.org.cn"]},
+    )
+    daemon = Daemon(make_app(values))
+    assert daemon.outbox.acquire()  # the daemon that sends the call's replies writes its digest
+    with caplog.at_level(logging.WARNING, logger="mailbot.service.daemon"):
+        daemon._digest_job()
+    lines = [r.getMessage() for r in caplog.records if "digest is suppressed" in r.getMessage()]
+    assert len(lines) == 1
+    assert "the domain anso.org.cn already had 1 replies" in lines[0]
+    report = daemon.send()
+    assert (report.sent, report.suppressed) == (1, 1)
+    assert str(report).endswith("1 suppressed (over the hourly limits)")
+    assert daemon.send().suppressed == 0  # told once

@@ -197,40 +197,32 @@ def letter_file(
     ``filename`` is that name, or ``*.pdf`` for templates written before.
     """
     base, extension = split_extension(filename)
-    if not _SAFE_EXTENSION.fullmatch(extension):
-        extension = ""
-    institution, pi = shown_identity(verdict.institution, verdict.pi)
-    named = (
-        role in ("word", "pdf")
-        and bool(extension)
-        and institution is not None
-        and pi is not None
-        and verdict.institution is not None
-        and verdict.pi is not None
-        and normalise_name(base) == normalise_name(call.stem(verdict.institution, verdict.pi))
-    )
+    extension = extension if _SAFE_EXTENSION.fullmatch(extension) else ""
+    own = _own_name(call, verdict, base, extension) if role in ("word", "pdf") else None
     kind = extension.removeprefix(".").upper()
-    if named and institution is not None and pi is not None:
-        name = call.stem(institution, pi) + extension
-        label_zh = label_en = name
+    if own is not None:
+        label_zh = label_en = own
     else:
-        name = f"*{extension}"
-        label_zh = (
-            f"{kind} 文件（文件名不在回复中重复）" if kind else "文件（文件名不在回复中重复）"
-        )
-        label_en = (
-            f"a {kind} file (its name is not repeated in replies)"
-            if kind
-            else ("a file (its name is not repeated in replies)")
-        )
+        label_zh = f"{kind} 文件（文件名不在回复中重复）".lstrip()
+        label_en = f"a {kind} file (its name is not repeated in replies)".replace("a  ", "a ")
     return {
-        "filename": name,
+        "filename": own or f"*{extension}",
         "label_zh": label_zh,
         "label_en": label_en,
         "role": role,
         "size": size,
         "sha256": sha256,
     }
+
+
+def _own_name(call: Call, verdict: Verdict, base: str, extension: str) -> str | None:
+    """INSTITUTION+PI and the extension, as a letter shows them, when that is the file's name."""
+    institution, pi = shown_identity(verdict.institution, verdict.pi)
+    if not (extension and institution and pi and verdict.institution and verdict.pi):
+        return None
+    if normalise_name(base) != normalise_name(call.stem(verdict.institution, verdict.pi)):
+        return None
+    return call.stem(institution, pi) + extension
 
 
 def local_text(call: Call, moment: datetime | None) -> tuple[str | None, str | None]:

@@ -33,6 +33,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from mailbot.app import App
+from mailbot.domain import ReplyState
 from mailbot.errors import MailbotError
 from mailbot.intake.poll import PollReport, poll
 from mailbot.replies.digest import queue_digest
@@ -460,7 +461,7 @@ class Daemon:
             return  # the daemon sending this call's replies sends its digest too
         try:
             with self.app.db.transaction() as session:
-                queue_digest(
+                queued = queue_digest(
                     session,
                     settings=self.app.settings.replies,
                     call=self.app.call,
@@ -468,5 +469,11 @@ class Daemon:
                     to=self.app.settings.digest.to,
                     now=now(),
                 )
+                held = [r.last_error for r in queued if r.state == ReplyState.SUPPRESSED]
         except (MailbotError, SQLAlchemyError, OSError) as exc:
             log.warning("cannot write the daily digest (%s)", error_summary(exc))
+            return
+        for reason in held:  # after the commit, as for the intake's replies
+            log.warning("the daily digest is suppressed: %s", reason)
+        with self._suppressed_lock:
+            self._suppressed += len(held)
