@@ -252,7 +252,8 @@ T0 = datetime(2021, 7, 20, 3, 0, tzinfo=UTC)
         ("张三@例子.中国", "张三@xn--fsqu00a.xn--fiqs8s"),
         ("zhang.san@ucas.ac.cn", "zhang.san@ucas.ac.cn"),
         ("not an address", None),
-        ("+tag@example.org", None),
+        ("+Tag@example.org", "+tag@example.org"),
+        ("@example.org", None),
     ],
 )
 def test_addresses_count_normalised(address: str, expected: str | None) -> None:

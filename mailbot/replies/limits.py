@@ -38,7 +38,8 @@ WINDOW = timedelta(hours=1)
 def normalised(address: str) -> str | None:
     """The address as the limits count it, or None when it is no address at all."""
     local, at, domain = address.strip().rpartition("@")
-    local = local.strip('"').lower().partition("+")[0]
+    local = local.strip('"').lower()
+    local = local.partition("+")[0] or local  # "+tag@x" has nothing before its tag: kept whole
     domain = domain.strip().rstrip(".").lower()
     if not at or not local or not domain:
         return None
