@@ -126,6 +126,7 @@ class ReplySettings(_Section):
     from_name: str = "ANSO Secretariat"
     from_address: str = ""  # empty: the call's mailbox
     per_sender_hourly_limit: int = Field(default=5, ge=0)
+    per_domain_hourly_limit: int = Field(default=50, ge=0)
     send_interval: Duration = 5.0
     max_attempts: int = Field(default=20, ge=1)
     backoff_initial: Duration = 30.0

@@ -213,8 +213,11 @@ def test_names_never_touch_the_disk_and_are_escaped_wherever_shown(
         assert "\x1b" not in text
         assert "\x00" not in text
     accepted_text, correction_text = texts
-    assert "合作协议\\u202efdp.exe" in accepted_text  # the accepted files, listed
-    assert "..∕..∕" in correction_text  # the misnamed Word file, in the problem
+    # A letter never repeats a name the sender chose: the files are listed by kind.
+    assert "fdp.exe" not in accepted_text
+    assert "PDF 文件（文件名不在回复中重复）" in accepted_text
+    assert "escape" not in correction_text
+    assert "..∕..∕" not in correction_text
 
     for record in caplog.records:
         line = record.getMessage()

@@ -47,6 +47,8 @@ class PollReport:
     fault: BaseException | None = None
     # Mail fetched but left in the mailbox when the poll stopped (at least this many wait).
     waiting: int = 0
+    # Replies recorded but not sent, over an hourly limit (mailbot.replies.limits).
+    suppressed: int = 0
 
     def summary(self) -> str:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
@@ -62,6 +64,7 @@ class PollReport:
             self.new += 1
             self.statuses[outcome.status] += 1
             self.duplicates += outcome.duplicate
+            self.suppressed += outcome.suppressed
         elif isinstance(outcome, Known):
             self.known += 1
         else:

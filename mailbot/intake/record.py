@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
+from mailbot.domain import ReplyState
 from mailbot.intake.filing import advance_cursor, filed_status
 from mailbot.intake.submissions import MISSING, Outcome, judge_again, problems_json, record
 from mailbot.intake.thread import answered_submission, judge_in_thread
@@ -49,7 +50,7 @@ from mailbot.sources.base import Fetched
 from mailbot.store.blobs import StoreError
 from mailbot.store.content import content_sha256
 from mailbot.store.leases import Lease, LeaseLost
-from mailbot.store.models import Attachment, Mail
+from mailbot.store.models import Attachment, Mail, Reply
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,16 @@ class Arrival:
 
 @dataclass(frozen=True)
 class Recorded:
-    """Recorded by this poll: filed under ``status``; a duplicate is never answered."""
+    """Recorded by this poll: filed under ``status``; a duplicate is never answered.
+
+    ``suppressed`` is set when its reply was recorded but not sent, over an
+    hourly limit (mailbot.replies.limits).
+    """
 
     mail_id: int
     status: str
     duplicate: bool = False
+    suppressed: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ def process(
             for attachment in arrival.message.attachments:
                 app.blobs.put(attachment.data, attachment.sha256)
         fault_point("after_store")
-        mail, fresh, status = _record(app, arrival, lease)
+        mail, fresh, status, held = _record(app, arrival, lease)
         fault_point("after_verdict")
         if on_mail is not None and fresh:
             on_mail(mail)
@@ -132,7 +138,21 @@ def process(
         return NotStored(exc)
     if not fresh:
         return Known(status)
-    return Recorded(mail.id, status, duplicate=mail.duplicate_of_id is not None)
+    if held is not None:
+        # After the commit: one line per suppressed reply, never one for a rolled-back try.
+        log.warning(
+            "%s %s: mail %s answered but its reply is suppressed: %s",
+            item.folder,
+            item.location,
+            mail.id,
+            held,
+        )
+    return Recorded(
+        mail.id,
+        status,
+        duplicate=mail.duplicate_of_id is not None,
+        suppressed=held is not None,
+    )
 
 
 def _arrival(app: App, source: str, item: Fetched, judged: Judged | Exception) -> Arrival:
@@ -174,18 +194,19 @@ def _unjudged(app: App, item: Fetched) -> Verdict:
     return Verdict(Status.IGNORED, app.call.local(item.received_at), None, None, (problem,))
 
 
-def _record(app: App, arrival: Arrival, lease: Lease | None) -> tuple[Mail, bool, str]:
+def _record(app: App, arrival: Arrival, lease: Lease | None) -> tuple[Mail, bool, str, str | None]:
     """One transaction: confirm the lease, record the mail; True when it is new.
 
-    The status returned is the one the mail is filed and counted under.
+    The status returned is the one the mail is filed and counted under; last,
+    why its reply was suppressed, if it was.
     """
     for attempt in range(2):
         try:
             with app.db.transaction() as session:
                 if lease is not None:
                     lease.confirm(session)
-                mail, fresh = _store(app, session, arrival)
-                return mail, fresh, filed_status(session, mail)
+                mail, fresh, held = _store(app, session, arrival)
+                return mail, fresh, filed_status(session, mail), held
         except IntegrityError:
             # Another daemon recorded the same mail (another copy of it) meanwhile:
             # looking again finds it, and this copy becomes its duplicate.
@@ -199,12 +220,15 @@ def _record(app: App, arrival: Arrival, lease: Lease | None) -> tuple[Mail, bool
     raise AssertionError("unreachable")
 
 
-def _store(app: App, session: Session, arrival: Arrival) -> tuple[Mail, bool]:
-    """Record the mail unless it is already recorded; True when it is new."""
+def _store(app: App, session: Session, arrival: Arrival) -> tuple[Mail, bool, str | None]:
+    """Record the mail unless it is already recorded; True when it is new.
+
+    Last, why its reply was suppressed (over an hourly limit), if it was.
+    """
     advance_cursor(session, arrival.source, arrival.item)
     seen = _seen(session, arrival)
     if seen is not None:
-        return seen, False
+        return seen, False, None
     # Another delivery of a mail already recorded (the copies differ in their trace
     # headers alone): a row of its own, so every copy is accounted for; never answered.
     original = session.scalars(
@@ -227,9 +251,10 @@ def _store(app: App, session: Session, arrival: Arrival) -> tuple[Mail, bool]:
             original.id,
             message.message_id or "no Message-ID",
         )
-        return mail, True
-    _answer(app, session, mail, arrival)
-    return mail, True
+        return mail, True, None
+    reply = _answer(app, session, mail, arrival)
+    held = reply.last_error if reply is not None and reply.state == ReplyState.SUPPRESSED else None
+    return mail, True, held
 
 
 def _seen(session: Session, arrival: Arrival) -> Mail | None:
@@ -303,7 +328,7 @@ def _mail_row(app: App, arrival: Arrival, original: Mail | None) -> Mail:
     )
 
 
-def _answer(app: App, session: Session, mail: Mail, arrival: Arrival) -> None:
+def _answer(app: App, session: Session, mail: Mail, arrival: Arrival) -> Reply | None:
     """Record the submission's version, queue the answer, mark a bounce of ours; log the mail."""
     item, message, verdict = arrival.item, arrival.message, arrival.verdict
     thread = answered_submission(session, app.call.id, message)
@@ -315,7 +340,7 @@ def _answer(app: App, session: Session, mail: Mail, arrival: Arrival) -> None:
         # The letter to an earlier mail still waiting out the settling window says less
         # than this mail's will: it is kept back.
         supersede_waiting(session, outcome.submission.id, mail.id, app.clock())
-    queue_answer(app, session, mail, message, outcome)
+    reply = queue_answer(app, session, mail, message, outcome)
     mark_bounced(session, app.call.id, mail, message, outcome.verdict, item.raw)
     log.info(
         "%s %s from %s %r: %s%s",
@@ -326,6 +351,7 @@ def _answer(app: App, session: Session, mail: Mail, arrival: Arrival) -> None:
         outcome.verdict.status,
         f" {outcome.submission.reference}" if outcome.submission else "",
     )
+    return reply
 
 
 def _duplicate(original: Mail) -> Problem:
@@ -340,16 +366,16 @@ def _duplicate(original: Mail) -> Problem:
 
 def queue_answer(
     app: App, session: Session, mail: Mail, message: Message, outcome: Outcome
-) -> None:
+) -> Reply | None:
     """Queue the reply that tells the applicant the verdict (none for an ignored mail)."""
     status = outcome.verdict.status
     recipient = message.reply_to or message.sender
     if status is Status.IGNORED or recipient is None:
-        return
+        return None
     context = reply_context(app.call, message, outcome)
     subject, body = app.renderer.render(str(status), context)
     now = app.clock()
-    queue_reply(
+    return queue_reply(
         session,
         Outgoing(
             to_address=recipient,

@@ -51,7 +51,11 @@ def files_json(verdict: Verdict) -> list[dict[str, Any]]:
 
 
 def problems_json(verdict: Verdict) -> list[dict[str, str]]:
-    return [p.as_json() for p in verdict.problems]
+    """The problems as stored: check --json's object, and the words a letter may use."""
+    return [
+        {**p.as_json(), "letter_zh": p.to_sender[0], "letter_en": p.to_sender[1]}
+        for p in verdict.problems
+    ]
 
 
 def judge_again(mail: Mail, verdict: Verdict) -> None:

@@ -29,16 +29,31 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding, in words for the applicant: Chinese first, then English."""
+    """One finding, in words for the applicant: Chinese first, then English.
+
+    ``zh`` and ``en`` may quote what the sender wrote (the subject, a file's
+    name, the form's text): the secretariat reads them in the log, on the
+    desk and in ``check --json``. Where they do, ``letter`` holds the same
+    finding in our own words alone (institution and PI at most, as
+    mailbot.mail.names.shown_identity shows them): a letter to the sender
+    says only that, so nobody can have mailbot mail their text to a third
+    party. Without ``letter``, ``zh`` and ``en`` quote nothing of the sender's.
+    """
 
     code: str
     severity: Severity
     zh: str
     en: str
+    letter: tuple[str, str] | None = None
 
     @property
     def message(self) -> str:
         return f"{self.zh} {self.en}"
+
+    @property
+    def to_sender(self) -> tuple[str, str]:
+        """The words a letter to the sender may use: (Chinese, English)."""
+        return self.letter or (self.zh, self.en)
 
     def as_json(self) -> dict[str, str]:
         return {

@@ -84,3 +84,29 @@ def without_bidi(text: str) -> str:
     length stay, only what could make it read otherwise on screen goes.
     """
     return text.translate(_BIDI)
+
+
+# What a letter shows of the institution and PI a sender wrote: enough for the
+# longest real names (an institute's full English name runs to about 80
+# characters), too little for a message of one's own.
+INSTITUTION_LIMIT = 80
+PI_LIMIT = 40
+
+
+def plain(text: str, limit: int) -> str:
+    """Text a sender wrote, for a letter: hidden characters dropped, spaces collapsed, cut.
+
+    Controls, bidirectional and invisible characters go (a letter has no use
+    for their escapes), then :func:`shown` cuts what is longer than ``limit``.
+    """
+    kept = "".join(char for char in text if unicodedata.category(char) not in _HIDDEN)
+    return shown(" ".join(kept.split()), limit)
+
+
+def shown_identity(institution: str | None, pi: str | None) -> tuple[str | None, str | None]:
+    """The institution and PI as a letter to the sender shows them (None stays None, as does
+    a name with nothing left to show)."""
+    return (
+        plain(institution, INSTITUTION_LIMIT) or None if institution is not None else None,
+        plain(pi, PI_LIMIT) or None if pi is not None else None,
+    )

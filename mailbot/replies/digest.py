@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.calls import Call
 from mailbot.config import ReplySettings
-from mailbot.domain import SubmissionStatus
+from mailbot.domain import ReplyState, SubmissionStatus
 from mailbot.ledger.attention import NEEDS_A_PERSON, Attention, needing_a_person
 from mailbot.ledger.labels import STATUSES
 from mailbot.replies.outbox import Outgoing, queue_reply
@@ -62,7 +62,16 @@ def digest_context(
         ],
         "status_labels": STATUSES,
         "troubled_replies": _troubled(attention),
+        "suppressed_replies": _suppressed(session, since),
     }
+
+
+def _suppressed(session: Session, since: datetime | None) -> int:
+    """How many replies were recorded but not sent, over an hourly limit, since ``since``."""
+    query = select(func.count(Reply.id)).where(Reply.state == ReplyState.SUPPRESSED)
+    if since is not None:
+        query = query.where(Reply.queued_at > since)
+    return session.scalar(query) or 0
 
 
 def _counts(session: Session, call: Call) -> dict[str, int]:

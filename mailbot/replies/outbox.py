@@ -7,20 +7,21 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, quote
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.calls import Call
 from mailbot.config import ReplySettings
 from mailbot.domain import ReplyState
 from mailbot.errors import MailbotError
+from mailbot.replies.limits import charged, over_limit
 from mailbot.replies.render import single_line
-from mailbot.store.models import Reply
+from mailbot.store.models import Mail, Reply
 
 # A long thread's References would grow without end; RFC 5322 allows trimming
 # it as long as the first and the last identifiers stay.
@@ -98,8 +99,8 @@ def queue_reply(
 ) -> Reply:
     """Build a reply and add it to the session; the caller commits it with the verdict.
 
-    A reply over the hourly limit for its address is still recorded, as
-    "suppressed"; one to an address that cannot be used (a header
+    A reply over an hourly limit (mailbot.replies.limits) is still recorded,
+    as "suppressed"; one to an address that cannot be used (a header
     injection, say) as "failed".
     """
     to_address = letter.to_address.strip()
@@ -131,7 +132,7 @@ def queue_reply(
         attempts=0,
         next_attempt_at=max(now, letter.not_before) if letter.not_before else now,
     )
-    held = _held(session, settings, to_address, usable, now)
+    held = _held(session, settings, letter, to_address, usable, now)
     if held is not None:
         reply.state, reply.last_error = held
         reply.next_attempt_at = None
@@ -141,19 +142,24 @@ def queue_reply(
 
 
 def _held(
-    session: Session, settings: ReplySettings, to_address: str, usable: bool, now: datetime
+    session: Session,
+    settings: ReplySettings,
+    letter: Outgoing,
+    to_address: str,
+    usable: bool,
+    now: datetime,
 ) -> tuple[ReplyState, str] | None:
     """Why a reply is recorded but never sent (its state and error), or None to send it."""
-    limit = settings.per_sender_hourly_limit
     if not usable:
         # Raising would roll back the verdict with it; a failed reply is seen and kept.
         return ReplyState.FAILED, f"cannot reply to {to_address!r}: not a plain e-mail address"
-    if limit and _recent_replies(session, to_address, now) >= limit:
+    # Counted against its recipient and the From and Reply-To of the mail it answers.
+    mail = session.get(Mail, letter.mail_id) if letter.mail_id is not None else None
+    named = charged([to_address, *((mail.sender, mail.reply_to) if mail else ())])
+    reason = over_limit(session, settings, to_address, named, now)
+    if reason is not None:
         # Recorded all the same, so the secretariat can see who was not answered and why.
-        return ReplyState.SUPPRESSED, (
-            f"not sent: {to_address} already had {limit} replies in the hour before "
-            f"{now.isoformat(timespec='seconds')} (replies.per_sender_hourly_limit)"
-        )
+        return ReplyState.SUPPRESSED, reason
     return None
 
 
@@ -195,18 +201,6 @@ def _auto_submitted(letter: Outgoing) -> str | None:
     if letter.by_person:
         return None
     return "auto-replied" if letter.mail_id is not None or letter.in_reply_to else "auto-generated"
-
-
-def _recent_replies(session: Session, to_address: str, now: datetime) -> int:
-    count = session.scalar(
-        select(func.count(Reply.id)).where(
-            func.lower(Reply.to_address) == to_address.lower(),
-            Reply.state != ReplyState.SUPPRESSED,
-            Reply.queued_at > now - timedelta(hours=1),
-            Reply.queued_at <= now,
-        )
-    )
-    return count or 0
 
 
 def build_message(heading: Heading, body: str) -> bytes:

@@ -11,16 +11,20 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
 
-from mailbot.calls import Call
+from mailbot.calls import Call, normalise_name
 from mailbot.errors import MailbotError
 from mailbot.judge.checks.eligibility import secretariat_only
 from mailbot.judge.verdict import Problem, Severity, Verdict
+from mailbot.mail.message import split_extension
+from mailbot.mail.names import shown_identity
 
 # Chinese first: the call is written in Chinese and its applicants read it first.
 LANGUAGES = ("zh", "en")
 SEPARATOR = "-" * 72
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+# An extension a letter may show: a few letters and digits say no more than the file's type.
+_SAFE_EXTENSION = re.compile(r"\.[a-z0-9]{1,5}")
 
 
 class RenderError(MailbotError):
@@ -151,32 +155,77 @@ def expected_names(call: Call, institution: str | None, pi: str | None) -> dict[
 
 
 def problem_items(problems: Iterable[Problem], severity: Severity) -> list[dict[str, str]]:
-    return [{"code": p.code, "zh": p.zh, "en": p.en} for p in problems if p.severity is severity]
+    """The problems as a letter to the sender words them (Problem.to_sender: no text of theirs)."""
+    return [
+        {"code": p.code, "zh": p.to_sender[0], "en": p.to_sender[1]}
+        for p in problems
+        if p.severity is severity
+    ]
 
 
 def verdict_context(call: Call, verdict: Verdict) -> dict[str, Any]:
     """The applicant templates' variables that follow from the call and the verdict.
 
     ``accepted`` further needs reference, version, kind, replaces_version and
-    files_on_record (see templates/README.md).
+    files_on_record (see templates/README.md). Of what the sender wrote, only
+    the institution and the PI appear, as shown_identity shows them.
     """
     received_zh, received_en = call.local_text(verdict.received_at)
     hidden = secretariat_only(call)
     told = [p for p in verdict.problems if p.code not in hidden]
+    institution, pi = shown_identity(verdict.institution, verdict.pi)
     return {
         **call_context(call),
-        **expected_names(call, verdict.institution, verdict.pi),
-        "institution": verdict.institution,
-        "pi": verdict.pi,
+        **expected_names(call, institution, pi),
+        "institution": institution,
+        "pi": pi,
         "received_zh": received_zh,
         "received_en": received_en,
         "problems": problem_items(told, Severity.ERROR),
         "warnings": problem_items(told, Severity.WARNING),
         "files": [
-            {"filename": a.filename, "role": str(a.role), "size": a.size, "sha256": a.sha256}
+            letter_file(call, verdict, a.filename, str(a.role), a.size, a.sha256)
             for a in verdict.attachments
         ],
     }
+
+
+def letter_file(
+    call: Call, verdict: Verdict, filename: str, role: str, size: int, sha256: str
+) -> dict[str, Any]:
+    """One file as a letter to the sender lists it: never by a name the sender chose.
+
+    The Word or PDF named exactly INSTITUTION+PI is named so (as shown_identity
+    shows them); any other file only by its kind (``PDF 文件`` / ``PDF file``).
+    ``filename`` is that name, or ``*.pdf`` for templates written before.
+    """
+    base, extension = split_extension(filename)
+    extension = extension if _SAFE_EXTENSION.fullmatch(extension) else ""
+    own = _own_name(call, verdict, base, extension) if role in ("word", "pdf") else None
+    kind = extension.removeprefix(".").upper()
+    if own is not None:
+        label_zh = label_en = own
+    else:
+        label_zh = f"{kind} 文件（文件名不在回复中重复）".lstrip()
+        label_en = f"a {kind} file (its name is not repeated in replies)".replace("a  ", "a ")
+    return {
+        "filename": own or f"*{extension}",
+        "label_zh": label_zh,
+        "label_en": label_en,
+        "role": role,
+        "size": size,
+        "sha256": sha256,
+    }
+
+
+def _own_name(call: Call, verdict: Verdict, base: str, extension: str) -> str | None:
+    """INSTITUTION+PI and the extension, as a letter shows them, when that is the file's name."""
+    institution, pi = shown_identity(verdict.institution, verdict.pi)
+    if not (extension and institution and pi and verdict.institution and verdict.pi):
+        return None
+    if normalise_name(base) != normalise_name(call.stem(verdict.institution, verdict.pi)):
+        return None
+    return call.stem(institution, pi) + extension
 
 
 def local_text(call: Call, moment: datetime | None) -> tuple[str | None, str | None]:

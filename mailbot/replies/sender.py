@@ -67,17 +67,23 @@ class SendReport:
 
     ``deferred`` counts replies that were due and are still pending
     afterwards, with a retry scheduled; ``uncertain`` those whose server
-    took the whole message and never answered.
+    took the whole message and never answered; ``suppressed`` the replies
+    recorded since the last report but never to be sent, over an hourly
+    limit (the daemon adds them: they never reach the outbox's run).
     """
 
     sent: int = 0
     failed: int = 0
     deferred: int = 0
     uncertain: int = 0
+    suppressed: int = 0
 
     def __str__(self) -> str:
         text = f"{self.sent} sent, {self.deferred} waiting for a retry, {self.failed} failed"
-        return text + (f", {self.uncertain} uncertain" if self.uncertain else "")
+        text += f", {self.uncertain} uncertain" if self.uncertain else ""
+        return text + (
+            f", {self.suppressed} suppressed (over the hourly limits)" if self.suppressed else ""
+        )
 
 
 class _Handover:

@@ -21,6 +21,7 @@ next, and once when it works again (mailbot.service.outages).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -32,6 +33,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from mailbot.app import App
+from mailbot.domain import ReplyState
 from mailbot.errors import MailbotError
 from mailbot.intake.poll import PollReport, poll
 from mailbot.replies.digest import queue_digest
@@ -79,6 +81,9 @@ class Daemon:
         self.scheduler: BackgroundScheduler | None = None
         self._mailbox: Mailbox | None = None
         self._send_lock = threading.Lock()
+        # Replies the intake suppressed (hourly limits) since the last outbox line.
+        self._suppressed = 0
+        self._suppressed_lock = threading.Lock()
         self.holder = holder_name()
         self.lease_ttl = lease_ttl
         self.lease: Lease | None = None  # the mailbox's, once its name is known
@@ -160,6 +165,9 @@ class Daemon:
                 outage=self.transport_outage,
             )
             self._recover_outbox = False
+            with self._suppressed_lock:
+                report = dataclasses.replace(report, suppressed=self._suppressed)
+                self._suppressed = 0
             return report
 
     def _recover(self) -> None:
@@ -373,6 +381,8 @@ class Daemon:
     def _polled(self, report: PollReport) -> None:
         """Record the poll for `mailbot status`, and tell systemd in one STATUS line."""
         fault = error_summary(report.fault) if report.fault is not None else None
+        with self._suppressed_lock:
+            self._suppressed += report.suppressed  # told in the next outbox line
         if self.recorder is not None:
             self.recorder.polled(report.summary(), report.waiting, fault)
         self.notifier.status(f"last poll {now():%H:%M:%S} UTC: {fault or report.summary()}")
@@ -416,7 +426,7 @@ class Daemon:
         try:
             report = self._send()
             self.database.recovered()
-            if report.sent or report.failed:
+            if report.sent or report.failed or report.suppressed:
                 log.info("outbox: %s", report)
         except Exception as exc:  # the job must run again at its next interval
             if is_database_error(exc):
@@ -451,7 +461,7 @@ class Daemon:
             return  # the daemon sending this call's replies sends its digest too
         try:
             with self.app.db.transaction() as session:
-                queue_digest(
+                queued = queue_digest(
                     session,
                     settings=self.app.settings.replies,
                     call=self.app.call,
@@ -459,5 +469,11 @@ class Daemon:
                     to=self.app.settings.digest.to,
                     now=now(),
                 )
+                held = [r.last_error for r in queued if r.state == ReplyState.SUPPRESSED]
         except (MailbotError, SQLAlchemyError, OSError) as exc:
             log.warning("cannot write the daily digest (%s)", error_summary(exc))
+            return
+        for reason in held:  # after the commit, as for the intake's replies
+            log.warning("the daily digest is suppressed: %s", reason)
+        with self._suppressed_lock:
+            self._suppressed += len(held)

@@ -156,8 +156,9 @@ def letter_context(app: App, submission: Submission) -> dict[str, Any]:
         "problems": [
             {
                 "code": p.get("code", ""),
-                "zh": p.get("message_zh", ""),
-                "en": p.get("message_en", ""),
+                # A letter's words never quote the sender (stored since letter_zh was).
+                "zh": p.get("letter_zh") or p.get("message_zh", ""),
+                "en": p.get("letter_en") or p.get("message_en", ""),
             }
             for p in problems
             if p.get("severity") == "error"

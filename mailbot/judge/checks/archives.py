@@ -45,6 +45,7 @@ def _opened(container: Container, missing: list[tuple[str, str]]) -> Problem:
     """An archive unpacked: its files were judged; an error if the proposal is still not there."""
     name = shown_in(container.filename, container.container)
     held_zh, held_en = _listing(container)
+    held = len(container.listing)
     if missing:
         missing_zh = "和".join(zh for zh, _en in missing)
         missing_en = " and no ".join(en for _zh, en in missing)
@@ -56,6 +57,13 @@ def _opened(container: Container, missing: list[tuple[str, str]]) -> Problem:
             f'The archive "{name}" holds no {missing_en}; it holds: '
             f"{held_en}. Please attach the Word proposal and the signed PDF scan "
             "directly to the mail, not in an archive.",
+            letter=(
+                f"附件中的 .{container.kind} 压缩包（{held} 个文件）中没有{missing_zh}。"
+                "请将建议书 Word 文件和签字盖章的 PDF 扫描件直接作为附件发送，不要压缩。",
+                f"The .{container.kind} archive attached ({held} files) holds no {missing_en}. "
+                "Please attach the Word proposal and the signed PDF scan directly to the "
+                "mail, not in an archive.",
+            ),
         )
     return Problem(
         "archive_attachment",
@@ -64,6 +72,12 @@ def _opened(container: Container, missing: list[tuple[str, str]]) -> Problem:
         "下次请直接附上 Word 和 PDF 文件，不要压缩。",
         f'The archive "{name}" was unpacked and its files judged as attachments: '
         f"{held_en}. Next time please attach the Word and PDF files directly.",
+        letter=(
+            f"附件中的 .{container.kind} 压缩包已解压，其中的 {held} 个文件已按附件审核。"
+            "下次请直接附上 Word 和 PDF 文件，不要压缩。",
+            f"The .{container.kind} archive attached was unpacked and its {held} files judged "
+            "as attachments. Next time please attach the Word and PDF files directly.",
+        ),
     )
 
 
@@ -71,6 +85,8 @@ def _unopened(case: Case, container: Container, wanting: list[tuple[str, str]]) 
     """An archive not opened: an error when the proposal may be in it, else a warning."""
     name = shown_in(container.filename, container.container)
     why_zh, why_en = _refusal(case, container)
+    # The letter names neither the archive nor what it holds: the sender chose those names.
+    kind = f".{container.kind} "
     seen_zh, seen_en = "", ""
     if container.listing:
         held_zh, held_en = _listing(container)
@@ -89,6 +105,15 @@ def _unopened(case: Case, container: Container, wanting: list[tuple[str, str]]) 
             "was found in the mail. "
             "Please attach the Word proposal and the signed PDF scan directly to the "
             "mail, not in an archive.",
+            letter=(
+                f"附件中有一个{kind}压缩包，{why_zh}，其中的文件无法审核；"
+                f"邮件中没有找到命名正确的{wanting_zh}。"
+                "请将建议书 Word 文件和签字盖章的 PDF 扫描件直接作为附件发送，不要压缩。",
+                f"An attachment is a {kind}archive: {why_en}, so its files cannot be judged, "
+                f"and no correctly named {wanting_en} was found in the mail. Please attach "
+                "the Word proposal and the signed PDF scan directly to the mail, not in an "
+                "archive.",
+            ),
         )
     return Problem(
         "archive_attachment",
@@ -97,6 +122,11 @@ def _unopened(case: Case, container: Container, wanting: list[tuple[str, str]]) 
         "下次请直接附上文件，不要压缩。",
         f'The attachment "{name}" is an archive: {why_en}{seen_en}, so the material '
         "in it was not checked. Next time please attach the files directly.",
+        letter=(
+            f"附件中有一个{kind}压缩包，{why_zh}，其中的材料未经审核。下次请直接附上文件，不要压缩。",
+            f"An attachment is a {kind}archive: {why_en}, so the material in it was not "
+            "checked. Next time please attach the files directly.",
+        ),
     )
 
 

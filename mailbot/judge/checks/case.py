@@ -11,6 +11,7 @@ from mailbot.judge.readings.documents import DocumentReading, read_documents
 from mailbot.judge.readings.files import FileReading, identity_from_files, read_files
 from mailbot.judge.readings.subject import SubjectReading, read_subject
 from mailbot.mail.message import Message
+from mailbot.mail.names import shown_identity
 
 
 @dataclass
@@ -36,6 +37,16 @@ class Case:
         if from_files is not None:
             return from_files
         return reading.institution, reading.pi
+
+    @cached_property
+    def letter_stem(self) -> str:
+        """INSTITUTION+PI as a letter to the sender shows it (mailbot.mail.names.shown_identity);
+        the placeholders' where the mail names no one."""
+        institution, pi = shown_identity(*self.identity)
+        if institution and pi:
+            return self.call.stem(institution, pi)
+        naming = self.call.naming
+        return self.call.stem(naming.institution_placeholder, naming.pi_placeholder)
 
     @cached_property
     def files(self) -> FileReading:

@@ -30,6 +30,10 @@ def check_documents(case: Case) -> Iterator[Problem]:
             Severity.ERROR,
             f"建议书 Word 文件「{name}」无法读取：{reading.word_problem.zh}",
             f'The Word proposal "{name}" cannot be read: {reading.word_problem.en}',
+            letter=(
+                f"建议书 Word 文件无法读取：{reading.word_problem.zh}",
+                f"The Word proposal cannot be read: {reading.word_problem.en}",
+            ),
         )
     if reading.legacy_doc:
         yield Problem(
@@ -46,6 +50,10 @@ def check_documents(case: Case) -> Iterator[Problem]:
             Severity.ERROR,
             f"PDF 文件「{name}」无法读取：{reading.pdf_problem.zh}",
             f'The PDF "{name}" cannot be read: {reading.pdf_problem.en}',
+            letter=(
+                f"PDF 扫描件无法读取：{reading.pdf_problem.zh}",
+                f"The PDF scan cannot be read: {reading.pdf_problem.en}",
+            ),
         )
     if reading.form is not None and case.call.form is not None:
         yield from _form_problems(case, reading.form)
@@ -80,6 +88,10 @@ def _missing_fields(form: FormFacts) -> Iterator[Problem]:
                 Severity.WARNING,
                 f"建议书中的「{zh}」{why_zh}。",
                 f'The form\'s "{en}" {why_en}.',
+                letter=(
+                    f"建议书中的「{zh}」{'无法识别' if written else why_zh}。",
+                    f'The form\'s "{en}" {"cannot be read" if written else why_en}.',
+                ),
             )
 
 
@@ -156,6 +168,11 @@ def _lead_and_names(case: Case, form: FormFacts) -> Iterator[Problem]:
             f"牵头单位「{form.institution}」未被识别为中国科学院院属研究机构。",
             f'The lead institution "{form.institution}" is not recognised as an institute of '
             "the Chinese Academy of Sciences.",
+            letter=(
+                "建议书中填写的牵头单位未被识别为中国科学院院属研究机构。",
+                "The lead institution the form names is not recognised as an institute of the "
+                "Chinese Academy of Sciences.",
+            ),
         )
     institution, pi = case.identity
     pairs = (("institution", form.institution, institution), ("pi", form.pi, pi))
@@ -167,6 +184,10 @@ def _lead_and_names(case: Case, form: FormFacts) -> Iterator[Problem]:
                 Severity.WARNING,
                 f"建议书中的「{zh}」为「{in_form}」，与邮件主题中的「{in_subject}」不一致。",
                 f'The form\'s "{en}" reads "{in_form}", the subject "{in_subject}".',
+                letter=(
+                    f"建议书中的「{zh}」与邮件主题中的不一致。",
+                    f"The form's \"{en}\" differs from the subject's.",
+                ),
             )
 
 
