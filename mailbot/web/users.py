@@ -16,7 +16,8 @@ from mailbot.store.models import User
 from mailbot.web import accounts
 from mailbot.web.accounts import account_events
 from mailbot.web.app import Desk
-from mailbot.web.auth import ROLES, AccountError
+from mailbot.web.auth import AccountError
+from mailbot.web.roles import ROLES
 from mailbot.web.throttle import LOCK_AFTER
 
 # ?done= notices after a change (each form redirects after its POST).
