@@ -12,8 +12,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+from click.testing import CliRunner
+
+from mailbot.cli import main
 from tests.conftest import ROOT
+from tests.daemon_support import settings_values, toml
 
 # `mailbot --help`'s list of commands, as an operator reads it on 80 columns.
 COMMANDS = [
@@ -53,6 +58,8 @@ HEAVY = [
 ]
 # What `mailbot check` (parse and judge, print) never uses.
 NOT_FOR_CHECK = ["sqlalchemy", "alembic", "flask", "waitress", "jinja2", "apscheduler", "argon2"]
+# What `mailbot log` (read the database, print) never uses: Alembic changes the schema only.
+NOT_FOR_LOG = ["alembic", "flask", "waitress", "apscheduler", "imapclient", "docx", "pypdf"]
 
 LOADED = "import json, sys\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)"
 
@@ -109,3 +116,22 @@ def test_check_judges_a_mail_without_the_database_or_the_desk() -> None:
     assert "docx" in modules, "the mail's Word form was read"
     assert "pypdf" in modules, "the mail's PDFs were read"
     assert sorted(modules & set(NOT_FOR_CHECK)) == []
+
+
+def test_log_reads_the_database_without_alembic_the_desk_or_the_readers(tmp_path: Path) -> None:
+    config = tmp_path / "mailbot.toml"
+    values = settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
+    config.write_text(toml(values), encoding="utf-8")
+    made = CliRunner().invoke(main, ["--config", str(config), "init"])
+    assert made.exit_code == 0, made.output
+    code = (
+        "from mailbot.cli import main\n"
+        f"try:\n    main(['--config', {str(config)!r}, 'log'])\nexcept SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        f"{LOADED}"
+    )
+    result = python(code)
+    modules = loaded(result)
+    assert "0 submissions (none)" in result.stdout
+    assert "sqlalchemy" in modules
+    assert sorted(modules & set(NOT_FOR_LOG)) == []
