@@ -1,6 +1,7 @@
 """`python -m bench`: run the benchmark from the top of the checkout (`python -m bench desk`:
 the intake desk's server time with thousands of submissions; `python -m bench checkjson`:
-is `mailbot check --json` unchanged on every mail we hold)."""
+is `mailbot check --json` unchanged on every mail we hold; `python -m bench cli`: how long
+`mailbot --help`, `check`, `log` and `show` take, each a whole process)."""
 
 import sys
 
@@ -12,6 +13,10 @@ if sys.argv[1:2] == ["checkjson"]:
     from bench.checkjson import main as checkjson
 
     sys.exit(checkjson(sys.argv[2:]))
+if sys.argv[1:2] == ["cli"]:
+    from bench.cli import main as cli
+
+    sys.exit(cli(sys.argv[2:]))
 
 from bench.run import main
 

@@ -7,18 +7,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from mailbot.calls import Call, load_call
 from mailbot.config import ConfigError, ImapSettings, Settings, SmtpSettings, TlsSettings, secret
 from mailbot.judge.policy import IntakePolicy, JudgeLimits
-from mailbot.judge.processes import Judges
-from mailbot.net.oauth2 import TokenSource
-from mailbot.replies.render import Renderer
-from mailbot.replies.transports import OutboxDirTransport, SmtpTransport, Transport
 from mailbot.sources.base import Filing, Flag, Mailbox, MoveTo
-from mailbot.store.blobs import BlobStore
-from mailbot.store.db import Database
+
+if TYPE_CHECKING:  # each loaded where it is first used: `mailbot check` needs none of them
+    from mailbot.judge.processes import Judges
+    from mailbot.net.oauth2 import TokenSource
+    from mailbot.replies.render import Renderer
+    from mailbot.replies.transports import Transport
+    from mailbot.store.blobs import BlobStore
+    from mailbot.store.db import Database
 
 T = TypeVar("T", bound=TlsSettings)
 
@@ -67,6 +69,10 @@ class App:
 
     @classmethod
     def build(cls, settings: Settings) -> App:
+        from mailbot.replies.render import Renderer
+        from mailbot.store.blobs import BlobStore
+        from mailbot.store.db import Database
+
         return cls(
             settings=settings,
             call=load_call(settings.rules_path()),
@@ -87,6 +93,8 @@ class App:
         return MaildirMailbox(self.settings.path(source.maildir.path), flag=source.flag)
 
     def transport(self) -> Transport:
+        from mailbot.replies.transports import OutboxDirTransport, SmtpTransport
+
         replies = self.settings.replies
         if replies.transport == "smtp":
             smtp = self.with_ca_path(replies.smtp)
@@ -103,6 +111,8 @@ class App:
             raise ConfigError(
                 f"{section}.username is empty: OAuth2 login ({server.auth}) names the account"
             )
+        from mailbot.net.oauth2 import TokenSource
+
         tokens = self._tokens.get(section)
         if tokens is None or tokens.settings != server.oauth2:
             tokens = TokenSource.from_settings(
@@ -132,6 +142,8 @@ class App:
     def judges(self) -> Judges:
         """The judging processes, started at the first mail to judge."""
         if self._judges is None:
+            from mailbot.judge.processes import Judges
+
             self._judges = Judges(
                 self.call,
                 self.policy,

@@ -6,9 +6,6 @@ import sys
 
 import click
 
-from mailbot.doctor import diagnose
-from mailbot.doctor.findings import failed, report, report_json
-
 
 @click.command("doctor")
 @click.option(
@@ -23,10 +20,9 @@ def doctor(ctx: click.Context, send_test: str | None, as_json: bool) -> None:
 
     Exits 0 when nothing failed (warnings allowed), 1 when a check failed.
     """
+    from mailbot.doctor import diagnose
+    from mailbot.doctor.findings import failed, report, report_json
+
     findings = diagnose(ctx.obj, send_test)
     click.echo(report_json(findings) if as_json else report(findings))
     sys.exit(1 if failed(findings) else 0)
-
-
-def register(main: click.Group) -> None:
-    main.add_command(doctor)

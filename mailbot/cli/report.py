@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.calls import Call
+from mailbot.cli.describe import describe_form, focus_name
 from mailbot.domain import ReplyState
 from mailbot.errors import MailbotError
 from mailbot.ledger.attention import Attention, needing_a_person, unmatched_mails
@@ -36,11 +37,6 @@ LOG_COLUMNS = (
     "发件人 Sender",
     "问题 Problems",
 )
-
-
-def _focus_name(call: Call, code: str | None) -> str:
-    areas = {a.code: f"{a.zh} {a.en}" for a in call.form.focus_areas} if call.form else {}
-    return areas.get(code or "", code or "")
 
 
 def _local(call: Call, moment: Any) -> str:
@@ -189,27 +185,6 @@ def _record_lines(call: Call, record: MailRecord, copies: list[Mail]) -> list[st
     return lines
 
 
-def describe_form(call: Call, form: dict[str, Any]) -> list[str]:
-    """What the Word form says, for a person."""
-    period = form.get("period") or {}
-    partners = form.get("partners") or []
-    budget = form.get("budget_wan")
-    lines = [
-        f"项目名称 Title:      {form.get('title') or '-'}",
-        f"资助领域 Focus area: {_focus_name(call, form.get('focus_area')) or '-'}",
-        f"申请经费 Funding:    {f'{budget:g} 万元 (10k CNY)' if budget is not None else '-'}",
-        f"执行期限 Period:     {period.get('start', '-')} – {period.get('end', '-')}",
-        f"合作单位 Partners:   {len(partners)}, "
-        f"境外 abroad {sum(1 for p in partners if p['foreign'])}, "
-        f"ANSO {sum(1 for p in partners if p['anso_member'])}",
-    ]
-    lines += [
-        f"  - {p['name']} ({p['country'] or '?'}){' ANSO' if p['anso_member'] else ''}"
-        for p in partners
-    ]
-    return lines
-
-
 def _reply_line(call: Call, reply: Reply) -> str:
     sent = _local(call, reply.sent_at) if reply.sent_at else "-"
     error = f"  last error: {reply.last_error}" if reply.last_error else ""
@@ -225,7 +200,7 @@ def export(session: Session, call: Call, path: Path) -> int:
     if suffix not in (".xlsx", ".csv"):
         raise MailbotError(f"{path}: export writes .xlsx or .csv files")
     rows = log_rows(session, call)
-    table = export_rows(rows, call, lambda code: _focus_name(call, code), problem_words)
+    table = export_rows(rows, call, lambda code: focus_name(call, code), problem_words)
     data = to_csv(table) if suffix == ".csv" else to_xlsx(table)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=suffix)

@@ -6,10 +6,7 @@ from pathlib import Path
 
 import click
 
-from mailbot.cli import _app, one_line_errors
-from mailbot.service.backup import backup, restore, sqlite_path
-from mailbot.service.daemon import now
-from mailbot.service.status import current_status, format_status
+from mailbot.cli.common import build_app, one_line_errors
 
 
 @click.command()
@@ -17,7 +14,10 @@ from mailbot.service.status import current_status, format_status
 @one_line_errors
 def status(ctx: click.Context) -> None:
     """Print whether the daemon runs, its last poll, waiting mail, the outbox and the digest."""
-    app = _app(ctx)
+    from mailbot.service.daemon import now
+    from mailbot.service.status import current_status, format_status
+
+    app = build_app(ctx)
     try:
         app.db.check_schema()
         digest = app.settings.digest
@@ -34,7 +34,9 @@ def status(ctx: click.Context) -> None:
 @one_line_errors
 def backup_command(ctx: click.Context, directory: Path) -> None:
     """Copy the database (SQLite) and the store's new blobs into DIRECTORY, while mailbot runs."""
-    app = _app(ctx)
+    from mailbot.service.backup import backup, sqlite_path
+
+    app = build_app(ctx)
     try:
         app.db.check_schema()
         report = backup(app.db.url, app.settings.path(app.settings.store_dir), directory)
@@ -63,15 +65,12 @@ def restore_command(ctx: click.Context, directory: Path, force: bool) -> None:
 
     Stop the daemon and the desk first.
     """
-    app = _app(ctx)
+    from mailbot.service.backup import restore
+
+    app = build_app(ctx)
     url = app.db.url
     store = app.settings.path(app.settings.store_dir)
     app.close()
     report = restore(directory, url, store, force=force)
     click.echo(report.summary())
     click.echo("run `mailbot init` if this mailbot is newer than the backup, then start it")
-
-
-def register(main: click.Group) -> None:
-    for command in (status, backup_command, restore_command):
-        main.add_command(command)

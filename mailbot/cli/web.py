@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import click
 
-from mailbot.cli import _app, one_line_errors
-from mailbot.config import WebSettings
+from mailbot.cli.common import build_app, one_line_errors
 from mailbot.net.hosts import is_loopback
-from mailbot.service.preflight import check_templates
-from mailbot.store.models import utcnow
-from mailbot.web.auth import ROLES
+from mailbot.web.roles import ROLES
+
+if TYPE_CHECKING:
+    from mailbot.config import WebSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,11 @@ def web(
     secure_cookies: bool,
 ) -> None:
     """Serve the secretariat's intake desk (sign in with an account from `mailbot user add`)."""
+    from mailbot.service.preflight import check_templates
     from mailbot.web.app import create_app
     from mailbot.web.server import serve
 
-    app = _app(ctx)
+    app = build_app(ctx)
     app.db.check_schema()
     check_templates(app.settings)
     settings = app.settings.web.model_copy(
@@ -109,9 +111,10 @@ def user() -> None:
 @one_line_errors
 def user_add(ctx: click.Context, name: str, role: str | None) -> None:
     """Create the account NAME; its password is asked twice and stored as an Argon2 hash."""
+    from mailbot.store.models import utcnow
     from mailbot.web.accounts import COMMAND_LINE, create, first_role
 
-    app = _app(ctx)
+    app = build_app(ctx)
     app.db.check_schema()
     password = _ask_password("Password")
     with app.db.transaction() as session:
@@ -127,7 +130,7 @@ def user_list(ctx: click.Context) -> None:
     """Every account: role, state (active, locked, disabled), failed sign-ins, last sign-in."""
     from mailbot.web.accounts import accounts
 
-    app = _app(ctx)
+    app = build_app(ctx)
     app.db.check_schema()
     with app.db.transaction() as session:
         lines = accounts(session)
@@ -153,9 +156,10 @@ def user_list(ctx: click.Context) -> None:
 @one_line_errors
 def user_disable(ctx: click.Context, name: str) -> None:
     """Disable NAME (a colleague who left): signed out now, no sign-in until enabled."""
+    from mailbot.store.models import utcnow
     from mailbot.web.accounts import COMMAND_LINE, set_active
 
-    app = _app(ctx)
+    app = build_app(ctx)
     app.db.check_schema()
     with app.db.transaction() as session:
         set_active(session, COMMAND_LINE, name, False, utcnow())
@@ -168,9 +172,10 @@ def user_disable(ctx: click.Context, name: str) -> None:
 @one_line_errors
 def user_enable(ctx: click.Context, name: str) -> None:
     """Let a disabled account NAME sign in again."""
+    from mailbot.store.models import utcnow
     from mailbot.web.accounts import COMMAND_LINE, set_active
 
-    app = _app(ctx)
+    app = build_app(ctx)
     app.db.check_schema()
     with app.db.transaction() as session:
         set_active(session, COMMAND_LINE, name, True, utcnow())
@@ -183,9 +188,10 @@ def user_enable(ctx: click.Context, name: str) -> None:
 @one_line_errors
 def user_unlock(ctx: click.Context, name: str) -> None:
     """Lift the lock that failed sign-ins put on NAME, and forget its failed tries."""
+    from mailbot.store.models import utcnow
     from mailbot.web.accounts import COMMAND_LINE, unlock_account
 
-    app = _app(ctx)
+    app = build_app(ctx)
     app.db.check_schema()
     with app.db.transaction() as session:
         lifted = unlock_account(session, COMMAND_LINE, name, utcnow())
@@ -198,9 +204,10 @@ def user_unlock(ctx: click.Context, name: str) -> None:
 @one_line_errors
 def user_passwd(ctx: click.Context, name: str) -> None:
     """Set a new password for NAME; its open sessions end and a lock on it is lifted."""
+    from mailbot.store.models import utcnow
     from mailbot.web.accounts import COMMAND_LINE, reset_password
 
-    app = _app(ctx)
+    app = build_app(ctx)
     app.db.check_schema()
     password = _ask_password("New password")
     with app.db.transaction() as session:
@@ -212,9 +219,3 @@ def _ask_password(label: str) -> str:
     # Asked, never an option: a password on the command line stays in the shell's history.
     password: str = click.prompt(label, hide_input=True, confirmation_prompt=True)
     return password
-
-
-def register(group: click.Group) -> None:
-    """Add the desk's commands to the mailbot command."""
-    group.add_command(web)
-    group.add_command(user)

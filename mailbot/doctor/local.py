@@ -8,7 +8,6 @@ import stat
 import tempfile
 from pathlib import Path
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -16,7 +15,7 @@ from mailbot.config import ConfigError, Settings, load_settings
 from mailbot.doctor.findings import Finding, fail, ok, warn
 from mailbot.errors import MailbotError
 from mailbot.store.blobs import DIR_MODE, FILE_MODE
-from mailbot.store.db import Database
+from mailbot.store.db import Database, head_revision
 
 # A store walk names at most this many files or folders with the wrong mode.
 _SHOWN = 3
@@ -54,7 +53,7 @@ def check_database(settings: Settings, config_path: Path) -> Finding:
         return fail("database", f"there is no database at {sqlite}", init)
     db = Database(url)
     try:
-        head = ScriptDirectory.from_config(db.alembic_config()).get_current_head()
+        head = head_revision()
         current = db.revision()
     except SQLAlchemyError as exc:
         reason = " ".join(str(getattr(exc, "orig", None) or exc).split())

@@ -2,26 +2,77 @@
 
 from __future__ import annotations
 
+import ast
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.bundled import migrations_dir
 from mailbot.errors import MailbotError
 
+if TYPE_CHECKING:  # Alembic is loaded only to change the schema (`mailbot init`)
+    from alembic.config import Config as AlembicConfig
+
+# Where Alembic stamps a database with its revision (migrations/env.py keeps the default).
+VERSION_TABLE = "alembic_version"
+
 
 class DatabaseError(MailbotError):
     """The database cannot be reached or its schema is not mailbot's."""
+
+
+def head_revision() -> str:
+    """The newest of the shipped migrations: the one revision no other revision follows.
+
+    Read from the files' `revision` and `down_revision` lines, so that the
+    commands that only check the schema (log, show, web...) need not load
+    Alembic, a tenth of their start.
+    """
+    follows: dict[str, set[str]] = {}
+    for path in sorted((migrations_dir() / "versions").glob("*.py")):
+        values = _revision_lines(path)
+        down = values.get("down_revision")
+        parents = {down} if isinstance(down, str) else set(down or ())
+        follows[str(values["revision"])] = parents
+    heads = set(follows) - set().union(*follows.values())
+    if len(heads) != 1:
+        raise DatabaseError(f"the shipped migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
+
+
+def _revision_lines(path: Path) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        targets: list[ast.expr]
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        elif isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                found[target.id] = ast.literal_eval(value)
+    if "revision" not in found:
+        raise DatabaseError(f"{path.name} names no revision")
+    return found
+
+
+def stamped_revision(connection: Connection) -> str | None:
+    """The revision the database is stamped with; None before its schema was made."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return None
+    stamped = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
+    revisions = list(stamped)
+    if len(revisions) > 1:
+        raise DatabaseError(f"the database is stamped with {len(revisions)} revisions: {revisions}")
+    return revisions[0] if revisions else None
 
 
 def _normalise_url(url: str) -> str:
@@ -77,6 +128,8 @@ class Database:
             yield session
 
     def alembic_config(self) -> AlembicConfig:
+        from alembic.config import Config as AlembicConfig
+
         config = AlembicConfig()
         config.set_main_option("script_location", str(migrations_dir()))
         config.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
@@ -85,6 +138,8 @@ class Database:
 
     def upgrade(self) -> str:
         """Create the schema or bring it to the newest revision; return that revision."""
+        from alembic import command
+
         try:
             command.upgrade(self.alembic_config(), "head")
         except OperationalError as exc:
@@ -93,11 +148,11 @@ class Database:
 
     def revision(self) -> str | None:
         with self.engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return stamped_revision(connection)
 
     def check_schema(self) -> None:
         """Refuse to work on a database whose schema is missing or old."""
-        head = ScriptDirectory.from_config(self.alembic_config()).get_current_head()
+        head = head_revision()
         try:
             current = self.revision()
         except OperationalError as exc:

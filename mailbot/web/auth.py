@@ -22,10 +22,8 @@ from sqlalchemy.orm import Session
 
 from mailbot.errors import MailbotError
 from mailbot.store.models import LoginAttempt, User, WebSession
+from mailbot.web.roles import ROLES
 from mailbot.web.throttle import FAILURE_WINDOW, forget_devices, unlock
-
-# admin: everything, and the accounts; editor: reads and acts; viewer: reads only.
-ROLES = ("admin", "editor", "viewer")
 
 SESSION_LIFETIME = timedelta(hours=12)
 SESSION_IDLE = timedelta(hours=2)

@@ -15,8 +15,9 @@ from werkzeug.wrappers.response import Response as BaseResponse
 from mailbot.store.models import User
 from mailbot.web import accounts
 from mailbot.web.accounts import account_events
-from mailbot.web.auth import ROLES, AccountError
+from mailbot.web.auth import AccountError
 from mailbot.web.desk import Desk
+from mailbot.web.roles import ROLES
 from mailbot.web.throttle import LOCK_AFTER
 
 # ?done= notices after a change (each form redirects after its POST).
