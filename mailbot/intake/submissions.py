@@ -146,28 +146,36 @@ def record(
             if together is not None:
                 effective, kind = together, "completion"
     effective = note_same_files(session, call, mail, submission, effective)
+    if current is not None:
+        current.superseded = True
+    version = _add_version(session, submission, mail, effective, kind)
+    return Outcome(effective, submission, version, kind, current.number if current else None)
+
+
+def _add_version(
+    session: Session, submission: Submission, mail: Mail, verdict: Verdict, kind: str
+) -> Version:
+    """The submission's next version, made by this mail: it becomes the current one."""
     number = submission.current_version + 1
     version = Version(
         submission=submission,
         number=number,
         mail_id=mail.id,
         kind=kind,
-        status=str(effective.status),
-        problems=problems_json(effective),
-        files=files_json(effective),
+        status=str(verdict.status),
+        problems=problems_json(verdict),
+        files=files_json(verdict),
         received_at=mail.received_at,
-        form=effective.form,
-        pdf_pages=effective.pdf_pages,
+        form=verdict.form,
+        pdf_pages=verdict.pdf_pages,
     )
     session.add(version)
-    if current is not None:
-        current.superseded = True
     submission.current_version = number
-    submission.status = str(effective.status)
+    submission.status = str(verdict.status)
     submission.updated_at = utcnow()
     mail.submission = submission
     session.flush()
-    return Outcome(effective, submission, version, kind, current.number if current else None)
+    return version
 
 
 def _judge_together(
