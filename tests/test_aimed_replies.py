@@ -193,6 +193,7 @@ def _assert_unaimed(make_app: AppFactory, outcome: Outcome, values: dict[str, An
     assert f"{SUPPRESSED} suppressed (over the hourly limits)" in outcome.stdout
 
 
+@pytest.mark.slow  # `mailbot run --once` in its own process
 def test_an_attacker_on_a_maildir_gets_no_more_than_the_limits_and_none_of_their_text(
     make_app: AppFactory, tmp_path: Path
 ) -> None:

@@ -42,14 +42,6 @@ NAMES = [BOTANY, "植物研究所", "中科院植物所", "Institute of Botany, 
 PI = "张三"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
-    url: str = request.getfixturevalue("database_url")
-    return url
-
-
 def _config(tmp_path: Path, db_url: str, rules: Path = RULES) -> Path:
     values = settings_values(tmp_path, db_url)
     values["rules"] = str(rules)
@@ -116,6 +108,7 @@ def test_an_institute_is_known_by_each_of_its_names(call: Call) -> None:
 # --------------------------------------------------------------------------- one institution
 
 
+@pytest.mark.slow  # `mailbot run --once` in its own process, mail by mail
 def test_one_institute_under_four_names_is_one_submission(
     make_app: AppFactory, tmp_path: Path, db_url: str
 ) -> None:
@@ -147,6 +140,7 @@ def test_one_institute_under_four_names_is_one_submission(
     assert "ANSO2021-0001" not in _mailbot(config, "log", "-q", "微生物所")
 
 
+@pytest.mark.slow  # `mailbot run --once` in its own process, mail by mail
 def test_a_submission_keyed_before_canonical_names_takes_the_next_version(
     make_app: AppFactory, tmp_path: Path, db_url: str
 ) -> None:
@@ -216,6 +210,7 @@ def test_a_broken_or_missing_projects_list_is_one_clear_rules_error(tmp_path: Pa
         load_call(rules)
 
 
+@pytest.mark.slow  # `mailbot run --once` in its own process, mail by mail
 def test_a_pi_leading_an_ongoing_project_is_shown_to_the_secretariat_alone(
     make_app: AppFactory, tmp_path: Path, db_url: str
 ) -> None:
@@ -269,6 +264,7 @@ def _desk_shows(app: App, mail_id: int) -> None:
         assert "ANSO-CR-KP-2020-07" in page
 
 
+@pytest.mark.slow  # `mailbot run --once` in its own process, mail by mail
 def test_the_rules_may_tell_the_applicant_too(tmp_path: Path) -> None:
     config = _config(
         tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}", _eligibility_rules(tmp_path, tell=True)
@@ -282,6 +278,7 @@ def test_the_rules_may_tell_the_applicant_too(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the same files twice
 
 
+@pytest.mark.slow  # `mailbot run --once` in its own process, mail by mail
 def test_the_same_files_under_another_institution_and_pi_are_flagged(
     make_app: AppFactory, tmp_path: Path, db_url: str
 ) -> None:

@@ -461,6 +461,7 @@ def _expected_flagged(sent: dict[str, bytes]) -> set[str]:
     return {_message_id(sent[what]) for what, *_rest, flagged in CASES if flagged}
 
 
+@pytest.mark.slow  # `mailbot run --once` in its own process
 def test_run_once_on_a_maildir_records_all_answers_only_proposals_flags_the_rest(
     tmp_path: Path,
 ) -> None:

@@ -78,7 +78,7 @@ class Inbox:
 FOLDERS = {"accepted", "needs-correction", "late", "ignored"}
 
 
-@pytest.fixture(params=["maildir", "dovecot"])
+@pytest.fixture(params=["maildir", pytest.param("dovecot", marks=pytest.mark.servers)])
 def inbox(
     make_app: AppFactory,
     request: pytest.FixtureRequest,
