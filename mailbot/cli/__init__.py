@@ -317,9 +317,11 @@ def describe(verdict: Verdict, call: Call) -> str:
 
 # Last: these modules' commands use the helpers above.
 from mailbot.cli.doctor import register as register_doctor  # noqa: E402
+from mailbot.cli.packet import register as register_packet  # noqa: E402
 from mailbot.cli.service import register as register_service  # noqa: E402
 from mailbot.cli.web import register as register_web  # noqa: E402
 
 register_web(main)
 register_service(main)
 register_doctor(main)
+register_packet(main)

@@ -19,6 +19,7 @@ from mailbot.ledger.log import (
     neighbours,
     statuses_in_use,
 )
+from mailbot.ledger.packet import build_packet
 from mailbot.ledger.problem_words import problem_words
 from mailbot.mail.parsing import parse_message
 from mailbot.store.models import Mail
@@ -68,6 +69,7 @@ class Pages:
         flask.add_url_rule("/", "overview", self.overview)
         flask.add_url_rule("/log", "log", self.log)
         flask.add_url_rule("/log/export.<any(xlsx, csv):suffix>", "export", self.export)
+        flask.add_url_rule("/packet.zip", "packet", self.packet, methods=["POST"])
         flask.add_url_rule("/submissions/<reference>", "submission", self.submission)
         flask.add_url_rule("/submissions/<reference>/write", "write", self.write)
         flask.add_url_rule("/mails", "mails", self.mails)
@@ -120,6 +122,18 @@ class Pages:
         )
         return Response(
             data, mimetype=kind, headers={"Content-Disposition": content_disposition(name)}
+        )
+
+    def packet(self) -> Response:
+        """The review packet (editors: the guard refuses a viewer's POST)."""
+        with self.app.db.transaction() as session:
+            data, _ = build_packet(session, self.app.call, self.app.blobs)
+        stamp = self.app.call.local(self.desk.now()).strftime("%Y%m%d-%H%M")
+        name = f"{self.app.call.id}-review-packet-{stamp}.zip"
+        return Response(
+            data,
+            mimetype="application/zip",
+            headers={"Content-Disposition": content_disposition(name)},
         )
 
     def submission(self, reference: str) -> str:
