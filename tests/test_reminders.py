@@ -184,3 +184,21 @@ def test_a_reminder_point_must_be_hours_before_the_deadline(tmp_path: Path) -> N
         load_settings(None, **values)
     values = settings_values(tmp_path, "sqlite://", reminders={"hours_before": [24, 72, 24]})
     assert load_settings(None, **values).reminders.hours_before == [72, 24]
+
+
+def test_a_templates_folder_without_the_reminder_stops_run_unless_reminders_are_off(
+    tmp_path: Path,
+) -> None:
+    from mailbot.config import ConfigError, load_settings
+    from mailbot.service.preflight import check_templates
+    from tests.conftest import ROOT
+
+    folder = tmp_path / "templates"
+    (folder / "reply").mkdir(parents=True)
+    for template in (ROOT / "templates" / "reply").glob("*.txt.j2"):
+        if not template.name.startswith("reminder."):
+            (folder / "reply" / template.name).write_bytes(template.read_bytes())
+    values = settings_values(tmp_path, "sqlite://", templates_dir=str(folder))
+    with pytest.raises(ConfigError, match=r"'reminder'.*hours_before = \[\]"):
+        check_templates(load_settings(None, **values))
+    check_templates(load_settings(None, **values, reminders={"hours_before": []}))
