@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from flask import Flask, Response, abort, g, render_template, request
@@ -19,7 +20,7 @@ from mailbot.ledger.log import (
     neighbours,
     statuses_in_use,
 )
-from mailbot.ledger.packet import build_packet
+from mailbot.ledger.packet import PacketError, build_packet
 from mailbot.ledger.problem_words import problem_words
 from mailbot.mail.parsing import parse_message
 from mailbot.store.models import Mail
@@ -40,6 +41,8 @@ from mailbot.web.files import blob_name, content_disposition, content_type
 from mailbot.web.labels import NOTICES, REFUSALS, STATUSES
 from mailbot.web.letters import Letters, recipient
 from mailbot.web.overview import overview
+
+log = logging.getLogger(__name__)
 
 # The status a confirmed decision sets, for its confirmation page to show.
 CONFIRM_STATUS = {
@@ -126,8 +129,12 @@ class Pages:
 
     def packet(self) -> Response:
         """The review packet (editors: the guard refuses a viewer's POST)."""
-        with self.app.db.transaction() as session:
-            data, _ = build_packet(session, self.app.call, self.app.blobs)
+        try:
+            with self.app.db.transaction() as session:
+                data, _ = build_packet(session, self.app.call, self.app.blobs)
+        except PacketError as exc:  # a missing or damaged blob: said in the log, in one line
+            log.error("review packet: %s", exc)
+            abort(500)
         stamp = self.app.call.local(self.desk.now()).strftime("%Y%m%d-%H%M")
         name = f"{self.app.call.id}-review-packet-{stamp}.zip"
         return Response(
