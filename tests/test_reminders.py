@@ -43,6 +43,14 @@ def _dispose() -> Iterator[None]:
     dispose_apps()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"
+    value: str = request.getfixturevalue("database_url")
+    return value
+
+
 def _app(values: dict[str, Any], clock: Clock) -> App:
     """A daemon's app as a (re)start builds it, on the shared database and the fake clock."""
     app = make_app(values)
@@ -70,9 +78,9 @@ def _reminders(app: App) -> list[tuple[str, int, Reply]]:
 
 
 def test_one_reminder_per_submission_per_point_across_a_restart_and_a_correction(
-    tmp_path: Path,
+    tmp_path: Path, url: str
 ) -> None:
-    values = settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
+    values = settings_values(tmp_path, url)
     maildir = tmp_path / "Maildir"
     clock = Clock(july(27, 9))
     app = _app(values, clock)
