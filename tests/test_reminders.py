@@ -136,6 +136,26 @@ def test_one_reminder_per_submission_per_point_across_a_restart_and_a_correction
         (WANTING[1], 24),
     ]
     _check_letters(app, sent)
+    _on_the_desk(app)
+
+
+def _on_the_desk(app: App) -> None:
+    """The submission's page on the desk lists both reminders among its letters."""
+    from mailbot.web.app import create_app
+    from mailbot.web.auth import add_user
+    from tests.web_support import NAME, PASSWORD, form_token
+
+    with app.db.transaction() as session:
+        add_user(session, NAME, PASSWORD)
+        reference = session.scalar(select(Submission.reference).where(Submission.pi == WANTING[1]))
+    client = create_app(app).test_client()
+    page = client.get("/login")
+    form = {"csrf_token": form_token(page.text), "name": NAME, "password": PASSWORD}
+    assert client.post("/login", data=form).status_code == 303
+    text = client.get(f"/submissions/{reference}").text
+    assert "截止前提醒" in text
+    assert "还有 72 小时 0 分钟" in text
+    assert "还有 24 小时 0 分钟" in text
 
 
 def _check_letters(app: App, sent: list[tuple[str, int, Reply]]) -> None:
