@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from mailbot.domain import SubmissionStatus
-from mailbot.ledger.packet import PacketError, build_packet, safe_part
+from mailbot.ledger.packet import PacketError, safe_part, write_packet
 from mailbot.store.blobs import BlobStore
 from mailbot.store.models import Mail, Submission, Version
 from tests.conftest import ROOT
@@ -225,7 +225,7 @@ def test_a_missing_or_damaged_file_stops_the_packet_with_its_name(
     desk: RunningDesk, tmp_path: Path
 ) -> None:
     with desk.app.db.transaction() as session, pytest.raises(PacketError, match="not in the store"):
-        build_packet(session, desk.app.call, BlobStore(tmp_path / "empty"))
+        write_packet(session, desk.app.call, BlobStore(tmp_path / "empty"), io.BytesIO())
     damaged = BlobStore(tmp_path / "damaged")
     with desk.app.db.transaction() as session:
         for files in _accepted(desk).values():
@@ -234,7 +234,7 @@ def test_a_missing_or_damaged_file_stops_the_packet_with_its_name(
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(b"not the proposal")
         with pytest.raises(PacketError, match="no longer match"):
-            build_packet(session, desk.app.call, damaged)
+            write_packet(session, desk.app.call, damaged, io.BytesIO())
 
 
 def test_a_packet_must_be_a_zip_and_says_so_in_one_line(desk: RunningDesk, tmp_path: Path) -> None:

@@ -19,24 +19,23 @@ from mailbot.errors import MailbotError
 def packet(ctx: click.Context, out: Path) -> None:
     """Write OUT.zip: a folder per accepted submission with its current Word, PDF and
     supporting files, index.xlsx and SHA256SUMS; each file checked against the store."""
-    from mailbot.ledger.packet import build_packet
+    from mailbot.ledger.packet import write_packet
 
     if out.suffix.lower() != ".zip":
         raise MailbotError(f"{out}: the packet is a .zip file")
     app = _app(ctx)
     app.db.check_schema()
-    with app.db.transaction() as session:
-        data, submissions = build_packet(session, app.call, app.blobs)
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=out.parent, suffix=".zip")
     try:
-        with os.fdopen(handle, "wb") as target:
-            target.write(data)
+        with os.fdopen(handle, "w+b") as target, app.db.transaction() as session:
+            submissions = write_packet(session, app.call, app.blobs, target)
+            size = target.tell()
         os.replace(temporary, out)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    click.echo(f"{out}: {submissions} accepted submissions, {len(data)} bytes")
+    click.echo(f"{out}: {submissions} accepted submissions, {size} bytes")
 
 
 def register(group: click.Group) -> None:

@@ -19,6 +19,7 @@ import unicodedata
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -256,18 +257,18 @@ def _put(target: zipfile.ZipFile, name: str, data: bytes, moment: datetime) -> N
     target.writestr(info, data, compresslevel=6)
 
 
-def build_packet(session: Session, call: Call, blobs: BlobStore) -> tuple[bytes, int]:
-    """The packet's bytes and how many submissions it holds; PacketError on a bad blob."""
+def write_packet(session: Session, call: Call, blobs: BlobStore, out: BinaryIO) -> int:
+    """Write the packet into ``out`` (a seekable file), one file in memory at a time; returns
+    how many submissions it holds. PacketError on a missing or damaged blob."""
     entries = packet_entries(session, call)
     # Stamped with the deadline (as Beijing's wall clock, as zip stores local times).
     moment = call.local(call.deadline).replace(tzinfo=None)
     sums = []
-    out = io.BytesIO()
-    with _writer(out) as target:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         items = sorted((item for e in entries for item in e.files), key=lambda i: i.path)
         for item in items:
             _put(target, item.path, _checked(blobs, item), moment)
             sums.append(f"{item.sha256}  {item.path}\n")
         _put(target, "SHA256SUMS", "".join(sums).encode(), moment)
         _put(target, "index.xlsx", index_xlsx(entries, call, moment), moment)
-    return out.getvalue(), len(entries)
+    return len(entries)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Callable
 
 from flask import Flask, Response, abort, g, render_template, request
 from werkzeug.wrappers.response import Response as BaseResponse
+from werkzeug.wsgi import wrap_file
 
 from mailbot.domain import SubmissionStatus
 from mailbot.errors import MailbotError
@@ -20,7 +22,7 @@ from mailbot.ledger.log import (
     neighbours,
     statuses_in_use,
 )
-from mailbot.ledger.packet import PacketError, build_packet
+from mailbot.ledger.packet import PacketError, write_packet
 from mailbot.ledger.problem_words import problem_words
 from mailbot.mail.parsing import parse_message
 from mailbot.store.models import Mail
@@ -128,19 +130,29 @@ class Pages:
         )
 
     def packet(self) -> Response:
-        """The review packet (editors: the guard refuses a viewer's POST)."""
+        """The review packet (editors: the guard refuses a viewer's POST), made in a
+        temporary file and streamed from it, never whole in memory."""
+        # Not a with block: the server closes it when the response has been sent.
+        spool = tempfile.TemporaryFile()  # noqa: SIM115
         try:
             with self.app.db.transaction() as session:
-                data, _ = build_packet(session, self.app.call, self.app.blobs)
+                write_packet(session, self.app.call, self.app.blobs, spool)
         except PacketError as exc:  # a missing or damaged blob: said in the log, in one line
+            spool.close()
             log.error("review packet: %s", exc)
             abort(500)
+        except BaseException:
+            spool.close()
+            raise
+        size = spool.tell()
+        spool.seek(0)
         stamp = self.app.call.local(self.desk.now()).strftime("%Y%m%d-%H%M")
         name = f"{self.app.call.id}-review-packet-{stamp}.zip"
         return Response(
-            data,
+            wrap_file(request.environ, spool),
             mimetype="application/zip",
-            headers={"Content-Disposition": content_disposition(name)},
+            direct_passthrough=True,
+            headers={"Content-Disposition": content_disposition(name), "Content-Length": str(size)},
         )
 
     def submission(self, reference: str) -> str:
