@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from mailbot import bundled
 from mailbot.calls import Size, rules_file
@@ -139,6 +139,19 @@ class DigestSettings(_Section):
     at: str = "08:00"
 
 
+class ReminderSettings(_Section):
+    """When applicants whose submission still needs correction are reminded."""
+
+    hours_before: list[int] = [72, 24]  # before the deadline; empty: no reminders
+
+    @field_validator("hours_before")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(hours <= 0 for hours in value):
+            raise ValueError("reminders are sent a whole number of hours > 0 before the deadline")
+        return sorted(set(value), reverse=True)
+
+
 class IntakeSettings(_Section):
     """Who is never answered, and the limits parsing and judging run under."""
 
@@ -178,6 +191,7 @@ class Settings(_Section):
     source: SourceSettings = SourceSettings()
     replies: ReplySettings = ReplySettings()
     digest: DigestSettings = DigestSettings()
+    reminders: ReminderSettings = ReminderSettings()
     intake: IntakeSettings = IntakeSettings()
     web: WebSettings = WebSettings()
     base_dir: str = "."

@@ -40,6 +40,8 @@ defined beside the code that raises it::
         another sender reset or took it
       x BackupError (mailbot.service.backup): a backup or restore cannot go on; names the
         place and what is wrong there
+      x PacketError (mailbot.ledger.packet): the review packet cannot be made: a file of
+        an accepted submission is missing from the store or no longer matches its sha256
       x AccountError (mailbot.web.auth): a desk account cannot be created or changed as
         asked (shown on the desk's page)
       x ActionError (mailbot.web.actions): the desk refuses an act, with the reason as a

@@ -13,6 +13,7 @@ import pytest
 
 from mailbot.intake.reprocess import reprocess
 from mailbot.replies.digest import queue_digest
+from mailbot.replies.reminders import queue_reminders
 from mailbot.replies.render import Renderer
 from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
@@ -27,6 +28,7 @@ from tests.mailfactory.documents import pdf_bytes
 TEMPLATES = ROOT / "templates"
 OTHER = ("中国科学院微生物研究所", "李娜")
 LATE = ("中国科学院大气物理研究所", "王堃")
+WANTING = ("中国科学院动物研究所", "刘洋")  # still lacks its PDF when reminded
 
 
 class Recorder(Renderer):
@@ -57,7 +59,7 @@ def strict_renderer() -> Renderer:
 
 
 def _every_kind_of_mail(maildir: Path) -> None:
-    """New, misnamed, without names, resubmission, completion, late alone, late after."""
+    """New, misnamed, without names, resubmission, completion, still wanting, late alone, late after."""
     deliver(maildir, proposal("foxmail", files="misnamed"), july(20))
     deliver(maildir, proposal("foxmail", files="good"), july(21))
     deliver(maildir, proposal("coremail", *OTHER, files="no_pdf"), july(22))
@@ -65,6 +67,7 @@ def _every_kind_of_mail(maildir: Path) -> None:
     files = [Att("proposal.docx", form_docx()), Att("scan.pdf", pdf_bytes())]
     deliver(maildir, build_mail("gmail", subject="application", attachments=files), july(24))
     deliver(maildir, build_mail("outlook", subject="合作专项建议书：", attachments=()), july(25))
+    deliver(maildir, proposal("outlook", *WANTING, files="no_pdf"), july(26))
     deliver(maildir, proposal("qqmail", *LATE, files="good"), july(31))
     deliver(maildir, proposal("foxmail", files="good"), july(31, 12))
 
@@ -89,6 +92,14 @@ def test_every_reply_template_reads_whole_with_every_context_the_code_builds(
             renderer=app.renderer,
             to=app.settings.digest.to,
             now=datetime(2021, 8, 1, 1, 0, tzinfo=UTC),
+        )
+        queue_reminders(
+            session,
+            call=app.call,
+            settings=app.settings.replies,
+            renderer=app.renderer,
+            hours_before=app.settings.reminders.hours_before,
+            now=datetime(2021, 7, 29, 16, 0, tzinfo=UTC),  # 24 h before the deadline
         )
     # A reprocess after a deadline change tells the late ones they are accepted after all.
     text = RULES.read_text(encoding="utf-8")

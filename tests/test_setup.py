@@ -124,6 +124,7 @@ def test_an_old_relative_rules_path_says_how_to_name_the_bundled_call(tmp_path: 
         ["log"],
         ["show", "ANSO2021-0001"],
         ["export", "x.csv"],
+        ["packet", "packet.zip"],
         ["reprocess"],
         ["run", "--once"],
         ["init"],

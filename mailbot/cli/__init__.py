@@ -19,6 +19,7 @@ from mailbot import __version__
 from mailbot.cli.check import check
 from mailbot.cli.doctor import doctor
 from mailbot.cli.log import export_command, log_command, show_command
+from mailbot.cli.packet import packet
 from mailbot.cli.run import reprocess_command, run
 from mailbot.cli.service import backup_command, restore_command, status
 from mailbot.cli.setup import demo_command, form_template_command, init
@@ -57,6 +58,7 @@ for command in (
     log_command,
     show_command,
     export_command,
+    packet,
     reprocess_command,
     form_template_command,
     demo_command,

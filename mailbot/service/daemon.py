@@ -37,6 +37,7 @@ from mailbot.domain import ReplyState
 from mailbot.errors import MailbotError
 from mailbot.intake.poll import PollReport, poll
 from mailbot.replies.digest import queue_digest
+from mailbot.replies.reminders import queue_reminders
 from mailbot.replies.sender import SendReport, recover_interrupted, send_pending
 from mailbot.service.notify import Notifier, Pulse
 from mailbot.service.outages import Outage
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_MAX = 60.0
 LEASE_WAIT_MAX = 5.0  # a waiting daemon looks at the lease this often at most
+REMINDER_INTERVAL = 300.0  # seconds between looks for due reminders (each is sent once)
 # How long one step of the intake loop (a fetch, one mail, a wait beyond its
 # interval) may take before the loop counts as hung and the watchdog is no
 # longer pinged (systemd then restarts the daemon, WatchdogSec later).
@@ -284,6 +286,16 @@ class Daemon:
                 max_instances=1,
                 coalesce=True,
             )
+        if settings.reminders.hours_before:
+            scheduler.add_job(
+                self._reminder_job,
+                "interval",
+                seconds=REMINDER_INTERVAL,
+                id="reminders",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=now(),
+            )
         self.scheduler = scheduler
         scheduler.start()
 
@@ -455,6 +467,30 @@ class Daemon:
                 self.outbox.renew()
         except (SQLAlchemyError, DatabaseError) as exc:
             self._fault(exc)
+
+    def _reminder_job(self) -> None:
+        if not self.outbox.held:
+            return  # the daemon sending this call's replies sends its reminders too
+        self.remind()
+
+    def remind(self) -> int:
+        """Queue the reminders due now (the app's clock); how many (0 on a fault, logged)."""
+        try:
+            with self.app.db.transaction() as session:
+                queued = queue_reminders(
+                    session,
+                    call=self.app.call,
+                    settings=self.app.settings.replies,
+                    renderer=self.app.renderer,
+                    hours_before=self.app.settings.reminders.hours_before,
+                    now=self.app.clock(),
+                )
+        except (MailbotError, SQLAlchemyError, OSError) as exc:
+            log.warning("cannot queue the reminders (%s); tried again later", error_summary(exc))
+            return 0
+        if queued:
+            self._kick_sender()
+        return len(queued)
 
     def _digest_job(self) -> None:
         if not self.outbox.held:

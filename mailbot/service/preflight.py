@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from mailbot.config import ConfigError, Settings
+from mailbot.replies.reminders import REMINDER
 from mailbot.replies.render import Renderer
 
 # The replies the daemon writes by itself; each needs a template in some language.
@@ -24,11 +25,13 @@ def check_templates(settings: Settings) -> None:
     if not folder.is_dir():
         raise ConfigError(f"templates_dir = {settings.templates_dir!r}: no such folder {folder}")
     renderer = Renderer(folder)
-    for name in DAEMON_REPLIES:
+    wanted = DAEMON_REPLIES + ((REMINDER,) if settings.reminders.hours_before else ())
+    for name in wanted:
         if not renderer.languages_for(name):
+            unless = " or set [reminders] hours_before = []" if name == REMINDER else ""
             raise ConfigError(
                 f"templates_dir = {settings.templates_dir!r}: {folder} has no template "
-                f"for the reply {name!r} (reply/{name}.zh.txt.j2)"
+                f"for the reply {name!r} (reply/{name}.zh.txt.j2){unless}"
             )
 
 

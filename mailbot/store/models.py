@@ -371,6 +371,23 @@ class DeskDraft(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Reminder(Base):
+    """A reminder before the deadline queued for a submission at one point (hours before).
+
+    One per submission and point, by a unique key: a restart, or a second daemon,
+    queues none twice. ``reply_id`` is the letter in the outbox.
+    """
+
+    __tablename__ = "reminders"
+    __table_args__ = (UniqueConstraint("submission_id", "hours_before", name="uq_reminders_point"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    hours_before: Mapped[int] = mapped_column(Integer)
+    reply_id: Mapped[int | None] = mapped_column(ForeignKey("replies.id"))
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # --------------------------------------------------------------------------- daemons
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from collections.abc import Callable
 
 from flask import Flask, Response, abort, g, render_template, request
 from werkzeug.wrappers.response import Response as BaseResponse
+from werkzeug.wsgi import wrap_file
 
 from mailbot.domain import SubmissionStatus
 from mailbot.errors import MailbotError
@@ -19,6 +22,7 @@ from mailbot.ledger.log import (
     neighbours,
     statuses_in_use,
 )
+from mailbot.ledger.packet import PacketError, write_packet
 from mailbot.ledger.problem_words import problem_words
 from mailbot.mail.parsing import parse_message
 from mailbot.store.models import Mail
@@ -39,6 +43,8 @@ from mailbot.web.files import blob_name, content_disposition, content_type
 from mailbot.web.labels import NOTICES, REFUSALS, STATUSES
 from mailbot.web.letters import Letters, recipient
 from mailbot.web.overview import overview
+
+log = logging.getLogger(__name__)
 
 # The status a confirmed decision sets, for its confirmation page to show.
 CONFIRM_STATUS = {
@@ -68,6 +74,7 @@ class Pages:
         flask.add_url_rule("/", "overview", self.overview)
         flask.add_url_rule("/log", "log", self.log)
         flask.add_url_rule("/log/export.<any(xlsx, csv):suffix>", "export", self.export)
+        flask.add_url_rule("/packet.zip", "packet", self.packet, methods=["POST"])
         flask.add_url_rule("/submissions/<reference>", "submission", self.submission)
         flask.add_url_rule("/submissions/<reference>/write", "write", self.write)
         flask.add_url_rule("/mails", "mails", self.mails)
@@ -120,6 +127,32 @@ class Pages:
         )
         return Response(
             data, mimetype=kind, headers={"Content-Disposition": content_disposition(name)}
+        )
+
+    def packet(self) -> Response:
+        """The review packet (editors: the guard refuses a viewer's POST), made in a
+        temporary file and streamed from it, never whole in memory."""
+        # Not a with block: the server closes it when the response has been sent.
+        spool = tempfile.TemporaryFile()  # noqa: SIM115
+        try:
+            with self.app.db.transaction() as session:
+                write_packet(session, self.app.call, self.app.blobs, spool)
+        except PacketError as exc:  # a missing or damaged blob: said in the log, in one line
+            spool.close()
+            log.error("review packet: %s", exc)
+            abort(500)
+        except BaseException:
+            spool.close()
+            raise
+        size = spool.tell()
+        spool.seek(0)
+        stamp = self.app.call.local(self.desk.now()).strftime("%Y%m%d-%H%M")
+        name = f"{self.app.call.id}-review-packet-{stamp}.zip"
+        return Response(
+            wrap_file(request.environ, spool),
+            mimetype="application/zip",
+            direct_passthrough=True,
+            headers={"Content-Disposition": content_disposition(name), "Content-Length": str(size)},
         )
 
     def submission(self, reference: str) -> str:
