@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from mailbot.calls import Call, load_call
 from mailbot.config import ConfigError, ImapSettings, Settings, SmtpSettings, TlsSettings, secret
+from mailbot.documents.scan import SealLimits
 from mailbot.judge.policy import IntakePolicy, JudgeLimits
 from mailbot.judge.processes import Judges
 from mailbot.net.oauth2 import TokenSource
@@ -32,6 +33,13 @@ def intake_policy(settings: Settings) -> IntakePolicy:
         max_mail_size=intake.max_mail_size,
         max_depth=intake.max_depth,
         max_parts=intake.max_parts,
+        seal=SealLimits(
+            check=intake.seal.check,
+            dpi=intake.seal.dpi,
+            max_page_pixels=intake.seal.max_page_pixels,
+            max_image_pixels=intake.seal.max_image_pixels,
+            timeout=intake.seal.timeout,
+        ),
     )
 
 

@@ -138,6 +138,16 @@ class DigestSettings(_Section):
     at: str = "08:00"
 
 
+class SealSettings(_Section):
+    """The check for the official seal on the PDF scan: its resolution and its limits."""
+
+    check: bool = True
+    dpi: float = Field(default=50.0, ge=20, le=150)
+    max_page_pixels: int = Field(default=2_000_000, ge=100_000)
+    max_image_pixels: int = Field(default=60_000_000, ge=1_000_000)
+    timeout: Duration = Field(default=2.0, gt=0)
+
+
 class IntakeSettings(_Section):
     """Who is never answered, and the limits parsing and judging run under."""
 
@@ -151,6 +161,7 @@ class IntakeSettings(_Section):
     judge_timeout: Duration = Field(default=30.0, gt=0)
     judge_memory: Size = 512 * 1024 * 1024
     judge_processes: int = Field(default=0, ge=0)
+    seal: SealSettings = SealSettings()
 
 
 class WebSettings(_Section):
