@@ -49,6 +49,7 @@ VERSION_FIELDS = (
     "superseded",
     "form",
     "pdf_pages",
+    "seal",
 )
 
 

@@ -54,7 +54,7 @@ def judge_again(mail: Mail, verdict: Verdict) -> None:
     mail.status = str(verdict.status)
     mail.problems = problems_json(verdict)
     mail.institution, mail.pi = verdict.institution, verdict.pi
-    mail.form, mail.pdf_pages = verdict.form, verdict.pdf_pages
+    mail.form, mail.pdf_pages, mail.seal = verdict.form, verdict.pdf_pages, verdict.seal
     for stored, role in zip(mail.attachments, verdict.attachments, strict=False):
         stored.role = str(role.role)
 
@@ -134,6 +134,7 @@ def record(
         received_at=mail.received_at,
         form=effective.form,
         pdf_pages=effective.pdf_pages,
+        seal=effective.seal,
     )
     session.add(version)
     if current is not None:

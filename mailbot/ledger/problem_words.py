@@ -50,6 +50,9 @@ PROBLEM_WORDS: dict[str, tuple[str, str]] = {
     "form_field_missing": ("表格缺项", "form field missing"),
     "lead_not_cas": ("牵头单位非中科院", "lead not CAS"),
     "form_mismatch": ("表格与主题不符", "form differs from subject"),
+    "seal_not_found": ("未见公章", "no seal seen"),
+    "scan_not_colour": ("黑白扫描", "black-and-white scan"),
+    "seal_unchecked": ("公章未核对", "seal not checked"),
 }
 
 
