@@ -7,7 +7,10 @@ import email
 import email.message
 import email.policy
 import itertools
+import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -323,3 +326,23 @@ def test_the_reply_warns_and_the_desk_shows_the_seal(app: App, tmp_path: Path) -
     assert "seal found on page 1" in pages["张喆"]
     assert "no seal seen on the first and last pages" in pages["李娜"]
     assert "black-and-white scan" in pages["王芳"]
+
+
+def test_the_seal_benchmark_prints_recall_false_alarms_and_time(tmp_path: Path) -> None:
+    out = tmp_path / "seal.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "seal", "--per-class", "1", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    data = json.loads(out.read_text(encoding="utf-8"))["found"]
+    assert data["pdfs"] == len(scanfactory.CLASSES)
+    assert data["pages"] == 5 * len(scanfactory.CLASSES)
+    assert 0 <= data["recall"] <= 1
+    assert data["ms_per_pdf"]["mean"] > 0
+    for line in ("recall ", "false alarms ", "time per PDF ", "CPU per PDF "):
+        assert line in result.stdout
