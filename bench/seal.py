@@ -38,7 +38,7 @@ TARGETS = {"recall": 0.95, "false_alarms": 0.05, "ms_per_pdf": 150.0}
 def run(per_class: int, dpi: int) -> dict[str, Any]:
     limits = SealLimits(timeout=60.0)  # time is measured here, not cut short
     read_seal(scanfactory.five_page_scan("seal_round", 999, dpi), limits)  # import, warm up
-    classes: dict[str, dict[str, int]] = {}
+    classes: dict[str, dict[str, Any]] = {}
     times: list[float] = []
     cpu: list[float] = []
     pages = 0
@@ -50,7 +50,8 @@ def run(per_class: int, dpi: int) -> dict[str, Any]:
             times.append(time.perf_counter() - started)
             cpu.append(time.process_time() - used)
             pages += 5
-            tally = classes.setdefault(kind, {"pdfs": 0, "found": 0, "colour": 0})
+            tally = classes.setdefault(kind, {"pdfs": 0, "found": 0, "colour": 0, "ms": 0.0})
+            tally["ms"] += times[-1] * 1000 / per_class
             tally["pdfs"] += 1
             tally["found"] += bool(reading and reading.found)
             tally["colour"] += bool(reading and reading.colour)
@@ -80,10 +81,13 @@ def table(results: dict[str, Any]) -> str:
     lines = [
         f"seal bench: {found['pdfs']} five-page scans ({found['pages']} pages) at "
         f"{results['scan_dpi']} dpi; {results['machine']}",
-        f"{'class':<18}{'pdfs':>6}{'seal found':>12}{'colour':>8}",
+        f"{'class':<18}{'pdfs':>6}{'seal found':>12}{'colour':>8}{'ms/PDF':>8}",
     ]
     for kind, tally in found["classes"].items():
-        lines.append(f"{kind:<18}{tally['pdfs']:>6}{tally['found']:>12}{tally['colour']:>8}")
+        lines.append(
+            f"{kind:<18}{tally['pdfs']:>6}{tally['found']:>12}{tally['colour']:>8}"
+            f"{tally['ms']:>8.0f}"
+        )
     ms = found["ms_per_pdf"]
     lines += [
         f"recall          {found['recall']:.1%} (target >= {TARGETS['recall']:.0%})",
