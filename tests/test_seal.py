@@ -28,7 +28,7 @@ from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Mail, Submission
 from tests import scanfactory
-from tests.conftest import ROOT, CheckRunner, codes
+from tests.conftest import ROOT, RULES, CheckRunner, codes
 from tests.daemon_support import dispose_apps, july, make_app, settings_values, toml
 from tests.docfactory import form_docx
 from tests.mailfactory import build_mail
@@ -346,3 +346,13 @@ def test_the_seal_benchmark_prints_recall_false_alarms_and_time(tmp_path: Path) 
     assert data["ms_per_pdf"]["mean"] > 0
     for line in ("recall ", "false alarms ", "time per PDF ", "CPU per PDF "):
         assert line in result.stdout
+
+
+def test_check_without_json_says_where_the_seal_is(tmp_path: Path) -> None:
+    eml = tmp_path / "scan.eml"
+    eml.write_bytes(mail_with_scan(scanfactory.scan_pdf("seal_square", 8)))
+    args = ["check", str(eml), "--rules", str(RULES), "--received-at", "2021-07-20T10:00"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "公章 Seal: 第 1 页有公章" in result.stdout
+    assert "seal found on page 1" in result.stdout

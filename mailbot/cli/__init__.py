@@ -28,6 +28,7 @@ from mailbot.judge.memory import release_large_blocks
 from mailbot.judge.policy import IntakePolicy
 from mailbot.judge.verdict import Verdict
 from mailbot.ledger.counting import count
+from mailbot.ledger.facts import seal_words
 from mailbot.mail.names import shown
 from mailbot.service.daemon import Daemon
 from mailbot.service.preflight import check_start
@@ -305,6 +306,8 @@ def describe(verdict: Verdict, call: Call) -> str:
         lines.extend(f"  {line}" for line in describe_form(call, verdict.form))
     if verdict.pdf_pages is not None:
         lines.append(f"PDF 页数 PDF pages: {verdict.pdf_pages}")
+    if verdict.seal is not None:
+        lines.append("公章 Seal: {} {}".format(*seal_words(verdict.seal)))
     if verdict.attachments:
         lines.append("附件 Attachments:")
         for item in verdict.attachments:
