@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from mailbot.calls import Call, load_call
 from mailbot.config import ConfigError, ImapSettings, Settings, SmtpSettings, TlsSettings, secret
+from mailbot.documents.scan import SealLimits
 from mailbot.judge.policy import IntakePolicy, JudgeLimits
 from mailbot.sources.base import Filing, Flag, Mailbox, MoveTo
 
@@ -40,6 +41,13 @@ def intake_policy(settings: Settings) -> IntakePolicy:
         max_mail_size=intake.max_mail_size,
         max_depth=intake.max_depth,
         max_parts=intake.max_parts,
+        seal=SealLimits(
+            check=intake.seal.check,
+            dpi=intake.seal.dpi,
+            max_page_pixels=intake.seal.max_page_pixels,
+            max_image_pixels=intake.seal.max_image_pixels,
+            timeout=intake.seal.timeout,
+        ),
     )
 
 

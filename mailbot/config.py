@@ -152,6 +152,16 @@ class ReminderSettings(_Section):
         return sorted(set(value), reverse=True)
 
 
+class SealSettings(_Section):
+    """The check for the official seal on the PDF scan: its resolution and its limits."""
+
+    check: bool = True
+    dpi: float = Field(default=50.0, ge=20, le=150)
+    max_page_pixels: int = Field(default=2_000_000, ge=100_000)
+    max_image_pixels: int = Field(default=60_000_000, ge=1_000_000)
+    timeout: Duration = Field(default=2.0, gt=0)
+
+
 class IntakeSettings(_Section):
     """Who is never answered, and the limits parsing and judging run under."""
 
@@ -169,6 +179,7 @@ class IntakeSettings(_Section):
     # How long a "please correct" letter for a mail missing its Word or PDF waits for the
     # other file in a second mail, so both are judged together (0: not at all).
     settle_window: Duration = Field(default=90.0, ge=0)
+    seal: SealSettings = SealSettings()
 
 
 class WebSettings(_Section):

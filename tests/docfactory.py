@@ -18,6 +18,8 @@ from docx.table import Table
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import ArrayObject, ByteStringObject
 
+from tests.mailfactory.documents import seal_ops
+
 __all__ = [
     "FIELD_KEYS",
     "HEADING",
@@ -614,12 +616,17 @@ def _pdf_text(text: str) -> bytes:
     return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
 
 
-def pdf_pages_bytes(pages: int, text: str = "proposal") -> bytes:
-    """A valid PDF 1.4 of `pages` pages that all share one content stream and one font."""
+def pdf_pages_bytes(pages: int, text: str = "proposal", *, stamped: bool = True) -> bytes:
+    """A valid PDF 1.4 of `pages` pages that all share one content stream and one font.
+
+    ``stamped``: the pages bear the institution's red seal, as the call asks of the scan.
+    """
     if pages < 1:
         raise ValueError("pages must be >= 1")
     fanout = 100
     stream = b"BT\n/F1 24 Tf\n72 720 Td\n(" + _pdf_text(text) + b") Tj\nET\n"
+    if stamped:
+        stream += seal_ops()
     objects: dict[int, bytes] = {
         1: b"<< /Type /Catalog /Pages 2 0 R >>",
         3: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",

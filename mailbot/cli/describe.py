@@ -37,6 +37,10 @@ def describe(verdict: Verdict, call: Call) -> str:
         lines.extend(f"  {line}" for line in describe_form(call, verdict.form))
     if verdict.pdf_pages is not None:
         lines.append(f"PDF 页数 PDF pages: {verdict.pdf_pages}")
+    if verdict.seal is not None:
+        from mailbot.ledger.facts import seal_words
+
+        lines.append("公章 Seal: {} {}".format(*seal_words(verdict.seal)))
     if verdict.attachments:
         lines.append("附件 Attachments:")
         for item in verdict.attachments:

@@ -315,6 +315,7 @@ def _mail_row(app: App, arrival: Arrival, original: Mail | None) -> Mail:
         pi=verdict.pi,
         form=verdict.form,
         pdf_pages=verdict.pdf_pages,
+        seal=verdict.seal,
         attachments=[
             Attachment(
                 filename=a.filename,

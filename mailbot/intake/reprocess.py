@@ -50,6 +50,7 @@ VERSION_FIELDS = (
     "superseded",
     "form",
     "pdf_pages",
+    "seal",
 )
 
 

@@ -63,7 +63,7 @@ def judge_again(mail: Mail, verdict: Verdict) -> None:
     mail.status = str(verdict.status)
     mail.problems = problems_json(verdict)
     mail.institution, mail.pi = verdict.institution, verdict.pi
-    mail.form, mail.pdf_pages = verdict.form, verdict.pdf_pages
+    mail.form, mail.pdf_pages, mail.seal = verdict.form, verdict.pdf_pages, verdict.seal
     for stored, role in zip(mail.attachments, verdict.attachments, strict=False):
         stored.role = str(role.role)
 
@@ -168,6 +168,7 @@ def _add_version(
         received_at=mail.received_at,
         form=verdict.form,
         pdf_pages=verdict.pdf_pages,
+        seal=verdict.seal,
     )
     session.add(version)
     submission.current_version = number

@@ -1,14 +1,16 @@
 """The operator's [intake] settings as two values: what the checks read, what judging runs under.
 
-IntakePolicy is what the never-answer checks and the MIME screen read (own
-addresses, deny list, authserv-id, size, depth and parts); JudgeLimits is how
+IntakePolicy is what the checks and the MIME screen read (own addresses,
+deny list, authserv-id, size, depth and parts, the seal check's limits); JudgeLimits is how
 a mail is judged (in a judging process or not, its time and memory). Both
 come from the same [intake] table (mailbot.app), whose keys they keep.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from mailbot.documents.scan import SealLimits
 
 MB = 1024 * 1024
 
@@ -31,6 +33,7 @@ class IntakePolicy:
     max_mail_size: int = 150 * MB
     max_depth: int = 20
     max_parts: int = 500
+    seal: SealLimits = field(default_factory=SealLimits)  # [intake.seal]: the stamp's check
 
     def __post_init__(self) -> None:
         # Addresses compare case-insensitively, and so do the server names.

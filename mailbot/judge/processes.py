@@ -345,7 +345,9 @@ def _serve(
     release_large_blocks()
     # The readers of the proposal's files, imported once for every mail to come.
     import docx  # noqa: F401
+    import numpy  # noqa: F401
     import pypdf  # noqa: F401
+    import pypdfium2  # noqa: F401
 
     limit_memory(memory)
     while True:

@@ -83,6 +83,7 @@ class Verdict:
     attachments: tuple[AttachmentRole, ...] = field(default=())
     form: dict[str, Any] | None = None  # what the Word form says (`mailbot check --json`)
     pdf_pages: int | None = None
+    seal: dict[str, Any] | None = None  # the seal on the PDF scan (`check --json`'s "seal")
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -104,4 +105,5 @@ class Verdict:
             ],
             "form": self.form,
             "pdf_pages": self.pdf_pages,
+            "seal": self.seal,
         }

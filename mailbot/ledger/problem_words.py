@@ -56,6 +56,9 @@ PROBLEM_WORDS: dict[str, tuple[str, str]] = {
     "form_mismatch": ("表格与主题不符", "form differs from subject"),
     "pi_ongoing_project": ("负责人有在研项目", "PI leads ongoing project"),
     "same_files_as": ("与其他申请文件相同", "same files as another"),
+    "seal_not_found": ("未见公章", "no seal seen"),
+    "scan_not_colour": ("黑白扫描", "black-and-white scan"),
+    "seal_unchecked": ("公章未核对", "seal not checked"),
 }
 
 

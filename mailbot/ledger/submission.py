@@ -29,6 +29,10 @@ class MailRecord:
     def pdf_pages(self) -> int | None:
         return self.version.pdf_pages if self.version is not None else self.mail.pdf_pages
 
+    @property
+    def seal(self) -> dict[str, Any] | None:
+        return self.version.seal if self.version is not None else self.mail.seal
+
 
 def find_submission(session: Session, call: Call, reference: str) -> Submission | None:
     return session.scalar(

@@ -119,6 +119,8 @@ class Mail(Base):
     # What the Word form says (see `mailbot check --json`'s "form"), and the PDF's page count.
     form: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     pdf_pages: Mapped[int | None] = mapped_column(Integer)
+    # What the seal check saw on the PDF scan (`mailbot check --json`'s "seal"); null before 0011.
+    seal: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     settled: Mapped[bool] = mapped_column(Boolean, default=False)
     settled_folder: Mapped[str | None] = mapped_column(String(255))
     # The sha256 of the mail without its trace headers (mailbot.store.content): the
@@ -207,6 +209,8 @@ class Version(Base):
     superseded: Mapped[bool] = mapped_column(Boolean, default=False)
     form: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     pdf_pages: Mapped[int | None] = mapped_column(Integer)
+    # What the seal check saw on the PDF scan (`mailbot check --json`'s "seal"); null before 0011.
+    seal: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     submission: Mapped[Submission] = relationship(back_populates="versions")
     mail: Mapped[Mail] = relationship()

@@ -6,11 +6,13 @@ it to them: no page module imports the application that registers it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from mailbot.app import App
+from mailbot.ledger.facts import seal_words
 from mailbot.replies.render import Renderer
 from mailbot.service.status import current_status, status_lines
 from mailbot.web.overview import focus_areas
@@ -48,6 +50,10 @@ class Desk:
         if not code or code == "-":
             return ("-", "")
         return focus_areas(self.app.call).get(code, (code, ""))
+
+    def seal(self, seal: Mapping[str, Any] | None) -> tuple[str, str]:
+        """What the seal check saw on the current version's PDF scan."""
+        return seal_words(seal)
 
     def focus_area_text(self, code: str | None) -> str:
         zh, en = self.focus_area(code)

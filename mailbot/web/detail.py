@@ -145,7 +145,7 @@ def submission_page(
     version = current_version(submission)
     return SubmissionPage(
         submission=submission,
-        facts=facts(version.form, version.pdf_pages) if version else Facts(),
+        facts=facts(version.form, version.pdf_pages, version.seal) if version else Facts(),
         entries=entries,
         letters=entries_of.get(None, []),
         events=list(events),

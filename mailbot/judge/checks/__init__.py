@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from mailbot.calls import Call
 from mailbot.judge.checks.archives import check_archives
@@ -25,9 +25,11 @@ from mailbot.judge.checks.eligibility import check_eligibility
 from mailbot.judge.checks.form import check_documents
 from mailbot.judge.checks.limits import LimitCheck, check_readable
 from mailbot.judge.checks.links import check_links
+from mailbot.judge.checks.seal import check_seal
 from mailbot.judge.checks.senders import SenderCheck
 from mailbot.judge.checks.subject import check_subject
 from mailbot.judge.policy import DEFAULT_POLICY, IntakePolicy
+from mailbot.judge.readings.documents import DocumentReading
 from mailbot.judge.verdict import Problem, Severity, Status, Verdict
 from mailbot.mail.message import Message
 
@@ -63,6 +65,7 @@ CONTENT_CHECKS: tuple[Check, ...] = (
     check_links,
     check_documents,
     check_eligibility,
+    check_seal,
 )
 
 
@@ -96,7 +99,9 @@ def verdict_for(
     elif received_at.tzinfo is None:
         received_at = received_at.replace(tzinfo=call.tz)
     received_at = call.local(received_at)
-    case = Case(message=message, call=call, received_at=received_at)
+    case = Case(
+        message=message, call=call, received_at=received_at, policy=policy or DEFAULT_POLICY
+    )
 
     ignored = _run(IGNORE_CHECKS if policy is None else ignore_checks(policy), case)
     if ignored:  # never answered: its documents are not worth reading
@@ -130,4 +135,21 @@ def _verdict(
         attachments=case.files.roles,
         form=documents.form.as_json() if documents and documents.form else None,
         pdf_pages=documents.pdf_pages if documents else None,
+        seal=_seal_json(documents),
     )
+
+
+def _seal_json(documents: DocumentReading | None) -> dict[str, Any] | None:
+    """`check --json`'s "seal": null when no readable PDF was looked at."""
+    if documents is None or not documents.seal_checked:
+        return None
+    if documents.seal is None:  # PDFium could not open what pypdf read
+        return {
+            "found": False,
+            "page": None,
+            "confidence": 0.0,
+            "colour": None,
+            "pages_checked": [],
+            "complete": False,
+        }
+    return documents.seal.as_json()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
 from mailbot.calls import Call
+from mailbot.judge.policy import DEFAULT_POLICY, IntakePolicy
 from mailbot.judge.readings.documents import DocumentReading, read_documents
 from mailbot.judge.readings.files import FileReading, identity_from_files, read_files
 from mailbot.judge.readings.subject import SubjectReading, read_subject
@@ -16,11 +17,12 @@ from mailbot.mail.names import shown_identity
 
 @dataclass
 class Case:
-    """A mail, the call it was sent to, and when the mailbox received it."""
+    """A mail, the call it was sent to, when the mailbox received it, and the operator's policy."""
 
     message: Message
     call: Call
     received_at: datetime
+    policy: IntakePolicy = field(default=DEFAULT_POLICY)
 
     @cached_property
     def subject(self) -> SubjectReading:
@@ -55,4 +57,4 @@ class Case:
     @cached_property
     def documents(self) -> DocumentReading:
         """What the chosen Word and PDF files say, read once for every check."""
-        return read_documents(self.files, self.call)
+        return read_documents(self.files, self.call, self.policy.seal)
