@@ -30,6 +30,7 @@ COMMANDS = [
     ("form-template", "Write the call's blank bilingual proposal form to..."),
     ("init", "Write a new config (a missing file), or create or..."),
     ("log", "Print the intake log: one row per submission, then mail..."),
+    ("packet", "Write OUT.zip: a folder per accepted submission with its..."),
     ("reprocess", "Judge every stored mail again under the current rules..."),
     ("restore", "Put a backup made by `mailbot backup` into the config's..."),
     ("run", "Watch the mailbox, judge and record every mail, answer..."),

@@ -25,6 +25,9 @@ from tests.conftest import ROOT
 from tests.daemon_support import july
 from tests.web_support import Client, RunningDesk, running_desk
 
+# Slow: each test fills a database through the pipeline.
+pytestmark = pytest.mark.slow
+
 RLO = "\u202e"
 LONG = "合作伙伴协议" * 30 + "agreement" * 2 + ".pdf"  # 200 characters, 560 bytes of UTF-8
 HOSTILE_NAMES = (

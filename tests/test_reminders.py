@@ -21,6 +21,9 @@ from mailbot.store.models import Mail, Reminder, Reply, Submission
 from tests.daemon_support import july, proposal, settings_values
 from tests.fixtures import AppFactory
 
+# Slow: each test runs the daemon through the call's last days on a fake clock.
+pytestmark = pytest.mark.slow
+
 DEADLINE = july(31, 0)  # 2021-07-30 24:00 Beijing time
 WANTING = ("中国科学院微生物研究所", "李娜")  # misnamed files: needs correction throughout
 LATER = ("中国科学院大气物理研究所", "王堃")  # Word only; the PDF comes between the points

@@ -327,6 +327,7 @@ def test_the_reply_warns_and_the_desk_shows_the_seal(app: App, tmp_path: Path) -
     assert "black-and-white scan" in pages["王芳"]
 
 
+@pytest.mark.slow  # draws and reads a corpus of scans
 def test_the_seal_benchmark_prints_recall_false_alarms_and_time(tmp_path: Path) -> None:
     out = tmp_path / "seal.json"
     result = subprocess.run(

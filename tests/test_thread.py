@@ -43,6 +43,9 @@ from tests.fixtures import AppFactory
 from tests.servers.dovecot import Dovecot
 from tests.web_support import NAME, PASSWORD, form_token
 
+# Slow: each test runs the pipeline on a Maildir (or Dovecot) mail by mail.
+pytestmark = pytest.mark.slow
+
 
 @dataclass
 class Inbox:

@@ -17,9 +17,10 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mailbot.documents.seal import SealMark, find_seal, in_colour
+if TYPE_CHECKING:  # numpy is loaded with the first page looked at, not with the judge
+    from mailbot.documents.seal import SealMark
 
 FIRST_PAGES = 3
 LAST_PAGES = 2
@@ -88,6 +89,8 @@ def read_seal(
 
 
 def _look(document: Any, limits: SealLimits, clock: Callable[[], float]) -> SealReading:
+    from mailbot.documents.seal import find_seal, in_colour
+
     started = clock()
     seen: list[int] = []
     colour = False
