@@ -195,26 +195,9 @@ class MailBuilder:
         rng = random.Random(f"{self.seed}|{item.index}|{item.kind}")
         a, when = item.applicant, item.received_at
         sent = when - timedelta(seconds=rng.uniform(2, 40))
-        if item.kind == "autoreply":
-            return build_mail(
-                "outlook",
-                subject=f"自动回复: 合作专项建议书：{a.stem}",
-                sender=(a.pi, a.address),
-                date=sent,
-                received_at=when,
-                body="您好，我目前外出参加野外考察，7月31日返回，期间回复可能不及时。",
-                headers=[("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All")],
-            )
-        if item.kind == "bounce":
-            return build_mail(
-                "raw_utf8",
-                subject="Undelivered Mail Returned to Sender",
-                sender=("Mail Delivery System", "MAILER-DAEMON@mx.example.org"),
-                date=sent,
-                received_at=when,
-                body=f"This is the mail system at host mx.example.org.\n\n<{a.address}>: "
-                "host mx.example.org said: 550 5.1.1 mailbox unavailable",
-            )
+        notice = _notice(item, sent)
+        if notice is not None:
+            return notice
         form = Form(
             institution=a.institution,
             pi=a.pi,
@@ -241,21 +224,7 @@ class MailBuilder:
             self.pool, rng, rng.randint(100 * KB, 600 * KB), "合作协议", sent, small=True
         )
         stem = a.stem
-        files = [
-            Att(f"{stem}.docx", word),
-            Att(f"{stem}.pdf", scan),
-            Att("合作协议.pdf", agreement),
-        ]
-        if item.kind == "misnamed":
-            files = [
-                Att("建议书.docx", word),
-                Att("scan.pdf", scan),
-                Att("合作协议.pdf", agreement),
-            ]
-        elif item.kind == "no_pdf":
-            files = [files[0], files[2]]
-        elif item.completes:
-            files = [Att(f"{stem}（盖章版）.pdf", scan)]
+        files = _attachments(item, stem, word, scan, agreement)
         subject = f"合作专项建议书：{stem}"
         if item.kind == "subject":
             subject = f"ANSO项目申请-{a.pi}"
@@ -272,6 +241,52 @@ class MailBuilder:
             "（Word 版和签字盖章扫描版）及合作协议，请查收。\n\n此致\n敬礼！\n\n"
             f"{a.pi}\n{a.institution}",
         )
+
+
+def _notice(item: Planned, sent: datetime) -> bytes | None:
+    """The automatic mails (an auto-reply, a bounce), or None for an applicant's own."""
+    a, when = item.applicant, item.received_at
+    if item.kind == "autoreply":
+        return build_mail(
+            "outlook",
+            subject=f"自动回复: 合作专项建议书：{a.stem}",
+            sender=(a.pi, a.address),
+            date=sent,
+            received_at=when,
+            body="您好，我目前外出参加野外考察，7月31日返回，期间回复可能不及时。",
+            headers=[("Auto-Submitted", "auto-replied"), ("X-Auto-Response-Suppress", "All")],
+        )
+    if item.kind == "bounce":
+        return build_mail(
+            "raw_utf8",
+            subject="Undelivered Mail Returned to Sender",
+            sender=("Mail Delivery System", "MAILER-DAEMON@mx.example.org"),
+            date=sent,
+            received_at=when,
+            body=f"This is the mail system at host mx.example.org.\n\n<{a.address}>: "
+            "host mx.example.org said: 550 5.1.1 mailbox unavailable",
+        )
+    return None
+
+
+def _attachments(item: Planned, stem: str, word: bytes, scan: bytes, agreement: bytes) -> list[Att]:
+    """The files the applicant attaches, named and left out as the item's kind says."""
+    files = [
+        Att(f"{stem}.docx", word),
+        Att(f"{stem}.pdf", scan),
+        Att("合作协议.pdf", agreement),
+    ]
+    if item.kind == "misnamed":
+        files = [
+            Att("建议书.docx", word),
+            Att("scan.pdf", scan),
+            Att("合作协议.pdf", agreement),
+        ]
+    elif item.kind == "no_pdf":
+        files = [files[0], files[2]]
+    elif item.completes:
+        files = [Att(f"{stem}（盖章版）.pdf", scan)]
+    return files
 
 
 def small_mails(n: int, start: int = 0, seed: int = 11) -> Iterator[tuple[bytes, datetime, str]]:

@@ -29,6 +29,53 @@ def _rate(run: dict[str, Any], mails: int, mb: float) -> str:
     return f"{mails / seconds:.1f} mails/s, {mb / seconds:.0f} MB/s ({seconds:.1f} s{cpu})"
 
 
+def _end_to_end_rows(
+    results: dict[str, Any], mails: int, mb: float
+) -> list[tuple[str, str, str, str]]:
+    """The end-to-end runs, SQLite (2) and PostgreSQL (6), each against its ceiling."""
+    out: list[tuple[str, str, str, str]] = []
+    for key, label, before in (
+        ("sqlite", "(2) end to end, SQLite", "ceiling"),
+        ("postgresql", "(6) end to end, PostgreSQL", "ceiling_before_postgresql"),
+    ):
+        run = results.get(key)
+        if not run:
+            continue
+        if "skipped" in run:
+            out.append((label, f"skipped: {run['skipped']}", "", ""))
+            continue
+        ratio = (mails / run["run_s"]) / results[before]["mails_per_s"]
+        out.append((label, _rate(run, mails, mb), ">= 0.50 x ceiling", ""))
+        out.append(("    ratio to the ceiling", f"{ratio:.2f} x", "", _verdict(ratio >= 0.5)))
+        check = run["check"]
+        if check["mismatches"] or check["recorded"] != mails:
+            out.append(
+                ("    verdicts unlike the plan", f"{check['mismatches']} of {mails}", "", "CHECK")
+            )
+    return out
+
+
+def _idle_rows(idle: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """The idle polls (4), each after more mails, against the first."""
+    out: list[tuple[str, str, str, str]] = []
+    for index, step in enumerate(idle):
+        label = f"(4) idle poll, {step['mails']:,} processed"
+        figure = f"{step['poll_ms_median']:.2f} ms median (p95 {step['poll_ms_p95']:.2f})"
+        if index == 0:
+            out.append((label, figure, "", ""))
+        else:
+            ratio = step["poll_ms_median"] / idle[0]["poll_ms_median"]
+            out.append(
+                (
+                    label,
+                    f"{figure} = {ratio:.2f} x",
+                    "<= 1.5 x the smallest",
+                    _verdict(ratio <= 1.5),
+                )
+            )
+    return out
+
+
 def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     corpus, ceiling = results["corpus"], results["ceiling"]
     mails, mb = corpus["mails"], corpus["mb"]
@@ -51,24 +98,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 "",
             )
         )
-    for key, label, before in (
-        ("sqlite", "(2) end to end, SQLite", "ceiling"),
-        ("postgresql", "(6) end to end, PostgreSQL", "ceiling_before_postgresql"),
-    ):
-        run = results.get(key)
-        if not run:
-            continue
-        if "skipped" in run:
-            out.append((label, f"skipped: {run['skipped']}", "", ""))
-            continue
-        ratio = (mails / run["run_s"]) / results[before]["mails_per_s"]
-        out.append((label, _rate(run, mails, mb), ">= 0.50 x ceiling", ""))
-        out.append(("    ratio to the ceiling", f"{ratio:.2f} x", "", _verdict(ratio >= 0.5)))
-        check = run["check"]
-        if check["mismatches"] or check["recorded"] != mails:
-            out.append(
-                ("    verdicts unlike the plan", f"{check['mismatches']} of {mails}", "", "CHECK")
-            )
+    out += _end_to_end_rows(results, mails, mb)
     sqlite = results.get("sqlite")
     if sqlite:
         full = mails >= BACKLOG_TARGET
@@ -96,22 +126,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 _verdict(times < 4),
             )
         )
-    idle = results.get("idle") or []
-    for index, step in enumerate(idle):
-        label = f"(4) idle poll, {step['mails']:,} processed"
-        figure = f"{step['poll_ms_median']:.2f} ms median (p95 {step['poll_ms_p95']:.2f})"
-        if index == 0:
-            out.append((label, figure, "", ""))
-        else:
-            ratio = step["poll_ms_median"] / idle[0]["poll_ms_median"]
-            out.append(
-                (
-                    label,
-                    f"{figure} = {ratio:.2f} x",
-                    "<= 1.5 x the smallest",
-                    _verdict(ratio <= 1.5),
-                )
-            )
+    out += _idle_rows(results.get("idle") or [])
     latency = results.get("latency")
     if latency:
         out.append(

@@ -65,6 +65,14 @@ def _fork_cost() -> float:
     return time.perf_counter() - began
 
 
+def _store_wall(store: BlobStore, blobs: list[tuple[bytes, str]], *, sync: bool) -> float:
+    """Wall seconds to write *blobs* (data, sha256) to *store*, with fsync or without."""
+    began = time.perf_counter()
+    for data, digest in blobs:
+        store.put(data, digest, sync=sync)
+    return time.perf_counter() - began
+
+
 def stages(count: int, builder: MailBuilder) -> dict[str, Any]:
     """CPU ms per mail for each stage, averaged over ``count`` accepted proposals."""
     call = load_call(ROOT / "rules" / "anso2021.toml")
@@ -128,14 +136,11 @@ def stages(count: int, builder: MailBuilder) -> dict[str, Any]:
             )
             blobs = [(raw, hashlib.sha256(raw).hexdigest())]
             blobs += [(a.data, a.sha256) for a in message.attachments]
-            began = time.perf_counter()
-            for data, digest in blobs:
-                synced.put(data, digest)
-            add("blob store: write raw + files, fsync each (wall)", time.perf_counter() - began)
-            began = time.perf_counter()
-            for data, digest in blobs:
-                unsynced.put(data, digest, sync=False)
-            add("  the same without fsync (wall)", time.perf_counter() - began)
+            add(
+                "blob store: write raw + files, fsync each (wall)",
+                _store_wall(synced, blobs, sync=True),
+            )
+            add("  the same without fsync (wall)", _store_wall(unsynced, blobs, sync=False))
     per_mail = {stage: round(seconds / len(raws) * 1000, 1) for stage, seconds in totals.items()}
     return {
         "mails": len(raws),

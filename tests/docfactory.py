@@ -413,6 +413,27 @@ def internal_entity_docx() -> bytes:
     return _repack(data, replace={"word/document.xml": xml.encode()})
 
 
+def _cfb_siblings(names: list[str], no_stream: int) -> tuple[int, list[int], list[int]]:
+    """The root's child and each stream's left and right sibling, as directory ids.
+
+    Siblings form a binary search tree ordered by (name length, upper-cased name);
+    a balanced tree coloured all black is what simple writers emit and readers accept.
+    """
+    order = sorted(range(len(names)), key=lambda i: (len(names[i]), names[i].upper()))
+    left = [no_stream] * len(names)
+    right = [no_stream] * len(names)
+
+    def build(lo: int, hi: int) -> int:
+        if lo >= hi:
+            return no_stream
+        mid = (lo + hi) // 2
+        left[order[mid]] = build(lo, mid)
+        right[order[mid]] = build(mid + 1, hi)
+        return order[mid] + 1  # directory id; the root entry is id 0
+
+    return build(0, len(names)), left, right
+
+
 def _cfb(streams: list[tuple[str, bytes]], clsid: bytes = b"\0" * 16) -> bytes:
     """A version-3 OLE2 compound file holding `streams` under the root storage.
 
@@ -441,21 +462,7 @@ def _cfb(streams: list[tuple[str, bytes]], clsid: bytes = b"\0" * 16) -> bytes:
         fat += [*range(len(fat) + 1, len(fat) + count), end]
     fat += [free] * (n_fat * (sector // 4) - len(fat))
 
-    # Siblings form a binary search tree ordered by (name length, upper-cased name);
-    # a balanced tree coloured all black is what simple writers emit and readers accept.
-    order = sorted(range(len(streams)), key=lambda i: (len(streams[i][0]), streams[i][0].upper()))
-    left = [no_stream] * len(streams)
-    right = [no_stream] * len(streams)
-
-    def build(lo: int, hi: int) -> int:
-        if lo >= hi:
-            return no_stream
-        mid = (lo + hi) // 2
-        left[order[mid]] = build(lo, mid)
-        right[order[mid]] = build(mid + 1, hi)
-        return order[mid] + 1  # directory id; the root entry is id 0
-
-    child = build(0, len(streams))
+    child, left, right = _cfb_siblings([name for name, _ in streams], no_stream)
 
     def entry(name: str, kind: int, lsib: int, rsib: int, kid: int, start: int, size: int) -> bytes:
         raw = name.encode("utf-16-le") + b"\0\0"
@@ -616,6 +623,22 @@ def _pdf_text(text: str) -> bytes:
     return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
 
 
+def _pdf_pages_node(node: int, kids: list[int], count: int, parent: dict[int, int]) -> bytes:
+    """The /Pages object `node`: the root (object 2) or an intermediate node under its parent."""
+    refs = b" ".join(b"%d 0 R" % kid for kid in kids)
+    if node == 2:
+        # MediaBox and Resources are inheritable, so pages carry only Parent and Contents.
+        return (
+            b"<< /Type /Pages /Kids [%s] /Count %d /MediaBox [0 0 595 842] "
+            b"/Resources << /Font << /F1 3 0 R >> >> >>" % (refs, count)
+        )
+    return b"<< /Type /Pages /Parent %d 0 R /Kids [%s] /Count %d >>" % (
+        parent[node],
+        refs,
+        count,
+    )
+
+
 def pdf_pages_bytes(pages: int, text: str = "proposal", *, stamped: bool = True) -> bytes:
     """A valid PDF 1.4 of `pages` pages that all share one content stream and one font.
 
@@ -652,19 +675,7 @@ def pdf_pages_bytes(pages: int, text: str = "proposal", *, stamped: bool = True)
         for kid in kids:
             parent[kid] = node
     for node, (kids, count) in nodes.items():
-        refs = b" ".join(b"%d 0 R" % kid for kid in kids)
-        if node == 2:
-            # MediaBox and Resources are inheritable, so pages carry only Parent and Contents.
-            objects[node] = (
-                b"<< /Type /Pages /Kids [%s] /Count %d /MediaBox [0 0 595 842] "
-                b"/Resources << /Font << /F1 3 0 R >> >> >>" % (refs, count)
-            )
-        else:
-            objects[node] = b"<< /Type /Pages /Parent %d 0 R /Kids [%s] /Count %d >>" % (
-                parent[node],
-                refs,
-                count,
-            )
+        objects[node] = _pdf_pages_node(node, kids, count, parent)
     for page_id in range(5, 5 + pages):
         objects[page_id] = b"<< /Type /Page /Parent %d 0 R /Contents 4 0 R >>" % parent[page_id]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -178,65 +178,105 @@ def test_a_part_that_is_not_base64_gets_its_lines_back() -> None:
 # ----------------------------------------------------------------------- bad base64
 
 
+Damage = Callable[[list[bytes], int], list[bytes]]
+"""A change to a body's base64 lines, given the index of the middle one; returns the lines."""
+
+
+def _in_middle(edit: Callable[[bytes], bytes]) -> Damage:
+    def change(lines: list[bytes], middle: int) -> list[bytes]:
+        lines[middle] = edit(lines[middle])
+        return lines
+
+    return change
+
+
+def _in_last(edit: Callable[[bytes], bytes]) -> Damage:
+    def change(lines: list[bytes], middle: int) -> list[bytes]:
+        lines[-1] = edit(lines[-1])
+        return lines
+
+    return change
+
+
+def _inserted(line: bytes) -> Damage:
+    def change(lines: list[bytes], middle: int) -> list[bytes]:
+        lines.insert(middle, line)
+        return lines
+
+    return change
+
+
+def _appended(*added: bytes) -> Damage:
+    def change(lines: list[bytes], middle: int) -> list[bytes]:
+        lines += added
+        return lines
+
+    return change
+
+
+def _joined_to_next(separator: bytes) -> Damage:
+    def change(lines: list[bytes], middle: int) -> list[bytes]:
+        lines[middle] = lines[middle] + separator + lines.pop(middle + 1)
+        return lines
+
+    return change
+
+
+def _padding_line_alone(lines: list[bytes], middle: int) -> list[bytes]:
+    lines[-1], padding = lines[-1].rstrip(b"="), lines[-1][len(lines[-1].rstrip(b"=")) :]
+    lines.append(padding or b"==")
+    return lines
+
+
+def _different_width(lines: list[bytes], middle: int) -> list[bytes]:
+    text = b"".join(lines)
+    return lines[:middle] + [text[i : i + 64] for i in range(middle * 76, len(text), 64)]
+
+
+def _as_is(lines: list[bytes], middle: int) -> list[bytes]:
+    return lines
+
+
+# The damage done to the lines alone; damaged() builds the two that change the mail around them.
+LINE_DAMAGE: dict[str, Damage] = {
+    "invalid character": _in_middle(lambda line: line[:10] + b"*" + line[11:]),
+    "non-ascii byte": _in_middle(lambda line: line[:10] + b"\xa7" + line[11:]),
+    "padding inside": _in_middle(lambda line: line[:10] + b"=" + line[11:]),
+    "padding at a line end": _in_middle(lambda line: line[:-2] + b"=="),
+    "last quantum short": _in_last(lambda line: line.rstrip(b"=")[:-1]),
+    "padding missing": _in_last(lambda line: line.rstrip(b"=")),
+    "padding too long": _in_last(lambda line: line + b"="),
+    "padding line alone": _padding_line_alone,
+    "character missing": _in_middle(lambda line: line[1:]),
+    "character added": _in_middle(lambda line: line + b"A"),
+    "space at a line end": _in_middle(lambda line: line + b" "),
+    "colon": _in_middle(lambda line: line[:10] + b":" + line[11:]),
+    "lone CR": _in_middle(lambda line: line[:38] + b"\r" + line[38:]),
+    "lone LF": _in_middle(lambda line: line[:38] + b"\n" + line[38:]),
+    "LF line in CRLF": _joined_to_next(b"\n"),
+    "LF line as wide as a CRLF one": _joined_to_next(b"A\n"),
+    "blank line inside": _inserted(b""),
+    "blank CR line inside": _in_middle(lambda line: line + b"\r"),
+    "delimiter inside": _inserted(b"--" + BOUNDARY),
+    "header line inside": _inserted(b"Content-Type: text/plain"),
+    "trailing text": _appended(b"", b"-- ", b"sent from my phone"),
+    "trailing short lines": _appended(b"QUJD", b"QUJD", b"QUJD", b"QUJD"),
+    "different width": _different_width,
+}
+
+
 def damaged(change: str) -> bytes:
     """The scan's base64 in a mail, damaged as named."""
     lines = b64_lines(SCAN)
     middle = len(lines) // 2
-    if change == "invalid character":
-        lines[middle] = lines[middle][:10] + b"*" + lines[middle][11:]
-    elif change == "non-ascii byte":
-        lines[middle] = lines[middle][:10] + b"\xa7" + lines[middle][11:]
-    elif change == "padding inside":
-        lines[middle] = lines[middle][:10] + b"=" + lines[middle][11:]
-    elif change == "padding at a line end":
-        lines[middle] = lines[middle][:-2] + b"=="
-    elif change == "last quantum short":
-        lines[-1] = lines[-1].rstrip(b"=")[:-1]
-    elif change == "padding missing":
-        lines[-1] = lines[-1].rstrip(b"=")
-    elif change == "padding too long":
-        lines[-1] = lines[-1] + b"="
-    elif change == "padding line alone":
-        lines[-1], padding = lines[-1].rstrip(b"="), lines[-1][len(lines[-1].rstrip(b"=")) :]
-        lines.append(padding or b"==")
-    elif change == "character missing":
-        lines[middle] = lines[middle][1:]
-    elif change == "character added":
-        lines[middle] = lines[middle] + b"A"
-    elif change == "space at a line end":
-        lines[middle] = lines[middle] + b" "
-    elif change == "colon":
-        lines[middle] = lines[middle][:10] + b":" + lines[middle][11:]
-    elif change == "lone CR":
-        lines[middle] = lines[middle][:38] + b"\r" + lines[middle][38:]
-    elif change == "lone LF":
-        lines[middle] = lines[middle][:38] + b"\n" + lines[middle][38:]
-    elif change == "LF line in CRLF":
-        lines[middle] = lines[middle] + b"\n" + lines.pop(middle + 1)
-    elif change == "LF line as wide as a CRLF one":
-        lines[middle] = lines[middle] + b"A\n" + lines.pop(middle + 1)
-    elif change == "blank line inside":
-        lines.insert(middle, b"")
-    elif change == "blank CR line inside":
-        lines[middle] += b"\r"
-    elif change == "delimiter inside":
-        lines.insert(middle, b"--" + BOUNDARY)
-    elif change == "delimiter of the same width":  # "--", 74 characters, CRLF: a line's width
+    if change == "delimiter of the same width":  # "--", 74 characters, CRLF: a line's width
         boundary = BOUNDARY.ljust(74, b"x")
         lines.insert(middle, b"--" + boundary)
         return with_body(b"\r\n".join(lines), boundary=boundary)
-    elif change == "header line inside":
-        lines.insert(middle, b"Content-Type: text/plain")
-    elif change == "trailing text":
-        lines += [b"", b"-- ", b"sent from my phone"]
-    elif change == "trailing short lines":
-        lines += [b"QUJD", b"QUJD", b"QUJD", b"QUJD"]
-    elif change == "no line end at the end":
+    if change == "no line end at the end":
         head = b"From: a@ibcas.ac.cn\r\nContent-Type: application/pdf\r\n"
         return head + b"Content-Transfer-Encoding: base64\r\n\r\n" + b"\r\n".join(lines)
-    elif change == "different width":
-        text = b"".join(lines)
-        lines = lines[:middle] + [text[i : i + 64] for i in range(middle * 76, len(text), 64)]
+    lines = LINE_DAMAGE.get(change, _as_is)(lines, middle)
     return with_body(b"\r\n".join(lines))
 
 

@@ -106,6 +106,17 @@ def _link_from(module: Module, node: ast.ImportFrom, modules: dict[str, Module])
                 module.private_uses.append((source, alias.name, node.lineno))
 
 
+def _pop_group(stack: list[str], on_stack: set[str], root: str) -> list[str]:
+    """Tarjan's step at a group's root: pop the stack down to `root`, the members popped."""
+    group = []
+    while True:
+        member = stack.pop()
+        on_stack.discard(member)
+        group.append(member)
+        if member == root:
+            return group
+
+
 def _cycles(modules: dict[str, Module]) -> list[list[str]]:
     """Every strongly connected group of two or more modules (Tarjan), each as a sorted list."""
     index: dict[str, int] = {}
@@ -125,13 +136,7 @@ def _cycles(modules: dict[str, Module]) -> list[list[str]]:
             elif target in on_stack:
                 low[name] = min(low[name], index[target])
         if low[name] == index[name]:
-            group = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                group.append(member)
-                if member == name:
-                    break
+            group = _pop_group(stack, on_stack, name)
             if len(group) > 1:
                 groups.append(sorted(group))
 

@@ -60,43 +60,50 @@ class FakeCoremail(ManagedServer):
 
 class _Session(socketserver.StreamRequestHandler):
     owner: FakeCoremail
+    _capabilities: str
+    _identified: bool  # whether the client sent ID in this session
 
     def _send(self, line: str) -> None:
         self.wfile.write(line.encode() + b"\r\n")
 
     def handle(self) -> None:
-        capabilities = "IMAP4rev1 IDLE UIDPLUS" + (" ID" if self.owner.advertise_id else "")
+        self._capabilities = "IMAP4rev1 IDLE UIDPLUS" + (" ID" if self.owner.advertise_id else "")
         self._send("* OK Coremail System IMap Server Ready")
-        identified = False
+        self._identified = False
         for raw in self.rfile:
             match = _COMMAND.match(raw.rstrip(b"\r\n"))
             if match is None:
                 self._send("* BAD what?")
                 continue
             tag, command, rest = match.group(1).decode(), match.group(2).upper(), match.group(3)
-            if command == b"CAPABILITY":
-                self._send(f"* CAPABILITY {capabilities}")
-            elif command == b"LIST":
-                self._send('* LIST (\\Noselect) "/" ""')
-            elif command == b"ID" and self.owner.refuse_id:
-                self._send(f"{tag} NO ID not allowed here")
-                continue
-            elif command == b"ID":
-                self.owner.ids.append(rest or b"")
-                identified = True
-                self._send('* ID ("name" "Coremail Imap" "vendor" "Mailtech")')
-            elif command in (b"SELECT", b"EXAMINE"):
-                if not identified:
-                    self._send(f"{tag} NO {UNSAFE_LOGIN}")
-                    continue
-                self._send("* 0 EXISTS")
-                self._send("* OK [UIDVALIDITY 1625097600] UIDs valid")
-                self._send("* OK [UIDNEXT 1] Predicted next UID")
-            elif command == b"LOGOUT":
+            if command == b"LOGOUT":
                 self._send("* BYE Coremail IMAP server says goodbye")
                 self._send(f"{tag} OK LOGOUT completed")
                 return
-            elif command not in (b"LOGIN", b"NOOP"):
-                self._send(f"{tag} BAD {command.decode()} is not spoken here")
-                continue
-            self._send(f"{tag} OK {command.decode()} completed")
+            if self._answer(tag, command, rest):
+                self._send(f"{tag} OK {command.decode()} completed")
+
+    def _answer(self, tag: str, command: bytes, rest: bytes | None) -> bool:
+        """Send the untagged replies to one command; False when it was refused (NO or BAD sent)."""
+        if command == b"CAPABILITY":
+            self._send(f"* CAPABILITY {self._capabilities}")
+        elif command == b"LIST":
+            self._send('* LIST (\\Noselect) "/" ""')
+        elif command == b"ID" and self.owner.refuse_id:
+            self._send(f"{tag} NO ID not allowed here")
+            return False
+        elif command == b"ID":
+            self.owner.ids.append(rest or b"")
+            self._identified = True
+            self._send('* ID ("name" "Coremail Imap" "vendor" "Mailtech")')
+        elif command in (b"SELECT", b"EXAMINE"):
+            if not self._identified:
+                self._send(f"{tag} NO {UNSAFE_LOGIN}")
+                return False
+            self._send("* 0 EXISTS")
+            self._send("* OK [UIDVALIDITY 1625097600] UIDs valid")
+            self._send("* OK [UIDNEXT 1] Predicted next UID")
+        elif command not in (b"LOGIN", b"NOOP"):
+            self._send(f"{tag} BAD {command.decode()} is not spoken here")
+            return False
+        return True
