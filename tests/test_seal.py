@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from bench.desk import Signed
@@ -232,19 +232,19 @@ def test_a_page_with_a_huge_image_is_not_rendered(check: CheckRunner, tmp_path: 
     )
     eml = tmp_path / "scan.eml"
     eml.write_bytes(mail_with_scan(scanfactory.scan_pdf("seal_round", 4, dpi=150)))
-    args = [
-        "--config",
-        str(config),
-        "check",
-        str(eml),
-        "--json",
-        "--received-at",
-        "2021-07-20T10:00",
-    ]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = _check_json(config, eml)
     assert '"seal_unchecked"' in result.stdout
     assert '"seal_not_found"' not in result.stdout
+
+
+def _check_json(config: Path, eml: Path) -> Result:
+    """`mailbot --config CONFIG check EML --json`, received on time; it must succeed."""
+    args = ["--config", str(config), "check", str(eml), "--json"]
+    result = CliRunner().invoke(
+        main, [*args, "--received-at", "2021-07-20T10:00"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return result
 
 
 def test_a_large_page_box_is_rendered_within_the_pixel_limit() -> None:
@@ -262,17 +262,7 @@ def test_the_check_can_be_switched_off(tmp_path: Path) -> None:
     )
     eml = tmp_path / "scan.eml"
     eml.write_bytes(mail_with_scan(scanfactory.scan_pdf("red_heading", 5)))
-    args = [
-        "--config",
-        str(config),
-        "check",
-        str(eml),
-        "--json",
-        "--received-at",
-        "2021-07-20T10:00",
-    ]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    result = _check_json(config, eml)
     assert '"seal": null' in result.stdout
     assert "seal_not_found" not in result.stdout
 
