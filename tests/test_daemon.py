@@ -381,7 +381,13 @@ def test_sigkill_mid_batch_loses_nothing_and_sends_nothing_twice(
     # other mail's reply is at the server.
     assert states["uncertain"] <= 1
     missing = set(message_ids) - set(delivered)
-    assert missing <= set(uncertain), missing
+    with app.db.transaction() as session:
+        # What became of a mail whose reply never arrived: its status, its problems, its replies.
+        fates = {
+            mail.message_id: (mail.status, mail.problems, [r.state for r in mail.replies])
+            for mail in session.scalars(select(Mail).where(Mail.message_id.in_(missing)))
+        }
+    assert missing <= set(uncertain), fates
     assert set(delivered) <= set(message_ids)
     assert states["sent"] + states["uncertain"] == total
     assert all(delivered[message_id] == 1 for message_id in uncertain)
