@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 
 from bench.corpus import MIX, Applicants, MailBuilder, Planned, message_id, plan, small_mails
+from bench.disk import store_size
 from bench.mailbox import Filler, uid_layout
 from mailbot.app import App
 from mailbot.config import load_settings
@@ -233,6 +234,8 @@ def end_to_end(
     result = run_child(bench, config, name, profile=profile, timeout=timeout)
     result["check"] = verify(url, expected)
     result["replies_at_sink"] = len(bench.sink.messages)
+    # What the run's blob store holds: the bytes mailbot had to flush (the disk's bound).
+    result["store_files"], result["store_bytes"] = store_size(config.parent / "store")
     # A run's blob store holds about twice its mailbox: gone before the next run.
     shutil.rmtree(config.parent / "store", ignore_errors=True)
     return result

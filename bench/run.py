@@ -4,11 +4,14 @@ Starts Dovecot and an SMTP sink on 127.0.0.1 (tests/servers/), fills the
 mailbox with a call's mail, and measures in one run:
 
 1. the ceiling: every mail's raw bytes fetched with imapclient in batches;
-2. mailbot end to end (`mailbot run --once`) on a fresh SQLite database;
+1b. the peer: mbsync pulling the mailbox into a fresh Maildir, fsyncing each mail;
+1c. the disk's bound: its fdatasync rate, and the store's bytes at that rate;
+2. mailbot end to end (`mailbot run --once`) on a fresh SQLite database,
+   round by round in turn with (1b), the same mailbox each round;
 3. peak memory (all processes together) during (2), with no mail, and with one 50 MB mail;
 4. the idle poll on 1,000 and 10,000 processed mails (flag mode);
 5. reply latency, APPEND to reply at the SMTP sink, with the daemon in IDLE;
-6. (2) again on PostgreSQL.
+6. (2) again on PostgreSQL, as many rounds, a fresh database each.
 
 It prints a table, writes everything as JSON (bench/results/DATE.json or
 --json PATH) and exits 0. It times things; it asserts nothing about them.
@@ -22,6 +25,7 @@ import os
 import platform
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.corpus import MailBuilder, message_id, plan
+from bench.disk import bound, fdatasync_rate
 from bench.mailbox import fetch_all, folders, move_back
 from bench.measure import (
     Bench,
@@ -41,7 +46,8 @@ from bench.measure import (
     run_child,
     settling,
 )
-from bench.report import table
+from bench.peer import MbsyncMissingError, Pulled, mbsync_binary, mbsync_version, pull, summary
+from bench.report import add_ratios, table
 from bench.stages import stages
 from mailbot.config import ImapSettings
 from tests.daemon_support import PASSWORD_ENV
@@ -78,6 +84,11 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="[intake] judge_processes (default: mailbot's, one per CPU)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="rounds of (2) and of mbsync in turn, and of (6); medians (default 3; 1 with --quick)",
+    )
     parser.add_argument("--big-mail-mb", type=float, default=50.0)
     parser.add_argument(
         "--idle-sizes", default="1000,10000", help="processed mails, comma-separated"
@@ -85,9 +96,13 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--idle-repeats", type=int, default=30)
     parser.add_argument("--latency-mails", type=int, default=50)
     parser.add_argument(
-        "--skip", default="", help="comma-separated: postgresql,stages,big,latency,settling,idle"
+        "--skip",
+        default="",
+        help="comma-separated: mbsync,disk,postgresql,stages,big,latency,settling,idle",
     )
     args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds must be 1 or more")
     if args.quick:
         args.big_mail_mb, args.idle_sizes, args.idle_repeats, args.latency_mails = (
             5.0,
@@ -96,6 +111,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
             5,
         )
     args.mails = args.mails or (20 if args.quick else 300)
+    args.rounds = args.rounds or (1 if args.quick else 3)
     args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}
     return args
 
@@ -144,6 +160,7 @@ def fill(bench: Bench, count: int) -> tuple[dict[str, str], dict[str, Any]]:
 
     expected: dict[str, str] = {}
     sizes: list[int] = []
+    crlf = 0  # line ends: a Maildir keeps each as LF alone
     began = time.perf_counter()
     with Filler(bench.dovecot) as filler:
         for item in plan(count):
@@ -151,6 +168,7 @@ def fill(bench: Bench, count: int) -> tuple[dict[str, str], dict[str, Any]]:
             filler.append(raw, item.received_at)
             expected[message_id(raw)] = item.expected
             sizes.append(len(raw))
+            crlf += raw.count(b"\r\n")
             if len(sizes) % 100 == 0:
                 say(f"  {len(sizes)} of {count} mails in the mailbox")
     statuses: dict[str, int] = {}
@@ -159,6 +177,8 @@ def fill(bench: Bench, count: int) -> tuple[dict[str, str], dict[str, Any]]:
     return expected, {
         "mails": count,
         "mb": round(sum(sizes) / 2**20, 1),
+        "bytes": sum(sizes),
+        "bytes_lf": sum(sizes) - crlf,
         "mean_mail_mb": round(sum(sizes) / len(sizes) / 2**20, 2),
         "largest_mail_mb": round(max(sizes) / 2**20, 2),
         "expected_statuses": statuses,
@@ -177,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "batch_size": batch,
         "judge_processes": args.judge_processes,
+        "rounds": args.rounds,
     }
     work = Path(tempfile.mkdtemp(prefix="mailbot-bench-"))
     try:
@@ -192,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     results["finished"] = datetime.now().astimezone().isoformat(timespec="seconds")
     # Other work on the machine slows every figure: the load before and after says how much.
     results["load_average_after"] = os.getloadavg()
+    add_ratios(results)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(table(results))
@@ -208,23 +230,15 @@ def run_all(args: argparse.Namespace, bench: Bench, results: dict[str, Any], out
     say("(1) ceiling: fetching every mail's raw bytes")
     results["ceiling_imapclient_tracing"] = fetch_all(bench.dovecot, batch, tracing=True).as_json()
     results["ceiling"] = fetch_all(bench.dovecot, batch).as_json()
-    say("(2) mailbot run --once on SQLite")
-    results["sqlite"] = end_to_end(bench, "sqlite", expected)
-    results["sqlite"]["filed"] = move_back(bench.dovecot)
+    say(f"(2) mailbot run --once on SQLite and (1b) mbsync in turn, {args.rounds} rounds")
+    results["mbsync"], results["sqlite"] = alternate(args, bench, expected, results["corpus"])
+    if "disk" not in args.skip:
+        results["disk"] = disk_bound(bench, results["corpus"], results["sqlite"])
 
     if "postgresql" in args.skip:
         results["postgresql"] = {"skipped": "--skip postgresql"}
     else:
-        try:
-            with Postgres() as postgres:
-                url = postgres.create_database("bench")
-                say("(6) the same on PostgreSQL (ceiling measured again first)")
-                results["ceiling_before_postgresql"] = fetch_all(bench.dovecot, batch).as_json()
-                results["postgresql"] = end_to_end(bench, "postgresql", expected, url)
-                results["postgresql"]["server"] = postgres_version(postgres)
-                results["postgresql"]["filed"] = move_back(bench.dovecot)
-        except MissingDependencyError as exc:
-            results["postgresql"] = {"skipped": str(exc)}
+        on_postgresql(args, bench, expected, results)
 
     if args.profile:
         say("profiling (2) with pyinstrument")
@@ -268,6 +282,90 @@ def run_all(args: argparse.Namespace, bench: Bench, results: dict[str, Any], out
         say(f"(4) idle polls on {', '.join(f'{s:,}' for s in sizes)} processed mails (flag mode)")
         results["idle"] = idle_polls(bench, sizes, args.idle_repeats)
     results["mailbox_after"] = folders(bench.dovecot)
+
+
+def on_postgresql(
+    args: argparse.Namespace, bench: Bench, expected: dict[str, str], results: dict[str, Any]
+) -> None:
+    """(6): the ceiling measured again, then (2)'s rounds on PostgreSQL, a fresh database each."""
+    try:
+        with Postgres() as postgres:
+            say(f"(6) the same on PostgreSQL, {args.rounds} rounds (ceiling again first)")
+            results["ceiling_before_postgresql"] = fetch_all(
+                bench.dovecot, results["batch_size"]
+            ).as_json()
+            runs = []
+            for number in range(args.rounds):
+                url = postgres.create_database(f"bench{number}")
+                runs.append(end_to_end(bench, f"postgresql-{number}", expected, url))
+                runs[-1]["filed"] = move_back(bench.dovecot)
+            results["postgresql"] = median_round(runs)
+            results["postgresql"]["server"] = postgres_version(postgres)
+    except MissingDependencyError as exc:
+        results["postgresql"] = {"skipped": str(exc)}
+
+
+def alternate(
+    args: argparse.Namespace, bench: Bench, expected: dict[str, str], corpus: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(1b) and (2) round by round in turn: mbsync, then mailbot on a fresh SQLite database.
+
+    Each mailbot round starts from the mailbox as filled: the mail it filed is
+    moved back after it; mbsync changes nothing on the server.
+    """
+    binary: str | None = None
+    peer: dict[str, Any] = {"skipped": "--skip mbsync"}
+    if "mbsync" not in args.skip:
+        try:
+            binary = mbsync_binary()
+        except MbsyncMissingError as exc:
+            peer = {"skipped": str(exc)}
+    pulls: list[Pulled] = []
+    runs: list[dict[str, Any]] = []
+    for number in range(args.rounds):
+        if binary is not None:
+            pulls.append(pull(bench.dovecot, bench.work / f"mbsync-{number}"))
+            say(f"  round {number + 1}: mbsync {pulls[-1].seconds:.2f} s")
+        runs.append(end_to_end(bench, f"sqlite-{number}", expected))
+        runs[-1]["filed"] = move_back(bench.dovecot)
+        say(f"  round {number + 1}: mailbot {runs[-1]['run_s']:.2f} s")
+    if binary is not None:
+        peer = summary(pulls, corpus, mbsync_version(binary))
+    return peer, median_round(runs)
+
+
+def median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median time (the lower one of an even count), with every round's time."""
+    times = [run["run_s"] for run in runs]
+    chosen = sorted(runs, key=lambda run: float(run["run_s"]))[(len(runs) - 1) // 2]
+    return {
+        **chosen,
+        "rounds": len(runs),
+        "rounds_run_s": [round(seconds, 3) for seconds in times],
+        "run_s_median": round(statistics.median(times), 3),
+        "run_s_spread": round(max(times) - min(times), 3),
+        # Every round's verdicts against the plan, not only the median one's.
+        "rounds_check": [
+            {
+                "recorded": run["check"]["recorded"],
+                "mismatches": run["check"]["mismatches"],
+                "replies_at_sink": run["replies_at_sink"],
+            }
+            for run in runs
+        ],
+    }
+
+
+def disk_bound(bench: Bench, corpus: dict[str, Any], sqlite: dict[str, Any]) -> dict[str, Any]:
+    """(1c) This disk's fdatasync rate on the corpus's mails, and the bound it sets on mailbot."""
+    say("(1c) the disk: the corpus's mails written with an fdatasync each")
+    mails = corpus["mails"]
+    rate = fdatasync_rate(bench.work / "fdatasync", mails, corpus["bytes"] // mails)
+    return {
+        **rate,
+        "store_files": sqlite["store_files"],
+        **bound(rate, mails, sqlite["store_bytes"]),
+    }
 
 
 def postgres_version(postgres: Postgres) -> str:
