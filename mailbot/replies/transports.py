@@ -127,10 +127,7 @@ class SmtpTransport:
         reply_id: int | None = None,
         handover: Callable[[], None] | None = None,
     ) -> None:
-        smtp = self._smtp or self._open()
-        data = smtp_data(raw)
-        with self._errors(sender):
-            refused = self._transfer(smtp, data, sender, recipients)
+        smtp, refused = self._begin(smtp_data(raw), sender, recipients)
         if handover is not None:
             try:
                 handover()
@@ -153,6 +150,30 @@ class SmtpTransport:
                 raise smtplib.SMTPDataError(code, message)
         if refused:
             log.warning("the %s refused some recipients: %s", self.server, refused)
+
+    def _begin(
+        self, data: bytes, sender: str, recipients: list[str]
+    ) -> tuple[smtplib.SMTP, dict[str, tuple[int, bytes]]]:
+        """The transaction up to its final dot, on the batch's connection or a new one.
+
+        A server may close a connection that carried earlier replies (an idle
+        timeout, a limit of messages per connection), which shows only when the
+        next reply is begun. Up to the final dot it has delivered nothing, so
+        the reply is begun once more on a new connection; a second failure,
+        or one on a new connection, is the reply's.
+        """
+        reused = self._smtp is not None
+        smtp = self._smtp or self._open()
+        try:
+            with self._errors(sender):
+                return smtp, self._transfer(smtp, data, sender, recipients)
+        except TransportError as exc:
+            if not reused or self._smtp is not None:
+                raise  # a refusal on a live connection, or a new one failing
+            log.info("%s; opening a new connection", exc)
+        smtp = self._open()
+        with self._errors(sender):
+            return smtp, self._transfer(smtp, data, sender, recipients)
 
     def _transfer(
         self, smtp: smtplib.SMTP, data: bytes, sender: str, recipients: list[str]
@@ -195,15 +216,15 @@ class SmtpTransport:
             raise TransportUnavailable(
                 f"the {self.server} broke off: {self._describe(exc)}"
             ) from None
-        except smtplib.SMTPSenderRefused as exc:
-            # Refusing our own From refuses every reply: settings, not this reply.
-            raise TransportUnavailable(
-                f"the {self.server} refused the sender {sender}: {self._describe(exc)}"
-            ) from None
         except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:  # the server is shutting down or overloaded
+            if exc.smtp_code == 421:  # the server is closing the connection
                 self._drop()
                 raise TransportUnavailable(f"the {self.server}: {self._describe(exc)}") from None
+            if isinstance(exc, smtplib.SMTPSenderRefused):
+                # Refusing our own From refuses every reply: settings, not this reply.
+                raise TransportUnavailable(
+                    f"the {self.server} refused the sender {sender}: {self._describe(exc)}"
+                ) from None
             raise TransportError(self._describe(exc)) from None
         except smtplib.SMTPException as exc:
             raise TransportError(self._describe(exc)) from None
