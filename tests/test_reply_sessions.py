@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,11 @@ INSTITUTES = [
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
+def db(tmp_path: Path) -> Iterator[Database]:
     database = Database(f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
     database.upgrade()
-    return database
+    yield database
+    database.dispose()
 
 
 def queue_many(db: Database, call: Call, sink: SmtpSink, n: int, **values: Any) -> list[str]:
@@ -88,6 +90,7 @@ def test_a_run_of_replies_goes_out_over_one_connection_with_one_login(
         ("message", "554 5.7.1 message refused by policy"),
         ("message", "451 4.3.0 try again later"),
     ],
+    ids=["recipient-550", "message-554", "message-451"],
 )
 def test_a_refused_reply_backs_off_and_the_others_keep_the_session(
     db: Database, call: Call, smtp_sink: SmtpSink, where: str, answer: str
