@@ -118,6 +118,27 @@ def test_a_refused_reply_backs_off_and_the_others_keep_the_session(
     assert (sink.connections, sink.logins) == (2, 2)
 
 
+def test_a_reply_over_the_servers_size_limit_waits_and_the_others_go(
+    db: Database, call: Call
+) -> None:
+    with SmtpSink(size_limit=20_000) as sink:
+        settings = reply_settings(sink, backoff_initial=30)
+        ids = [
+            queue(db, call, settings, to=f"applicant{i}@example.org").message_id for i in range(3)
+        ]
+        big = queue(db, call, settings, to="big@example.org", body="很长的信。\n" * 4000)
+        ids += [queue(db, call, settings, to="last@example.org").message_id]
+
+        # The server refuses the MAIL FROM of that one reply (552, its SIZE): the sender is fine.
+        report = send_pending(db, smtp_transport(sink), settings, Clock())
+        assert report == SendReport(sent=4, deferred=1)
+        assert delivered(sink) == Counter(ids)
+        assert (sink.connections, sink.logins) == (1, 1)
+    (waiting,) = [r for r in replies(db) if r.id == big.id]
+    assert (waiting.state, waiting.attempts) == ("pending", 1)
+    assert (waiting.last_error or "").startswith("552")
+
+
 @pytest.mark.parametrize("say_421", [False, True], ids=["closed-silently", "closed-with-421"])
 def test_a_connection_the_server_closed_mid_run_is_opened_again_and_nothing_goes_twice(
     db: Database,

@@ -184,10 +184,7 @@ class SmtpTransport:
         options = [] if all(a.isascii() for a in (sender, *recipients)) else ["SMTPUTF8"]
         if smtp.does_esmtp and smtp.has_extn("size"):
             options.append(f"SIZE={len(data)}")
-        code, message = smtp.mail(sender, options)
-        if code != 250:
-            self._abandon(smtp, code)
-            raise smtplib.SMTPSenderRefused(code, message, sender)
+        self._mail_from(smtp, sender, options)
         refused: dict[str, tuple[int, bytes]] = {}
         for address in recipients:
             code, message = smtp.rcpt(address)
@@ -205,6 +202,16 @@ class SmtpTransport:
             raise smtplib.SMTPDataError(code, message)
         smtp.send(data)
         return refused
+
+    def _mail_from(self, smtp: smtplib.SMTP, sender: str, options: list[str]) -> None:
+        code, message = smtp.mail(sender, options)
+        if code == 250:
+            return
+        self._abandon(smtp, code)
+        if code == 552:
+            # RFC 1870: this reply is over the server's size limit; a smaller one is not.
+            raise smtplib.SMTPResponseException(code, message)
+        raise smtplib.SMTPSenderRefused(code, message, sender)
 
     @contextmanager
     def _errors(self, sender: str) -> Iterator[None]:

@@ -152,7 +152,8 @@ class SmtpSink(ManagedServer):
     """An aiosmtpd server that records every message; AUTH is offered but optional.
 
     Given ``tls_context`` (a server context with its certificate) it offers
-    STARTTLS; ``ident`` replaces the software name in its 220 greeting.
+    STARTTLS; ``ident`` replaces the software name in its 220 greeting;
+    ``size_limit`` is the message size it takes (its SIZE, RFC 1870).
 
     ``connections`` counts the client connections that greeted it (EHLO),
     ``ehlos`` and ``logins`` the EHLOs and successful AUTHs, ``open_connections``
@@ -175,11 +176,13 @@ class SmtpSink(ManagedServer):
         ready_timeout: float = 5.0,
         tls_context: ssl.SSLContext | None = None,
         ident: str | None = None,
+        size_limit: int | None = None,
     ) -> None:
         self.host = LOCALHOST
         self.port = port or free_port()
         self._tls_context = tls_context
         self._ident = ident
+        self._size_limit = size_limit
         self.user = f"mailbot-{secrets.token_hex(4)}"
         self.password = secrets.token_urlsafe(18)
         self._ready_timeout = ready_timeout
@@ -304,6 +307,8 @@ class SmtpSink(ManagedServer):
             enable_SMTPUTF8=True,
             tls_context=self._tls_context,
             ident=self._ident,
+            # The SIZE it offers in EHLO, and refuses a MAIL FROM over (552): 32 MiB unless given.
+            **({} if self._size_limit is None else {"data_size_limit": self._size_limit}),
         )
         controller.start()
         self._controller = controller
