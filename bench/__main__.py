@@ -2,7 +2,8 @@
 the intake desk's server time with thousands of submissions; `python -m bench checkjson`:
 is `mailbot check --json` unchanged on every mail we hold; `python -m bench cli`: how long
 `mailbot --help`, `check`, `log` and `show` take, each a whole process; `python -m bench seal`:
-the seal finder's recall, false alarms and time per 5-page scan)."""
+the seal finder's recall, false alarms and time per 5-page scan; `python -m bench outbox`:
+replies a second in one run over the outbox, and the SMTP sessions it takes)."""
 
 import sys
 
@@ -18,6 +19,10 @@ if sys.argv[1:2] == ["checkjson"]:
     from bench.checkjson import main as checkjson
 
     sys.exit(checkjson(sys.argv[2:]))
+if sys.argv[1:2] == ["outbox"]:
+    from bench.outbox import main as outbox
+
+    sys.exit(outbox(sys.argv[2:]))
 if sys.argv[1:2] == ["cli"]:
     from bench.cli import main as cli
 

@@ -127,10 +127,7 @@ class SmtpTransport:
         reply_id: int | None = None,
         handover: Callable[[], None] | None = None,
     ) -> None:
-        smtp = self._smtp or self._open()
-        data = smtp_data(raw)
-        with self._errors(sender):
-            refused = self._transfer(smtp, data, sender, recipients)
+        smtp, refused = self._begin(smtp_data(raw), sender, recipients)
         if handover is not None:
             try:
                 handover()
@@ -154,6 +151,30 @@ class SmtpTransport:
         if refused:
             log.warning("the %s refused some recipients: %s", self.server, refused)
 
+    def _begin(
+        self, data: bytes, sender: str, recipients: list[str]
+    ) -> tuple[smtplib.SMTP, dict[str, tuple[int, bytes]]]:
+        """The transaction up to its final dot, on the batch's connection or a new one.
+
+        A server may close a connection that carried earlier replies (an idle
+        timeout, a limit of messages per connection), which shows only when the
+        next reply is begun. Up to the final dot it has delivered nothing, so
+        the reply is begun once more on a new connection; a second failure,
+        or one on a new connection, is the reply's.
+        """
+        reused = self._smtp is not None
+        smtp = self._smtp or self._open()
+        try:
+            with self._errors(sender):
+                return smtp, self._transfer(smtp, data, sender, recipients)
+        except TransportError as exc:
+            if not reused or self._smtp is not None:
+                raise  # a refusal on a live connection, or a new one failing
+            log.info("%s; opening a new connection", exc)
+        smtp = self._open()
+        with self._errors(sender):
+            return smtp, self._transfer(smtp, data, sender, recipients)
+
     def _transfer(
         self, smtp: smtplib.SMTP, data: bytes, sender: str, recipients: list[str]
     ) -> dict[str, tuple[int, bytes]]:
@@ -163,10 +184,7 @@ class SmtpTransport:
         options = [] if all(a.isascii() for a in (sender, *recipients)) else ["SMTPUTF8"]
         if smtp.does_esmtp and smtp.has_extn("size"):
             options.append(f"SIZE={len(data)}")
-        code, message = smtp.mail(sender, options)
-        if code != 250:
-            self._abandon(smtp, code)
-            raise smtplib.SMTPSenderRefused(code, message, sender)
+        self._mail_from(smtp, sender, options)
         refused: dict[str, tuple[int, bytes]] = {}
         for address in recipients:
             code, message = smtp.rcpt(address)
@@ -185,6 +203,16 @@ class SmtpTransport:
         smtp.send(data)
         return refused
 
+    def _mail_from(self, smtp: smtplib.SMTP, sender: str, options: list[str]) -> None:
+        code, message = smtp.mail(sender, options)
+        if code == 250:
+            return
+        self._abandon(smtp, code)
+        if code == 552:
+            # RFC 1870: this reply is over the server's size limit; a smaller one is not.
+            raise smtplib.SMTPResponseException(code, message)
+        raise smtplib.SMTPSenderRefused(code, message, sender)
+
     @contextmanager
     def _errors(self, sender: str) -> Iterator[None]:
         """smtplib's errors as ours; smtplib's are OSErrors too, so the socket's come last."""
@@ -195,15 +223,15 @@ class SmtpTransport:
             raise TransportUnavailable(
                 f"the {self.server} broke off: {self._describe(exc)}"
             ) from None
-        except smtplib.SMTPSenderRefused as exc:
-            # Refusing our own From refuses every reply: settings, not this reply.
-            raise TransportUnavailable(
-                f"the {self.server} refused the sender {sender}: {self._describe(exc)}"
-            ) from None
         except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:  # the server is shutting down or overloaded
+            if exc.smtp_code == 421:  # the server is closing the connection
                 self._drop()
                 raise TransportUnavailable(f"the {self.server}: {self._describe(exc)}") from None
+            if isinstance(exc, smtplib.SMTPSenderRefused):
+                # Refusing our own From refuses every reply: settings, not this reply.
+                raise TransportUnavailable(
+                    f"the {self.server} refused the sender {sender}: {self._describe(exc)}"
+                ) from None
             raise TransportError(self._describe(exc)) from None
         except smtplib.SMTPException as exc:
             raise TransportError(self._describe(exc)) from None
