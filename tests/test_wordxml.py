@@ -1,0 +1,416 @@
+"""The Word form read from its XML gives what python-docx 1.2's object model gives.
+
+mailbot reads word/document.xml with lxml (mailbot.documents.word, .opc);
+until then it read the form with python-docx. The python-docx reader is
+kept here as the reference, and both read every Word file the tests and the
+benchmark build, and hand-made XML for each construct a form may hold: the
+same tables, rows, cells and paragraphs, or the same words of refusal.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import zipfile
+from collections.abc import Callable, Iterator
+
+import docx
+import pytest
+from docx.opc.exceptions import PackageNotFoundError
+
+from bench.documents import DocumentPool, partners, proposal_docx
+from mailbot.calls import DocumentsSection, load_call
+from mailbot.documents.template import blank_form
+from mailbot.documents.word import DocxContent, UnreadableDocument, check_zip, read_docx
+from tests import docfactory as df
+from tests.conftest import RULES
+from tests.mailfactory.documents import docx_bytes
+
+LIMITS = load_call(RULES).documents
+W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+
+
+def reference(data: bytes, limits: DocumentsSection = LIMITS) -> DocxContent:
+    """mailbot's reader before it read the XML itself: python-docx's object model."""
+    check_zip(data, limits)
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except ValueError:
+        raise UnreadableDocument(
+            "文件是启用宏的 Word 文档（.docm），请另存为 .docx。",
+            "The file is a macro-enabled Word document (.docm); please save it as .docx.",
+        ) from None
+    except (PackageNotFoundError, KeyError, zipfile.BadZipFile, SyntaxError, OSError) as exc:
+        raise UnreadableDocument(
+            "Word 文件无法读取（结构损坏）。",
+            f"The Word file cannot be read ({type(exc).__name__}).",
+        ) from None
+    except Exception as exc:
+        raise UnreadableDocument(
+            "Word 文件无法读取。", f"The Word file cannot be read ({type(exc).__name__})."
+        ) from None
+    try:
+        tables = [rows for table in document.tables for rows in _reference_tables(table)]
+        paragraphs = [p.text for p in document.paragraphs if p.text.strip()]
+    except Exception as exc:
+        raise UnreadableDocument(
+            "Word 文件无法读取。", f"The Word file cannot be read ({type(exc).__name__})."
+        ) from None
+    return DocxContent(tables, paragraphs)
+
+
+def _reference_tables(table: docx.table.Table, depth: int = 0) -> Iterator[list[list[str]]]:
+    rows: list[list[str]] = []
+    nested: list[docx.table.Table] = []
+    for row in table.rows:
+        cells: list[str] = []
+        previous: object = None
+        for cell in row.cells:
+            if cell == previous:
+                continue
+            previous = cell
+            cells.append(cell.text.strip())
+            if depth < 3:
+                nested.extend(cell.tables)
+        rows.append(cells)
+    yield rows
+    for inner in nested:
+        yield from _reference_tables(inner, depth + 1)
+
+
+def outcome(reader: Callable[[bytes], DocxContent], data: bytes) -> object:
+    """What a reader makes of a file: its content, or the words it refuses it with."""
+    try:
+        return reader(data)
+    except UnreadableDocument as exc:
+        return ("unreadable", exc.zh, exc.en)
+
+
+def assert_same(data: bytes) -> object:
+    ours = outcome(lambda d: read_docx(d, LIMITS), data)
+    assert ours == outcome(reference, data)
+    return ours
+
+
+# ---------------------------------------------------------------------------
+# every Word file the tests and the benchmark build
+
+
+FACTORY_FORMS = (
+    [df.Form(labels=labels, style=style) for labels in df.LABEL_SETS for style in df.STYLES]
+    + [
+        df.Form(style=style, lead_in_partners=True, empty_partner_rows=4, omit=("budget",))
+        for style in df.STYLES
+    ]
+    + [
+        df.Form(
+            focus="□粮食安全 □生命健康 □低碳环保", period="2022.01-2024.12", budget="1,200,000元"
+        )
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "form", FACTORY_FORMS, ids=[f"{f.style}-{f.labels}-{i}" for i, f in enumerate(FACTORY_FORMS)]
+)
+def test_every_form_the_factory_builds_reads_the_same(form: df.Form) -> None:
+    content = assert_same(df.form_docx(form))
+    assert isinstance(content, DocxContent)
+    assert content.tables
+
+
+HOSTILE = {
+    "not a zip": df.not_a_zip_docx,
+    "encrypted": df.encrypted_docx,
+    "legacy doc": df.legacy_doc_bytes,
+    "zip without Word": df.non_word_zip,
+    "macro-enabled": df.docm_bytes,
+    "decompression bomb": lambda: df.zip_bomb_docx(300),
+    "billion laughs": df.billion_laughs_docx,
+    "external entity": df.external_entity_docx,
+    "internal entity": df.internal_entity_docx,
+    "mail factory's minimal docx": docx_bytes,
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_every_hostile_file_is_refused_or_read_the_same(name: str) -> None:
+    assert_same(HOSTILE[name]())
+
+
+def test_the_macro_enabled_form_is_refused_in_the_same_words() -> None:
+    assert assert_same(df.docm_bytes())[2] == (  # type: ignore[index]
+        "The file is a macro-enabled Word document (.docm); please save it as .docx."
+    )
+
+
+def test_the_blank_template_reads_the_same() -> None:
+    assert_same(blank_form(load_call(RULES)))
+
+
+class _FiguresOnly(DocumentPool):
+    """The benchmark's pool without its scanned pages: a Word form needs only figures."""
+
+    def __post_init__(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_benchmark_corpus_forms_read_the_same(seed: int) -> None:
+    rng = random.Random(f"form15|{seed}")
+    form = df.Form(
+        budget=rng.choice(["120", "150万元", "1,200,000元"]),
+        focus=rng.choice(["☑粮食安全 □生命健康 □低碳环保", "生命健康"]),
+        partners=partners(rng, rng.randint(1, 4), rng.randint(0, 2)),
+        labels=rng.choice(df.LABEL_SETS),
+        style=rng.choice(df.STYLES),
+    )
+    data = proposal_docx(_FiguresOnly(seed), rng, form, rng.randint(50 * 1024, 200 * 1024))
+    content = assert_same(data)
+    assert isinstance(content, DocxContent)
+    assert len(content.paragraphs) > 10
+
+
+# ---------------------------------------------------------------------------
+# hand-made XML: one construct at a time
+
+
+def package(body: str, *, document_type: str | None = None, extra: str = "") -> bytes:
+    """A .docx whose word/document.xml holds ``body`` (and a section properties element)."""
+    main = (
+        document_type
+        or "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+    )
+    types = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        f'<Override PartName="/word/document.xml" ContentType="{main}"/></Types>'
+    )
+    rels = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+        f'relationships/officeDocument" Target="word/document.xml"/>{extra}</Relationships>'
+    )
+    document = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        f'<w:document xmlns:w="{W_NS}" xmlns:r="http://schemas.openxmlformats.org/'
+        f'officeDocument/2006/relationships"><w:body>{body}<w:sectPr/></w:body></w:document>'
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in (
+            ("[Content_Types].xml", types),
+            ("_rels/.rels", rels),
+            ("word/document.xml", document),
+        ):
+            zf.writestr(name, text.encode())
+    return buf.getvalue()
+
+
+def p(*runs: str) -> str:
+    return f"<w:p>{''.join(runs)}</w:p>"
+
+
+def r(text: str) -> str:
+    return f'<w:r><w:t xml:space="preserve">{text}</w:t></w:r>'
+
+
+def tc(*content: str, span: int = 1, vmerge: str | None = None) -> str:
+    props = f'<w:gridSpan w:val="{span}"/>' if span != 1 else ""
+    if vmerge is not None:
+        props += f'<w:vMerge w:val="{vmerge}"/>' if vmerge else "<w:vMerge/>"
+    return f"<w:tc><w:tcPr>{props}</w:tcPr>{''.join(content) or p()}</w:tc>"
+
+
+def tr(*cells: str, before: int = 0, after: int = 0) -> str:
+    props = (f'<w:gridBefore w:val="{before}"/>' if before else "") + (
+        f'<w:gridAfter w:val="{after}"/>' if after else ""
+    )
+    return f"<w:tr><w:trPr>{props}</w:trPr>{''.join(cells)}</w:tr>"
+
+
+def tbl(*rows: str) -> str:
+    return f"<w:tbl><w:tblPr/><w:tblGrid/>{''.join(rows)}</w:tbl>"
+
+
+def _nested(depth: int) -> str:
+    """A one-cell table holding a one-cell table... ``depth`` tables in all."""
+    inner = ""
+    for level in range(depth, 0, -1):
+        inner = tbl(tr(tc(p(r(str(level))), inner)))
+    return inner
+
+
+CASES: dict[str, str] = {
+    "tabs and breaks": p(
+        r("项目名称"),
+        "<w:r><w:tab/><w:t>a</w:t><w:br/><w:t>b</w:t><w:cr/><w:t>c</w:t>"
+        '<w:br w:type="page"/><w:br w:type="textWrapping"/><w:ptab/><w:noBreakHyphen/></w:r>',
+    ),
+    "hyperlink": p(
+        r("Partner: "),
+        '<w:hyperlink r:id="rId9">' + r("University") + r(" of Nairobi") + "</w:hyperlink>",
+    ),
+    "tracked insertion and deletion": p(
+        r("执行期限："),
+        '<w:ins w:id="1" w:author="a">' + r("2022.01-2024.12") + "</w:ins>",
+        '<w:del w:id="2" w:author="a"><w:r><w:delText>2021</w:delText></w:r></w:del>',
+    ),
+    "simple field and smart tag": p(
+        r("经费："),
+        '<w:fldSimple w:instr="PAGE">' + r("1") + "</w:fldSimple>",
+        '<w:smartTag w:uri="u" w:element="e">' + r("120") + "</w:smartTag>",
+    ),
+    "content controls": p(
+        r("项目负责人："), "<w:sdt><w:sdtContent>" + r("张喆") + "</w:sdtContent></w:sdt>"
+    )
+    + "<w:sdt><w:sdtContent>"
+    + p(r("项目名称：block sdt"))
+    + "</w:sdtContent></w:sdt>"
+    + tbl(
+        tr(
+            tc(p(r("单元"))),
+            "<w:sdt><w:sdtContent>" + tc(p(r("hidden"))) + "</w:sdtContent></w:sdt>",
+        )
+    ),
+    "blank paragraphs and spaces": p(r("   "))
+    + p()
+    + p(r(" 项目名称 ： x "))
+    + p("<w:r><w:t> </w:t></w:r>"),
+    "horizontally merged cells": tbl(
+        tr(tc(p(r("项目名称"))), tc(p(r("值")), span=3)),
+        tr(tc(p(r("a"))), tc(p(r("b")), span=2), tc(p(r("c")))),
+    ),
+    "vertically merged cells": tbl(
+        tr(tc(p(r("领域")), vmerge="restart"), tc(p(r("粮食安全")))),
+        tr(tc(vmerge=""), tc(p(r("生命健康")))),
+        tr(tc(vmerge="continue"), tc(p(r("低碳环保")))),
+        tr(tc(p(r("经费"))), tc(p(r("120")))),
+    ),
+    "vertical merge under a horizontal span": tbl(
+        tr(tc(p(r("wide")), span=2, vmerge="restart"), tc(p(r("x")))),
+        tr(tc(span=2, vmerge="continue"), tc(p(r("y")))),
+    ),
+    "merged cell holding a table": tbl(
+        tr(tc(p(r("outer")), tbl(tr(tc(p(r("inner"))))), vmerge="restart")),
+        tr(tc(vmerge="continue")),
+    ),
+    "grid before and after": tbl(
+        tr(tc(p(r("a"))), tc(p(r("b"))), tc(p(r("c")))),
+        tr(tc(p(r("late"))), before=1, after=1),
+        tr(tc(vmerge="continue"), before=1, after=1),
+    ),
+    "nested tables five deep": _nested(5),
+    "cell paragraphs joined by newlines": tbl(
+        tr(tc(p(r("项目名称")), p(), p(r(" 第二段 "))), tc(p(r("x"))))
+    ),
+    "a span of zero": tbl(tr(tc(p(r("gone")), span=0), tc(p(r("kept"))))),
+    "empty w:t and a comment inside one": p("<w:r><w:t/><w:t>a<!-- c -->b</w:t></w:r>"),
+}
+BROKEN: dict[str, str] = {
+    "merge in the top row": tbl(tr(tc(vmerge="continue"))),
+    "merge with nothing above": tbl(tr(tc(p(r("a")))), tr(tc(p(r("x")), span=1), tc(vmerge=""))),
+    "span that is no number": tbl(
+        tr('<w:tc><w:tcPr><w:gridSpan w:val="two"/></w:tcPr><w:p/></w:tc>')
+    ),
+    "span without a value": tbl(tr("<w:tc><w:tcPr><w:gridSpan/></w:tcPr><w:p/></w:tc>")),
+    "grid before that is no number": tbl(
+        tr(tc(p(r("a")))),
+        '<w:tr><w:trPr><w:gridBefore w:val="x"/></w:trPr>' + tc(vmerge="") + "</w:tr>",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_construct_reads_as_python_docx_reads_it(name: str) -> None:
+    content = assert_same(package(CASES[name]))
+    assert isinstance(content, DocxContent)
+
+
+@pytest.mark.parametrize("name", list(BROKEN))
+def test_each_broken_table_is_refused_in_python_docx_words(name: str) -> None:
+    refused = assert_same(package(BROKEN[name]))
+    assert isinstance(refused, tuple)
+    assert refused[0] == "unreadable"
+
+
+def test_what_the_constructs_read_as() -> None:
+    """The readings themselves, so a change in python-docx shows here and not only as a mismatch."""
+    text = read_docx(package(CASES["tabs and breaks"]), LIMITS).paragraphs
+    assert text == ["项目名称\ta\nb\nc\n\t-"]
+    tracked = read_docx(package(CASES["tracked insertion and deletion"]), LIMITS).paragraphs
+    assert tracked == ["执行期限："]  # python-docx reads no run inside w:ins
+    merged = read_docx(package(CASES["vertically merged cells"]), LIMITS).tables
+    assert merged == [
+        [["领域", "粮食安全"], ["领域", "生命健康"], ["领域", "低碳环保"], ["经费", "120"]]
+    ]
+    inner = read_docx(package(CASES["merged cell holding a table"]), LIMITS).tables
+    # A cell's text is its own paragraphs; the continued cell brings its table a second time.
+    assert inner == [[["outer"], ["outer"]], [["inner"]], [["inner"]]]
+    deep = read_docx(package(CASES["nested tables five deep"]), LIMITS).tables
+    assert [rows[0][0] for rows in deep] == ["1", "2", "3", "4"]  # three levels down, no more
+
+
+PACKAGES: dict[str, bytes] = {
+    "a template's main part": package(
+        p(r("x")),
+        document_type="application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml",
+    ),
+    "a relationship to a missing part": package(
+        p(r("x")),
+        extra='<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/'
+        '2006/relationships/styles" Target="word/styles.xml"/>',
+    ),
+    "two main documents": package(
+        p(r("x")),
+        extra='<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/'
+        '2006/relationships/officeDocument" Target="word/document.xml"/>',
+    ),
+    "an external link": package(
+        p(r("x")),
+        extra='<Relationship Id="rId3" Type="http://example.org/x" Target="http://127.0.0.1/"'
+        ' TargetMode="External"/>',
+    ),
+}
+
+
+def _rezip(data: bytes, name: str, content: bytes | None) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        entries = [(i.filename, zf.read(i)) for i in zf.infolist()]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for member, blob in entries:
+            if member != name:
+                zf.writestr(member, blob)
+        if content is not None:
+            zf.writestr(name, content)
+    return buf.getvalue()
+
+
+FORM = df.form_docx()
+PACKAGES |= {
+    "broken styles part": _rezip(FORM, "word/styles.xml", b"<w:styles"),
+    "broken document part": _rezip(FORM, "word/document.xml", b"<w:document><w:body>"),
+    "no package relationships": _rezip(FORM, "_rels/.rels", None),
+    "a part without a content type": _rezip(
+        FORM,
+        "[Content_Types].xml",
+        zipfile.ZipFile(io.BytesIO(FORM))
+        .read("[Content_Types].xml")
+        .replace(b'Extension="xml"', b'Extension="xmlx"'),
+    ),
+    "a root that is not a document": _rezip(
+        package(""), "word/document.xml", f'<w:body xmlns:w="{W_NS}"/>'.encode()
+    ),
+    "a document without a body": _rezip(
+        package(""), "word/document.xml", f'<w:document xmlns:w="{W_NS}"/>'.encode()
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PACKAGES))
+def test_each_package_is_opened_or_refused_as_python_docx_does(name: str) -> None:
+    assert_same(PACKAGES[name])
