@@ -2,7 +2,7 @@
 
 mailbot reads word/document.xml with lxml (mailbot.documents.word, .opc);
 until then it read the form with python-docx. The python-docx reader is
-kept here as the reference, and both read every Word file the tests and the
+kept as the reference (tests/docx_reference.py), and both read every Word file the tests and the
 benchmark build, and hand-made XML for each construct a form may hold: the
 same tables, rows, cells and paragraphs, or the same words of refusal.
 """
@@ -12,70 +12,21 @@ from __future__ import annotations
 import io
 import random
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import docx
 import pytest
-from docx.opc.exceptions import PackageNotFoundError
 
 from bench.documents import DocumentPool, partners, proposal_docx
-from mailbot.calls import DocumentsSection, load_call
+from mailbot.calls import load_call
 from mailbot.documents.template import blank_form
-from mailbot.documents.word import DocxContent, UnreadableDocument, check_zip, read_docx
+from mailbot.documents.word import DocxContent, UnreadableDocument, read_docx
 from tests import docfactory as df
 from tests.conftest import RULES
+from tests.docx_reference import read_with_python_docx
 from tests.mailfactory.documents import docx_bytes
 
 LIMITS = load_call(RULES).documents
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
-
-
-def reference(data: bytes, limits: DocumentsSection = LIMITS) -> DocxContent:
-    """mailbot's reader before it read the XML itself: python-docx's object model."""
-    check_zip(data, limits)
-    try:
-        document = docx.Document(io.BytesIO(data))
-    except ValueError:
-        raise UnreadableDocument(
-            "文件是启用宏的 Word 文档（.docm），请另存为 .docx。",
-            "The file is a macro-enabled Word document (.docm); please save it as .docx.",
-        ) from None
-    except (PackageNotFoundError, KeyError, zipfile.BadZipFile, SyntaxError, OSError) as exc:
-        raise UnreadableDocument(
-            "Word 文件无法读取（结构损坏）。",
-            f"The Word file cannot be read ({type(exc).__name__}).",
-        ) from None
-    except Exception as exc:
-        raise UnreadableDocument(
-            "Word 文件无法读取。", f"The Word file cannot be read ({type(exc).__name__})."
-        ) from None
-    try:
-        tables = [rows for table in document.tables for rows in _reference_tables(table)]
-        paragraphs = [p.text for p in document.paragraphs if p.text.strip()]
-    except Exception as exc:
-        raise UnreadableDocument(
-            "Word 文件无法读取。", f"The Word file cannot be read ({type(exc).__name__})."
-        ) from None
-    return DocxContent(tables, paragraphs)
-
-
-def _reference_tables(table: docx.table.Table, depth: int = 0) -> Iterator[list[list[str]]]:
-    rows: list[list[str]] = []
-    nested: list[docx.table.Table] = []
-    for row in table.rows:
-        cells: list[str] = []
-        previous: object = None
-        for cell in row.cells:
-            if cell == previous:
-                continue
-            previous = cell
-            cells.append(cell.text.strip())
-            if depth < 3:
-                nested.extend(cell.tables)
-        rows.append(cells)
-    yield rows
-    for inner in nested:
-        yield from _reference_tables(inner, depth + 1)
 
 
 def outcome(reader: Callable[[bytes], DocxContent], data: bytes) -> object:
@@ -88,7 +39,7 @@ def outcome(reader: Callable[[bytes], DocxContent], data: bytes) -> object:
 
 def assert_same(data: bytes) -> object:
     ours = outcome(lambda d: read_docx(d, LIMITS), data)
-    assert ours == outcome(reference, data)
+    assert ours == outcome(lambda d: read_with_python_docx(d, LIMITS), data)
     return ours
 
 

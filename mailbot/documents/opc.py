@@ -18,6 +18,7 @@ checked the zip's sizes and refused any DOCTYPE (mailbot.documents.word).
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import zipfile
 from dataclasses import dataclass
@@ -139,6 +140,24 @@ def _walk(
     return found
 
 
+# Digests of parts (styles, settings...) that parsed before in this process. Forms made
+# from one template share their 350 KB styles part, which costs more to parse than the
+# document itself; parsing is deterministic, so one that parsed once parses again.
+_WELL_FORMED: set[bytes] = set()
+_WELL_FORMED_MAX = 256
+
+
+def _check_well_formed(blob: bytes, parser: etree.XMLParser) -> None:
+    """Raise what parsing ``blob`` raises (XMLSyntaxError), as python-docx parses it."""
+    digest = hashlib.sha256(blob).digest()
+    if digest in _WELL_FORMED:
+        return
+    etree.fromstring(blob, parser)
+    if len(_WELL_FORMED) >= _WELL_FORMED_MAX:
+        _WELL_FORMED.clear()
+    _WELL_FORMED.add(digest)
+
+
 def main_document(archive: zipfile.ZipFile) -> etree._Element:
     """The root element of the main document part; raises as python-docx 1.2 would.
 
@@ -155,7 +174,10 @@ def main_document(archive: zipfile.ZipFile) -> etree._Element:
     parsed: dict[str, etree._Element] = {}
     for part in parts:
         if part.reltype != IMAGE and part.content_type in PARSED_TYPES:
-            parsed[part.name] = etree.fromstring(part.blob, parser)
+            if part.content_type == DOCUMENT_MAIN:
+                parsed[part.name] = etree.fromstring(part.blob, parser)
+            else:
+                _check_well_formed(part.blob, parser)
     by_id = {rel.rid: rel for rel in package_rels}  # a repeated Id: the last one counts
     mains = [rel for rel in by_id.values() if rel.reltype == OFFICE_DOCUMENT]
     if not mains:
