@@ -76,7 +76,8 @@ HOSTILE = {
     "legacy doc": df.legacy_doc_bytes,
     "zip without Word": df.non_word_zip,
     "macro-enabled": df.docm_bytes,
-    "decompression bomb": lambda: df.zip_bomb_docx(300),
+    "decompression bomb": lambda: df.zip_bomb_docx(31),  # over the 30 MB a part
+    "small bomb (refused by its ratio)": lambda: df.zip_bomb_docx(1),
     "billion laughs": df.billion_laughs_docx,
     "external entity": df.external_entity_docx,
     "internal entity": df.internal_entity_docx,
