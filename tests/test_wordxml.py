@@ -366,3 +366,31 @@ PACKAGES |= {
 @pytest.mark.parametrize("name", list(PACKAGES))
 def test_each_package_is_opened_or_refused_as_python_docx_does(name: str) -> None:
     assert_same(PACKAGES[name])
+
+
+def test_a_side_part_parsed_once_is_not_parsed_again_and_a_broken_one_is_still_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from lxml import etree
+
+    styles = zipfile.ZipFile(io.BytesIO(FORM)).read("word/styles.xml")
+    # A styles part no other test reads: this test's own comment makes its digest new.
+    own = styles.replace(b"?>", b"?><!-- side part -->", 1)
+    fresh = _rezip(FORM, "word/styles.xml", own)
+    parsed: list[bytes] = []
+    real = etree.fromstring
+
+    def counting(blob: bytes, parser: etree.XMLParser) -> etree._Element:
+        parsed.append(blob)
+        return real(blob, parser)
+
+    monkeypatch.setattr(etree, "fromstring", counting)
+    first = read_docx(fresh, LIMITS)
+    assert own in parsed
+    parsed.clear()
+    assert read_docx(fresh, LIMITS) == first
+    assert own not in parsed  # known well-formed now
+    assert len(parsed) >= 3  # the content types, the relationships and the document still are
+    broken = _rezip(FORM, "word/styles.xml", styles[:-20])
+    with pytest.raises(UnreadableDocument, match=r"\(XMLSyntaxError\)"):
+        read_docx(broken, LIMITS)
