@@ -15,6 +15,8 @@ import zipfile
 from collections.abc import Callable
 
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from bench.documents import DocumentPool, partners, proposal_docx
 from mailbot.calls import load_call
@@ -246,6 +248,10 @@ CASES: dict[str, str] = {
         tr(tc(p(r("wide")), span=2, vmerge="restart"), tc(p(r("x")))),
         tr(tc(span=2, vmerge="continue"), tc(p(r("y")))),
     ),
+    "two neighbours continuing one cell": tbl(
+        tr(tc(p(r("75")))),
+        tr(tc(p(r("28")), span=0, vmerge=""), tc(p(r("54")), span=2, vmerge="")),
+    ),
     "merged cell holding a table": tbl(
         tr(tc(p(r("outer")), tbl(tr(tc(p(r("inner"))))), vmerge="restart")),
         tr(tc(vmerge="continue")),
@@ -295,6 +301,8 @@ def test_what_the_constructs_read_as() -> None:
     assert text == ["项目名称\ta\nb\nc\n\t-"]
     tracked = read_docx(package(CASES["tracked insertion and deletion"]), LIMITS).paragraphs
     assert tracked == ["执行期限："]  # python-docx reads no run inside w:ins
+    twice = read_docx(package(CASES["two neighbours continuing one cell"]), LIMITS).tables
+    assert twice == [[["75"], ["75", "75"]]]  # each w:tc once, though both continue "75"
     merged = read_docx(package(CASES["vertically merged cells"]), LIMITS).tables
     assert merged == [
         [["领域", "粮食安全"], ["领域", "生命健康"], ["领域", "低碳环保"], ["经费", "120"]]
@@ -394,3 +402,79 @@ def test_a_side_part_parsed_once_is_not_parsed_again_and_a_broken_one_is_still_r
     broken = _rezip(FORM, "word/styles.xml", styles[:-20])
     with pytest.raises(UnreadableDocument, match=r"\(XMLSyntaxError\)"):
         read_docx(broken, LIMITS)
+
+
+# ---------------------------------------------------------------------------
+# random documents: every construct above, mixed and nested at random
+
+RUN_CHILDREN = st.sampled_from(
+    [
+        "<w:t>项目</w:t>",
+        '<w:t xml:space="preserve"> a b </w:t>',
+        "<w:t/>",
+        "<w:tab/>",
+        "<w:ptab/>",
+        "<w:br/>",
+        '<w:br w:type="page"/>',
+        '<w:br w:type="column"/>',
+        "<w:cr/>",
+        "<w:noBreakHyphen/>",
+        "<w:delText>gone</w:delText>",
+        "<w:rPr><w:b/></w:rPr>",
+    ]
+)
+WRAPPERS = st.sampled_from(
+    [
+        "{}",
+        '<w:hyperlink r:id="rId9">{}</w:hyperlink>',
+        '<w:ins w:id="1" w:author="a">{}</w:ins>',
+        '<w:del w:id="2" w:author="a">{}</w:del>',
+        "<w:sdt><w:sdtContent>{}</w:sdtContent></w:sdt>",
+        '<w:smartTag w:uri="u" w:element="e">{}</w:smartTag>',
+        '<w:fldSimple w:instr="PAGE">{}</w:fldSimple>',
+    ]
+)
+
+
+@st.composite
+def paragraphs(draw: st.DrawFn) -> str:
+    pieces = []
+    for _ in range(draw(st.integers(0, 3))):
+        runs = "".join(
+            "<w:r>" + "".join(draw(st.lists(RUN_CHILDREN, max_size=4))) + "</w:r>"
+            for _ in range(draw(st.integers(1, 2)))
+        )
+        pieces.append(draw(WRAPPERS).format(runs))
+    return p(*pieces)
+
+
+@st.composite
+def tables(draw: st.DrawFn, depth: int = 0) -> str:
+    rows = []
+    for _ in range(draw(st.integers(1, 4))):
+        cells = []
+        for _ in range(draw(st.integers(0, 3))):
+            content = draw(st.lists(paragraphs(), max_size=2))
+            if depth < 4 and draw(st.integers(0, 5)) == 0:
+                content.append(draw(tables(depth + 1)))
+            span = draw(st.sampled_from([1, 1, 1, 2, 3, 0]))
+            vmerge = draw(st.sampled_from([None, None, "restart", "continue", ""]))
+            cells.append(tc(*content, span=span, vmerge=vmerge))
+        before = draw(st.sampled_from([0, 0, 0, 1, 2]))
+        rows.append(tr(*cells, before=before, after=draw(st.sampled_from([0, 1]))))
+    return tbl(*rows)
+
+
+# A failing example is reported as found: shrinking documents this size takes minutes.
+@pytest.mark.slow  # 300 documents read twice: about 30 s
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(blocks=st.lists(st.one_of(paragraphs(), tables()), max_size=5))
+def test_random_documents_read_as_python_docx_reads_them(blocks: list[str]) -> None:
+    assert_same(package("".join(blocks)))

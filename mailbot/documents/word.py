@@ -219,14 +219,21 @@ def _cell_above(tc: etree._Element) -> etree._Element:
 
 
 def row_cells(tr: etree._Element) -> list[etree._Element]:
-    """A row's cells as python-docx's ``row.cells``: a spanning cell once per grid column,
-    and a vertically merged one as the cell it continues."""
+    """A row's cells as the reader keeps them from python-docx's ``row.cells``.
+
+    python-docx gives one cell object per w:tc, repeated once per grid column
+    it spans (none for a span of 0), and for a vertically merged w:tc a new
+    object for the cell it continues; repeats of one object were dropped. So
+    each w:tc of the row counts once, as the cell it continues if it does,
+    even when two neighbours continue the same cell.
+    """
     cells = []
     for tc in tr.iterchildren(W + "tc"):
         root = tc
         while _continues(root):
             root = _cell_above(root)
-        cells.extend([root] * max(_span(root), 0))
+        if _span(root) > 0:
+            cells.append(root)
     return cells
 
 
@@ -236,12 +243,7 @@ def _tables(tbl: etree._Element, depth: int = 0) -> Iterator[list[list[str]]]:
     nested: list[etree._Element] = []
     for tr in tbl.iterchildren(W + "tr"):
         cells: list[str] = []
-        previous = None
         for tc in row_cells(tr):
-            # A merged cell appears once per grid column it spans; keep it once.
-            if tc is previous:
-                continue
-            previous = tc
             cells.append(_cell_text(tc).strip())
             if depth < 3:
                 nested.extend(tc.iterchildren(W + "tbl"))
