@@ -371,6 +371,46 @@ PACKAGES |= {
 }
 
 
+PLAIN = package(p(r("x")))
+RELS = zipfile.ZipFile(io.BytesIO(PLAIN)).read("_rels/.rels")
+TYPES = zipfile.ZipFile(io.BytesIO(PLAIN)).read("[Content_Types].xml")
+MAIN_TARGET = b'Target="word/document.xml"'
+PACKAGES |= {
+    "an absolute target": _rezip(
+        PLAIN, "_rels/.rels", RELS.replace(MAIN_TARGET, b'Target="/word/document.xml"')
+    ),
+    "a target with dots": _rezip(
+        PLAIN, "_rels/.rels", RELS.replace(MAIN_TARGET, b'Target="./x/../word/document.xml"')
+    ),
+    "a part name in capitals": _rezip(
+        PLAIN, "[Content_Types].xml", TYPES.replace(b"/word/document.xml", b"/WORD/Document.XML")
+    ),
+    "the main part's type missing": _rezip(
+        PLAIN, "[Content_Types].xml", TYPES.replace(b"/word/document.xml", b"/word/other.xml")
+    ),
+    "the main relationship's Id reused": _rezip(
+        PLAIN,
+        "_rels/.rels",
+        RELS.replace(
+            b"</Relationships>",
+            b'<Relationship Id="rId1" Type="http://x/y" Target="word/document.xml"/>'
+            b"</Relationships>",
+        ),
+    ),
+    "a part relating to itself and to a missing part": _rezip(
+        PLAIN,
+        "word/_rels/document.xml.rels",
+        b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        b'<Relationship Id="a" Type="t" Target="document.xml"/>'
+        b'<Relationship Id="b" Type="t" Target="../word/missing.xml"/></Relationships>',
+    ),
+    "broken package relationships": _rezip(PLAIN, "_rels/.rels", b"<Relationships"),
+    "a relationship without a target": _rezip(
+        PLAIN, "_rels/.rels", RELS.replace(b" " + MAIN_TARGET, b"")
+    ),
+}
+
+
 @pytest.mark.parametrize("name", list(PACKAGES))
 def test_each_package_is_opened_or_refused_as_python_docx_does(name: str) -> None:
     assert_same(PACKAGES[name])
