@@ -90,6 +90,7 @@ def stages(count: int, builder: MailBuilder) -> dict[str, Any]:
     screen = _optional("mailbot.mail.screen", "screen")
     default_policy = _optional("mailbot.judge.policy", "DEFAULT_POLICY")
     mailparser = _optional("mailparser", "MailParser")
+    read_with_python_docx = _optional("tests.docx_reference", "read_with_python_docx")
     with tempfile.TemporaryDirectory(prefix="mailbot-bench-stages-") as scratch:
         synced, unsynced = BlobStore(Path(scratch) / "a"), BlobStore(Path(scratch) / "b")
         for item, raw in zip(items, raws, strict=True):
@@ -122,9 +123,14 @@ def stages(count: int, builder: MailBuilder) -> dict[str, Any]:
             for attachment in message.attachments:
                 if attachment.extension == ".docx":
                     add(
-                        "  of which python-docx reads the form",
+                        "  of which the form is read from its XML (lxml)",
                         _cpu(partial(read_docx, attachment.data, call.documents)),
                     )
+                    if read_with_python_docx is not None:
+                        add(
+                            "  python-docx reading the same form (before)",
+                            _cpu(partial(read_with_python_docx, attachment.data, call.documents)),
+                        )
                 elif attachment.extension == ".pdf":
                     add(
                         "  of which pypdf reads the PDFs",

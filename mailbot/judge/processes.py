@@ -344,7 +344,7 @@ def _serve(
     _close_inherited(conn.fileno())
     release_large_blocks()
     # The readers of the proposal's files, imported once for every mail to come.
-    import docx  # noqa: F401
+    import lxml.etree  # noqa: F401
     import numpy  # noqa: F401
     import pypdf  # noqa: F401
     import pypdfium2  # noqa: F401
