@@ -41,6 +41,7 @@ class Outcome:
     version: Version | None
     kind: str | None  # new, resubmission, completion; None when no version was made
     replaces: int | None = None  # the version number this one supersedes
+    created: bool = False  # the submission was made by this mail
 
 
 def files_json(verdict: Verdict) -> list[dict[str, Any]]:
@@ -134,6 +135,7 @@ def record(
     kind = "new"
     current: Version | None = None
     effective = verdict
+    created = submission is None
     if submission is None:
         submission = _create(session, call, verdict.institution, verdict.pi, str(verdict.status))
     else:
@@ -149,7 +151,8 @@ def record(
     if current is not None:
         current.superseded = True
     version = _add_version(session, submission, mail, effective, kind)
-    return Outcome(effective, submission, version, kind, current.number if current else None)
+    replaces = current.number if current else None
+    return Outcome(effective, submission, version, kind, replaces, created)
 
 
 def _add_version(
