@@ -39,6 +39,7 @@ from mailbot.intake.record import (
     store,
     wanted,
 )
+from mailbot.intake.submissions import forget_numbers
 from mailbot.judge.processes import Judged
 from mailbot.service.faults import fault_point
 from mailbot.sources.base import Fetched
@@ -148,6 +149,7 @@ def _one(app: App, session: Session, arrival: Arrival, index: Index) -> Stored:
                 arrival.item.location,
             )
             index.cursors.clear()  # a cursor made in the savepoint went with it
+            forget_numbers(session)  # and a reference number it took
             index.load(session, [wanted(arrival)])
     raise AssertionError("unreachable")
 
