@@ -1,20 +1,21 @@
-"""A fetched batch recorded in one transaction: each mail under its own savepoint, one commit.
+"""A fetched batch recorded in one transaction, with one commit.
 
 First each mail is made ready outside the database: judged (the judging
 processes may have stored its files), its raw bytes and attachments put in
-the blob store. Then one transaction records them in order, each under a
-savepoint (mailbot.intake.record.store): a mail that fails is rolled back
-alone and the batch stops there, the mails before it are committed, it and
-the mails after it stay in the mailbox for the next poll. When the daemon
+the blob store. Then one transaction records them in order
+(mailbot.intake.record.store) and the folder's cursor past them. A mail that
+fails rolls the transaction back, and the mails before it are recorded again
+without it, in a new transaction: the batch stops there, the mails before it
+are committed, it and the mails after it stay in the mailbox for the next poll. When the daemon
 holds a lease on the mailbox (mailbot.store.leases) the transaction confirms
 it just before the commit, so a daemon that lost its lease records nothing
 more. Only after the commit does anything leave the transaction: the log
 lines of each mail, the on_mail callbacks, and then (mailbot.intake.poll)
 the filing in the mailbox.
 
-A mail that another daemon recorded meanwhile (another copy of it) makes
-its savepoint fail on the database's unique index: it is looked up again and
-becomes that mail's duplicate, as before.
+A mail that another daemon recorded meanwhile (another copy of it) fails on
+the database's unique index: the batch is done again, the mail is looked up
+again and becomes that mail's duplicate, as before.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from mailbot.app import App
 from mailbot.intake.index import Index
@@ -39,7 +39,6 @@ from mailbot.intake.record import (
     store,
     wanted,
 )
-from mailbot.intake.submissions import forget_numbers
 from mailbot.judge.processes import Judged
 from mailbot.service.faults import fault_point
 from mailbot.sources.base import Fetched
@@ -77,7 +76,7 @@ def record_batch(
     ready = _prepare(app, run, arrivals)
     if ready:
         try:
-            _transaction(app, run, ready, lease)
+            _record(app, run, ready, lease)
         except LeaseLost:
             raise
         except Exception as exc:  # the database: nothing of the batch is recorded
@@ -113,45 +112,69 @@ def _prepare(
     return ready
 
 
-def _transaction(app: App, run: _Run, ready: list[Arrival], lease: Lease | None) -> None:
-    """One transaction: each mail under a savepoint, up to the first that fails; one commit."""
-    with app.db.transaction() as session:
-        index = Index(run.source, app.call.id)
-        index.load(session, [wanted(arrival) for arrival in ready])
-        for arrival in ready:
-            try:
-                run.stored.append((arrival.item, _one(app, session, arrival, index)))
-            except LeaseLost:
-                raise
-            except Exception as exc:  # the database or a fault of ours: the mail stays
-                # The caller logs it, once for a whole outage (Daemon._fault).
-                log.debug("%s %s: not stored", run.source, arrival.item.location, exc_info=True)
-                run.failure = (arrival.item, NotStored(exc))
-                break
-        if lease is not None:
-            lease.confirm(session)
+def _record(app: App, run: _Run, ready: list[Arrival], lease: Lease | None) -> None:
+    """Record the ready mails in one transaction; after a mail fails, the ones before it.
 
-
-def _one(app: App, session: Session, arrival: Arrival, index: Index) -> Stored:
-    """Record one mail under a savepoint; once more when another daemon recorded it meanwhile."""
-    for attempt in range(2):
-        try:
-            with session.begin_nested():
-                return store(app, session, arrival, index)
-        except IntegrityError:
+    A mail that fails rolls the transaction back; it is done again without
+    that mail and the ones after it (a rare path: the common one has no
+    savepoints to pay for). A mail another daemon recorded meanwhile is looked
+    up once more instead: it becomes that mail's duplicate.
+    """
+    again: set[str] = set()
+    while ready:
+        failed = _transaction(app, run, ready, lease)
+        if failed is None:
+            return
+        position, exc = failed
+        item = ready[position].item
+        if isinstance(exc, IntegrityError) and item.location not in again:
             # Another daemon recorded the same mail (another copy of it) meanwhile:
             # looking again finds it, and this copy becomes its duplicate.
-            if attempt:
-                raise
             log.info(
-                "%s %s: recorded elsewhere meanwhile; looking again",
-                arrival.source,
-                arrival.item.location,
+                "%s %s: recorded elsewhere meanwhile; looking again", run.source, item.location
             )
-            index.cursors.clear()  # a cursor made in the savepoint went with it
-            forget_numbers(session)  # and a reference number it took
-            index.load(session, [wanted(arrival)])
-    raise AssertionError("unreachable")
+            again.add(item.location)
+            continue
+        # The database or a fault of ours: the mail stays. The caller logs it, once
+        # for a whole outage (Daemon._fault).
+        log.debug("%s %s: not stored", run.source, item.location, exc_info=exc)
+        run.failure, ready = (item, NotStored(exc)), ready[:position]
+
+
+def _transaction(
+    app: App, run: _Run, ready: list[Arrival], lease: Lease | None
+) -> tuple[int, Exception] | None:
+    """One transaction for the ready mails, one commit; the mail that failed, if one did.
+
+    A failure that is no mail's (the commit, the lease's database) is raised.
+    """
+    failed: tuple[int, Exception] | None = None
+    run.stored = []
+    try:
+        with app.db.transaction() as session:
+            index = Index(run.source, app.call.id)
+            index.load(session, [wanted(arrival) for arrival in ready])
+            for position, arrival in enumerate(ready):
+                try:
+                    stored = store(app, session, arrival, index)
+                    session.flush()  # its failure is its own, not the next mail's
+                except LeaseLost:
+                    raise
+                except Exception as exc:
+                    failed = (position, exc)
+                    raise
+                run.stored.append((arrival.item, stored))
+            for item, _stored in run.stored:
+                index.advance(session, item)
+            if lease is not None:
+                lease.confirm(session)
+    except LeaseLost:
+        raise
+    except Exception:
+        run.stored = []
+        if failed is None:
+            raise
+    return failed
 
 
 def _after_commit(

@@ -99,13 +99,6 @@ class Index:
             del self.at[old_location]
         self.at[mail.location] = mail
 
-    def forget(self) -> None:
-        """Drop what was read (after a rolled-back savepoint, say): the next load reads anew."""
-        self.at.clear()
-        self.twins.clear()
-        self.originals.clear()
-        self.cursors.clear()
-
     def advance(self, session: Session, item: Fetched) -> None:
         """Move the folder's cursor past this mail, in the transaction that records it."""
         if item.uid is None:

@@ -28,6 +28,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
@@ -176,8 +177,10 @@ def wanted(arrival: Arrival) -> Wanted:
 
 
 def store(app: App, session: Session, arrival: Arrival, index: Index) -> Stored:
-    """Record the mail unless it is already recorded (``index`` knows the batch's rows)."""
-    index.advance(session, arrival.item)
+    """Record the mail unless it is already recorded (``index`` knows the batch's rows).
+
+    The caller moves the folder's cursor past it (Index.advance), once for the batch.
+    """
     seen = _seen(index, arrival)
     if seen is not None:
         return Stored(seen[0], False, filed_status(session, seen[0]), lines=seen[1])
@@ -187,6 +190,7 @@ def store(app: App, session: Session, arrival: Arrival, index: Index) -> Stored:
     mail = _mail_row(app, arrival, original)
     session.add(mail)
     session.flush()
+    _add_attachments(session, mail, arrival)
     if original is not None:
         item, message = arrival.item, arrival.message
         index.add(mail)
@@ -265,17 +269,25 @@ def _mail_row(app: App, arrival: Arrival, original: Mail | None) -> Mail:
         form=verdict.form,
         pdf_pages=verdict.pdf_pages,
         seal=verdict.seal,
-        attachments=[
-            Attachment(
-                filename=a.filename,
-                content_type=a.content_type,
-                size=a.size,
-                sha256=a.sha256,
-                role=str(role.role),
-            )
-            for a, role in zip(message.attachments, verdict.attachments, strict=True)
-        ],
     )
+
+
+def _add_attachments(session: Session, mail: Mail, arrival: Arrival) -> None:
+    """The mail's attachment rows, in one statement (mail.attachments reads them if asked)."""
+    message, verdict = arrival.message, arrival.verdict
+    rows = [
+        {
+            "mail_id": mail.id,
+            "filename": a.filename,
+            "content_type": a.content_type,
+            "size": a.size,
+            "sha256": a.sha256,
+            "role": str(role.role),
+        }
+        for a, role in zip(message.attachments, verdict.attachments, strict=True)
+    ]
+    if rows:
+        session.execute(insert(Attachment), rows)
 
 
 def _answer(

@@ -92,7 +92,10 @@ _NEXT_SEQ = "mailbot.next_seq"
 
 
 def _next_seq(session: Session, call: Call) -> int:
-    """The next reference number of the call: read once a transaction, then counted on."""
+    """The next reference number of the call: read once a transaction, then counted on.
+
+    A transaction that fails is done again in a new session, which reads it anew.
+    """
     seqs: dict[str, int] = session.info.setdefault(_NEXT_SEQ, {})
     if call.id not in seqs:
         latest = session.scalar(
@@ -101,11 +104,6 @@ def _next_seq(session: Session, call: Call) -> int:
         seqs[call.id] = latest or 0
     seqs[call.id] += 1
     return seqs[call.id]
-
-
-def forget_numbers(session: Session) -> None:
-    """Read the reference numbers anew: after a savepoint rolled back, or a race was lost."""
-    session.info.pop(_NEXT_SEQ, None)
 
 
 def _create(
