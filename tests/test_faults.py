@@ -199,6 +199,14 @@ def rig(mailbox: Dovecot, smtp_sink: SmtpSink, tmp_path: Path, make_app: AppFact
     return Rig(make_app, tmp_path, mailbox, smtp_sink, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
 
 
+@pytest.fixture
+def either_rig(
+    mailbox: Dovecot, smtp_sink: SmtpSink, tmp_path: Path, make_app: AppFactory, db_url: str
+) -> Rig:
+    """A rig on SQLite, then on PostgreSQL: a batch's one transaction is proved on both."""
+    return Rig(make_app, tmp_path, mailbox, smtp_sink, db_url)
+
+
 # --------------------------------------------------------------------------- SIGKILL
 
 
@@ -243,8 +251,9 @@ INTAKE = [fault for fault in KILLS if fault in BATCH_KILLS]
     ],
 )
 def test_sigkill_loses_no_mail_and_sends_no_reply_twice(
-    rig: Rig, fault: str, batch: int | None, capsys: pytest.CaptureFixture[str]
+    either_rig: Rig, fault: str, batch: int | None, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    rig = either_rig
     if batch is not None:
         rig.fetch_batches_of(batch)
     rig.append(MAILS)
