@@ -15,7 +15,7 @@ import signal
 import stat
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +103,7 @@ class Rig:
         values = settings_values(tmp_path, database_url, imap=imap, smtp=smtp, **extra)
         values["replies"]["smtp"] |= {"username": smtp.user, "password_env": SMTP_PASSWORD_ENV}
         self.app = make_app(values)
+        self.values = values
         self.config = tmp_path / "mailbot.toml"
         self.config.write_text(toml(values))
         self.env = {PASSWORD_ENV: imap.password, SMTP_PASSWORD_ENV: smtp.password}
@@ -116,6 +117,11 @@ class Rig:
             raw = proposal(CLIENTS[n % len(CLIENTS)], f"中国科学院第{n}研究所", f"李{n}")
             self.imap.append("INBOX", raw, july(20, 9, n))
             self.sent.append(message_id(raw))
+
+    def fetch_batches_of(self, size: int) -> None:
+        """Fetch (and so record) at most ``size`` mails at once."""
+        self.values["source"]["imap"]["batch_size"] = size
+        self.config.write_text(toml(self.values))
 
     @contextmanager
     def daemon(self, name: str, **env: str) -> Iterator[DaemonProcess]:
@@ -193,6 +199,14 @@ def rig(mailbox: Dovecot, smtp_sink: SmtpSink, tmp_path: Path, make_app: AppFact
     return Rig(make_app, tmp_path, mailbox, smtp_sink, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
 
 
+@pytest.fixture
+def either_rig(
+    mailbox: Dovecot, smtp_sink: SmtpSink, tmp_path: Path, make_app: AppFactory, db_url: str
+) -> Rig:
+    """A rig on SQLite, then on PostgreSQL: a batch's one transaction is proved on both."""
+    return Rig(make_app, tmp_path, mailbox, smtp_sink, db_url)
+
+
 # --------------------------------------------------------------------------- SIGKILL
 
 
@@ -209,24 +223,44 @@ def _unsettled(rig: Rig) -> int:
         )
 
 
-# What the killed daemon must have left behind: proof that the kill hit its point.
-KILLS = {
+# What the killed daemon must have left behind: proof that the kill hit its point. Each
+# fetch batch is recorded in one transaction: with batches of one mail, every mail is
+# committed on its own...
+KILLS: dict[str, Callable[[Rig], bool]] = {
     "after_fetch:3": lambda rig: count_mails(rig.app) == 2,
     "after_store:3": lambda rig: count_mails(rig.app) == 2,
     "after_verdict:3": lambda rig: count_mails(rig.app) == 3 and _unsettled(rig) >= 1,
     "during_send:2": lambda rig: _states(rig)["sending"] == 1,
     "after_send:2": lambda rig: _states(rig)["handed"] == 1,
 }
+# ... and with the five mails in one batch (the default), all of them are committed together.
+BATCH_KILLS: dict[str, Callable[[Rig], bool]] = {
+    "after_fetch:3": lambda rig: count_mails(rig.app) == 0,
+    "after_store:3": lambda rig: count_mails(rig.app) == 0,
+    "after_verdict:3": lambda rig: count_mails(rig.app) == MAILS and _unsettled(rig) >= 1,
+}
+INTAKE = [fault for fault in KILLS if fault in BATCH_KILLS]
 
 
-@pytest.mark.parametrize("fault", list(KILLS))
+@pytest.mark.parametrize(
+    ("fault", "batch"),
+    [
+        *(pytest.param(fault, 1, id=fault) for fault in INTAKE),
+        *(pytest.param(fault, None, id=f"{fault} one batch") for fault in INTAKE),
+        *(pytest.param(fault, None, id=fault) for fault in KILLS if fault not in INTAKE),
+    ],
+)
 def test_sigkill_loses_no_mail_and_sends_no_reply_twice(
-    rig: Rig, fault: str, capsys: pytest.CaptureFixture[str]
+    either_rig: Rig, fault: str, batch: int | None, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    rig = either_rig
+    if batch is not None:
+        rig.fetch_batches_of(batch)
     rig.append(MAILS)
     with rig.daemon("killed", MAILBOT_FAULT=fault) as killed:
         assert killed.process.wait(timeout=90) == -signal.SIGKILL, killed.text()
-    assert KILLS[fault](rig), f"{fault}: {count_mails(rig.app)} mails, {_states(rig)}"
+    proof = KILLS[fault] if batch == 1 else BATCH_KILLS.get(fault, KILLS[fault])
+    assert proof(rig), f"{fault}: {count_mails(rig.app)} mails, {_states(rig)}"
     with rig.daemon("restarted") as restarted:
         # Well within the lease's 60 s: the killed daemon's lease is taken over at once.
         wait_until(rig.settled, 40, "every mail recorded and answered after the restart")

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from mailbot.intake.batch import record_batch
 from mailbot.intake.filing import filed_statuses
 from mailbot.intake.poll import PollReport
-from mailbot.intake.record import Known, NotStored, Recorded, process
+from mailbot.intake.record import Known, NotStored, Processed, Recorded
+from mailbot.judge.processes import Judged
 from mailbot.service.daemon import Daemon
-from mailbot.sources.base import Cursor, Flag, MoveTo
+from mailbot.sources.base import Cursor, Fetched, Flag, MoveTo
 from mailbot.sources.maildir import deliver, folder_path
 from mailbot.store.blobs import StoreError
 from mailbot.store.models import Mail, Reply
@@ -91,17 +93,22 @@ def test_each_mail_comes_back_as_what_became_of_it(make_app: AppFactory, tmp_pat
     judged = list(app.judges.judge_all((item.raw, item.received_at) for item in batch))
     report = PollReport()
 
-    first = process(app, mailbox.name, batch[0], judged[0])
+    def process(source: str, item: Fetched, judged: Judged | Exception) -> Processed:
+        """One mail as a batch of its own."""
+        [(_, outcome)] = record_batch(app, source, [(item, judged)])
+        return outcome
+
+    first = process(mailbox.name, batch[0], judged[0])
     assert isinstance(first, Recorded)
     assert first.status == "accepted"
     assert not first.duplicate
-    copy = process(app, mailbox.name, batch[1], judged[1])
+    copy = process(mailbox.name, batch[1], judged[1])
     assert isinstance(copy, Recorded)
     assert copy.duplicate, "the second delivery is recorded as a duplicate"
     assert copy.status == "ignored"
-    assert process(app, mailbox.name, batch[0], judged[0]) == Known("accepted")
+    assert process(mailbox.name, batch[0], judged[0]) == Known("accepted")
     full = StoreError("the blob store's disk is full")
-    refused = process(app, mailbox.name, batch[0], full)
+    refused = process(mailbox.name, batch[0], full)
     assert refused == NotStored(full)
     for outcome in (first, copy, Known("accepted"), refused):
         report.tally(outcome)

@@ -16,26 +16,10 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
-from mailbot.sources.base import Cursor, Fetched, Filing, Mailbox, MoveTo
+from mailbot.sources.base import Cursor, Filing, Mailbox, MoveTo
 from mailbot.store.models import FolderState, Mail, Version
 
 log = logging.getLogger(__name__)
-
-
-def advance_cursor(session: Session, source: str, item: Fetched) -> None:
-    """Move the folder's cursor past this mail, in the transaction that records it."""
-    if item.uid is None:
-        return
-    state = session.scalar(
-        select(FolderState).where(FolderState.source == source, FolderState.folder == item.folder)
-    )
-    if state is None:
-        state = FolderState(source=source, folder=item.folder, uidvalidity=None, last_uid=0)
-        session.add(state)
-    if state.uidvalidity != item.uidvalidity:
-        state.uidvalidity, state.last_uid = item.uidvalidity, item.uid
-    else:
-        state.last_uid = max(state.last_uid, item.uid)
 
 
 def load_cursor(app: App, source: str, folder: str) -> Cursor:

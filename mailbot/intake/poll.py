@@ -1,9 +1,9 @@
 """The intake's loop: fetch each watched folder's new mail, record it, file it.
 
-Each mail is recorded in one transaction (mailbot.intake.record) after its
-bytes are safely in the blob store, and only then moved or flagged in the
-mailbox (mailbot.intake.filing), so a crash at any point loses nothing and a
-rerun finds nothing to do twice.
+Each fetched batch is recorded in one transaction (mailbot.intake.batch)
+after its mails' bytes are safely in the blob store, and only then are they
+moved or flagged in the mailbox (mailbot.intake.filing), so a crash at any
+point loses nothing and a rerun finds nothing to do twice.
 
 A mail that cannot be stored (the disk, the database) is left where it is in
 the mailbox, neither moved nor flagged; the poll stops and says why in its
@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from mailbot.app import App
+from mailbot.intake.batch import record_batch
 from mailbot.intake.filing import load_cursor, mark_settled, settle_pending
-from mailbot.intake.record import Known, NotStored, Processed, Recorded, process
+from mailbot.intake.record import Known, NotStored, Processed, Recorded
 from mailbot.judge.processes import Judged
 from mailbot.ledger.counting import count
 from mailbot.sources.base import Fetched, Filing, Mailbox
@@ -127,38 +128,55 @@ class _Poll:
         return True
 
     def batch(self, batch: list[Fetched]) -> tuple[list[tuple[str, Filing]], bool]:
-        """Record a batch's mails in order: how to file each recorded one, and whether it stopped.
+        """Record a batch's mails in one transaction: how to file each recorded one, and
+        whether it stopped.
 
         It stops at a stop request and at a mail that could not be stored,
         which stays in the mailbox with the mails after it.
         """
-        done: list[tuple[str, Filing]] = []
         known = _known(self.app, self.mailbox.name, batch)
         fresh = [item for item in batch if item.location not in known]
-        # The judging processes work ahead while each mail before is stored.
+        # The judging processes work ahead while each mail before is made ready.
         judged = self.app.judges.judge_all((item.raw, item.received_at) for item in fresh)
         try:
-            for position, item in enumerate(batch):
-                if self.stop is not None and self.stop.is_set():
-                    return done, True
-                outcome = self._one(item, known, judged)
-                self.report.tally(outcome)
-                if isinstance(outcome, NotStored):  # left in the mailbox for the next poll
-                    self.report.waiting = len(batch) - position
-                    return done, True
-                done.append((item.location, self.app.filing(outcome.status)))
-                if isinstance(outcome, Recorded) and self.report.new % PROGRESS_EVERY == 0:
-                    log.info("backlog: %s so far", self.report.summary())
+            outcomes = dict(
+                (item.location, outcome)
+                for item, outcome in record_batch(
+                    self.app, self.mailbox.name, self._feed(fresh, judged), self.on_mail, self.lease
+                )
+            )
         finally:
             judged.close()
-        return done, False
+        return self._file(batch, known, outcomes)
 
-    def _one(
-        self, item: Fetched, known: dict[str, str], judged: Iterator[Judged | Exception]
-    ) -> Processed:
-        if item.location in known:
-            return Known(known[item.location])
-        return process(self.app, self.mailbox.name, item, next(judged), self.on_mail, self.lease)
+    def _feed(
+        self, fresh: list[Fetched], judged: Iterator[Judged | Exception]
+    ) -> Iterator[tuple[Fetched, Judged | Exception]]:
+        """The new mails with their judgements, up to a stop request."""
+        for item in fresh:
+            if self.stop is not None and self.stop.is_set():
+                return
+            yield item, next(judged)
+
+    def _file(
+        self, batch: list[Fetched], known: dict[str, str], outcomes: dict[str, Processed]
+    ) -> tuple[list[tuple[str, Filing]], bool]:
+        """Count each mail in order and say how to file it, up to the first not stored."""
+        done: list[tuple[str, Filing]] = []
+        for position, item in enumerate(batch):
+            outcome: Processed | None = outcomes.get(item.location)
+            if item.location in known:
+                outcome = Known(known[item.location])
+            if outcome is None:  # a stop request came before it
+                return done, True
+            self.report.tally(outcome)
+            if isinstance(outcome, NotStored):  # left in the mailbox for the next poll
+                self.report.waiting = len(batch) - position
+                return done, True
+            done.append((item.location, self.app.filing(outcome.status)))
+            if isinstance(outcome, Recorded) and self.report.new % PROGRESS_EVERY == 0:
+                log.info("backlog: %s so far", self.report.summary())
+        return done, False
 
 
 def _known(app: App, source: str, batch: list[Fetched]) -> dict[str, str]:

@@ -1,10 +1,9 @@
-"""One fetched mail recorded in one transaction: the Mail row, duplicates, the queued answer.
+"""One fetched mail recorded in its batch's transaction: the Mail row, duplicates, the answer.
 
-The transaction records the mail, its verdict, its submission version, its
-reply in the outbox and the folder's cursor together, after the raw bytes
-and attachments are safely in the blob store. When the daemon holds a lease
-on the mailbox (mailbot.store.leases), the transaction confirms it, so a
-daemon that lost its lease records nothing more.
+The batch's transaction (mailbot.intake.batch) records each mail, its
+verdict, its submission version, its reply in the outbox and the folder's
+cursor together, after the raw bytes and attachments are safely in the blob
+store; what this module does for one mail is undone alone when it fails.
 
 A mail is recorded and answered once however often it shows up. The very
 same bytes with the same Message-ID at a new place are the same delivery
@@ -17,7 +16,8 @@ keeps one original per content hash and call, so two daemons racing on two
 copies cannot both record one as new.
 
 What became of the mail is returned as a value (:data:`Processed`): recorded
-now, known already, or not stored with the reason.
+now, known already, or not stored with the reason. What the log says of it
+waits for the commit (:class:`Stored`).
 """
 
 from __future__ import annotations
@@ -25,17 +25,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from mailbot.app import App
 from mailbot.domain import ReplyState
-from mailbot.intake.filing import advance_cursor, filed_status
+from mailbot.intake.filing import filed_status
+from mailbot.intake.index import Index, Wanted
 from mailbot.intake.submissions import MISSING, Outcome, judge_again, problems_json, record
 from mailbot.intake.thread import answered_submission, judge_in_thread
 from mailbot.judge.processes import Judged
@@ -45,11 +44,8 @@ from mailbot.mail.parsing import parse_message
 from mailbot.replies.bounced import mark_bounced
 from mailbot.replies.context import reply_context
 from mailbot.replies.outbox import Outgoing, queue_reply, supersede_waiting
-from mailbot.service.faults import fault_point
 from mailbot.sources.base import Fetched
-from mailbot.store.blobs import StoreError
 from mailbot.store.content import content_sha256
-from mailbot.store.leases import Lease, LeaseLost
 from mailbot.store.models import Attachment, Mail, Reply
 
 log = logging.getLogger(__name__)
@@ -96,66 +92,11 @@ class NotStored:
     reason: BaseException
 
 
-# What process() made of one fetched mail.
+# What the batch made of one fetched mail (mailbot.intake.batch).
 Processed = Recorded | Known | NotStored
 
 
-def process(
-    app: App,
-    source: str,
-    item: Fetched,
-    judged: Judged | Exception,
-    on_mail: Callable[[Mail], None] | None = None,
-    lease: Lease | None = None,
-) -> Processed:
-    """Record one fetched mail, judged already (Judges.judge_all); say what became of it.
-
-    A mail that cannot be stored is NotStored with the exception, for the
-    caller to log once however often the mail is tried again. A lost lease
-    raises LeaseLost.
-    """
-    fault_point("after_fetch")
-    if isinstance(judged, StoreError):
-        # The disk refused the judging process: the mail stays for the next poll.
-        log.debug("%s %s: not stored", source, item.location, exc_info=judged)
-        return NotStored(judged)
-    arrival = _arrival(app, source, item, judged)
-    try:
-        if not arrival.stored:  # else the judging process wrote them
-            app.blobs.put(item.raw, arrival.raw_sha256)
-            for attachment in arrival.message.attachments:
-                app.blobs.put(attachment.data, attachment.sha256)
-        fault_point("after_store")
-        mail, fresh, status, held = _record(app, arrival, lease)
-        fault_point("after_verdict")
-        if on_mail is not None and fresh:
-            on_mail(mail)
-    except LeaseLost:
-        raise
-    except Exception as exc:  # the disk, the database or a fault of ours: the mail stays
-        # The caller logs it, once for a whole outage (Daemon._fault).
-        log.debug("%s %s: not stored", source, item.location, exc_info=True)
-        return NotStored(exc)
-    if not fresh:
-        return Known(status)
-    if held is not None:
-        # After the commit: one line per suppressed reply, never one for a rolled-back try.
-        log.warning(
-            "%s %s: mail %s answered but its reply is suppressed: %s",
-            item.folder,
-            item.location,
-            mail.id,
-            held,
-        )
-    return Recorded(
-        mail.id,
-        status,
-        duplicate=mail.duplicate_of_id is not None,
-        suppressed=held is not None,
-    )
-
-
-def _arrival(app: App, source: str, item: Fetched, judged: Judged | Exception) -> Arrival:
+def arrival_of(app: App, source: str, item: Fetched, judged: Judged | Exception) -> Arrival:
     """The mail with its judgement; a mail that could not be judged is kept for a person."""
     if not isinstance(judged, Exception):
         return Arrival(
@@ -194,70 +135,86 @@ def _unjudged(app: App, item: Fetched) -> Verdict:
     return Verdict(Status.IGNORED, app.call.local(item.received_at), None, None, (problem,))
 
 
-def _record(app: App, arrival: Arrival, lease: Lease | None) -> tuple[Mail, bool, str, str | None]:
-    """One transaction: confirm the lease, record the mail; True when it is new.
+# A log line and its arguments, logged after the commit.
+Line = tuple[str, tuple[object, ...]]
 
-    The status returned is the one the mail is filed and counted under; last,
-    why its reply was suppressed, if it was.
+
+@dataclass
+class Stored:
+    """What recording one mail in the batch's transaction made of it.
+
+    ``status`` is the one the mail is filed and counted under; ``held`` why
+    its reply was suppressed, if it was; ``lines`` what the log says of it,
+    once the batch is committed (never a line for a rolled-back try).
     """
-    for attempt in range(2):
-        try:
-            with app.db.transaction() as session:
-                if lease is not None:
-                    lease.confirm(session)
-                mail, fresh, held = _store(app, session, arrival)
-                return mail, fresh, filed_status(session, mail), held
-        except IntegrityError:
-            # Another daemon recorded the same mail (another copy of it) meanwhile:
-            # looking again finds it, and this copy becomes its duplicate.
-            if attempt:
-                raise
-            log.info(
-                "%s %s: recorded elsewhere meanwhile; looking again",
-                arrival.source,
-                arrival.item.location,
+
+    mail: Mail
+    fresh: bool
+    status: str
+    held: str | None = None
+    lines: list[Line] = field(default_factory=list)
+
+    def tell(self) -> None:
+        """Log what became of the mail: call it after the commit."""
+        for text, args in self.lines:
+            log.info(text, *args)
+        if self.held is not None:
+            item = self.mail
+            log.warning(
+                "%s %s: mail %s answered but its reply is suppressed: %s",
+                item.folder,
+                item.location,
+                item.id,
+                self.held,
             )
-    raise AssertionError("unreachable")
 
 
-def _store(app: App, session: Session, arrival: Arrival) -> tuple[Mail, bool, str | None]:
-    """Record the mail unless it is already recorded; True when it is new.
+def wanted(arrival: Arrival) -> Wanted:
+    """What the batch's index looks the mail up by."""
+    return Wanted(
+        arrival.item, arrival.message.message_id, arrival.raw_sha256, arrival.content_sha256
+    )
 
-    Last, why its reply was suppressed (over an hourly limit), if it was.
+
+def store(app: App, session: Session, arrival: Arrival, index: Index) -> Stored:
+    """Record the mail unless it is already recorded (``index`` knows the batch's rows).
+
+    The caller moves the folder's cursor past it (Index.advance), once for the batch.
     """
-    advance_cursor(session, arrival.source, arrival.item)
-    seen = _seen(session, arrival)
+    seen = _seen(index, arrival)
     if seen is not None:
-        return seen, False, None
+        return Stored(seen[0], False, filed_status(session, seen[0]), lines=seen[1])
     # Another delivery of a mail already recorded (the copies differ in their trace
     # headers alone): a row of its own, so every copy is accounted for; never answered.
-    original = session.scalars(
-        select(Mail).where(
-            Mail.call_id == app.call.id,
-            Mail.content_sha256 == arrival.content_sha256,
-            Mail.duplicate_of_id.is_(None),
-        )
-    ).first()
+    original = index.originals.get(arrival.content_sha256)
     mail = _mail_row(app, arrival, original)
     session.add(mail)
     session.flush()
+    _add_attachments(session, mail, arrival)
     if original is not None:
         item, message = arrival.item, arrival.message
-        log.info(
+        index.add(mail)
+        line: Line = (
             "%s %s from %s: another copy of mail %s (%s); recorded as its duplicate, not answered",
-            item.folder,
-            item.location,
-            message.sender or "?",
-            original.id,
-            message.message_id or "no Message-ID",
+            (
+                item.folder,
+                item.location,
+                message.sender or "?",
+                original.id,
+                message.message_id or "no Message-ID",
+            ),
         )
-        return mail, True, None
-    reply = _answer(app, session, mail, arrival)
+        return Stored(mail, True, mail.status, lines=[line])
+    reply, outcome, line = _answer(app, session, mail, arrival)
+    index.add(mail)
     held = reply.last_error if reply is not None and reply.state == ReplyState.SUPPRESSED else None
-    return mail, True, held
+    completed = outcome.version is not None and outcome.kind == "completion"
+    # A completion is filed under the status it gave the submission (mailbot.intake.filing).
+    status = outcome.version.status if completed and outcome.version else mail.status
+    return Stored(mail, True, status, held, [line])
 
 
-def _seen(session: Session, arrival: Arrival) -> Mail | None:
+def _seen(index: Index, arrival: Arrival) -> tuple[Mail, list[Line]] | None:
     """The mail's record when this delivery is recorded already, here or at an old place.
 
     The same delivery seen again at a new place (the server renumbered its mail,
@@ -265,24 +222,20 @@ def _seen(session: Session, arrival: Arrival) -> Mail | None:
     bytes and Message-ID: the record moves there, and nothing is processed twice.
     """
     source, item, message_id = arrival.source, arrival.item, arrival.message.message_id
-    here = session.scalar(select(Mail).where(Mail.source == source, Mail.location == item.location))
-    if here is not None or message_id is None:
-        return here
-    twin = session.scalars(
-        select(Mail)
-        .where(
-            Mail.source == source,
-            Mail.raw_sha256 == arrival.raw_sha256,
-            Mail.message_id == message_id,
-        )
-        .order_by(Mail.id)
-        .limit(1)
-    ).first()
-    if twin is not None:
-        log.info("%s %s: already recorded as mail %s", source, item.location, twin.id)
-        twin.location, twin.uid, twin.uidvalidity = item.location, item.uid, item.uidvalidity
-        twin.folder, twin.settled = item.folder, False
-    return twin
+    here = index.at.get(item.location)
+    if here is not None:
+        return here, []
+    if message_id is None:
+        return None
+    twin = index.twins.get((arrival.raw_sha256, message_id))
+    if twin is None:
+        return None
+    line = ("%s %s: already recorded as mail %s", (source, item.location, twin.id))
+    old = twin.location
+    twin.location, twin.uid, twin.uidvalidity = item.location, item.uid, item.uidvalidity
+    twin.folder, twin.settled = item.folder, False
+    index.moved(twin, old)
+    return twin, [line]
 
 
 def _mail_row(app: App, arrival: Arrival, original: Mail | None) -> Mail:
@@ -316,43 +269,55 @@ def _mail_row(app: App, arrival: Arrival, original: Mail | None) -> Mail:
         form=verdict.form,
         pdf_pages=verdict.pdf_pages,
         seal=verdict.seal,
-        attachments=[
-            Attachment(
-                filename=a.filename,
-                content_type=a.content_type,
-                size=a.size,
-                sha256=a.sha256,
-                role=str(role.role),
-            )
-            for a, role in zip(message.attachments, verdict.attachments, strict=True)
-        ],
     )
 
 
-def _answer(app: App, session: Session, mail: Mail, arrival: Arrival) -> Reply | None:
-    """Record the submission's version, queue the answer, mark a bounce of ours; log the mail."""
+def _add_attachments(session: Session, mail: Mail, arrival: Arrival) -> None:
+    """The mail's attachment rows, in one statement (mail.attachments reads them if asked)."""
+    message, verdict = arrival.message, arrival.verdict
+    rows = [
+        {
+            "mail_id": mail.id,
+            "filename": a.filename,
+            "content_type": a.content_type,
+            "size": a.size,
+            "sha256": a.sha256,
+            "role": str(role.role),
+        }
+        for a, role in zip(message.attachments, verdict.attachments, strict=True)
+    ]
+    if rows:
+        session.execute(insert(Attachment), rows)
+
+
+def _answer(
+    app: App, session: Session, mail: Mail, arrival: Arrival
+) -> tuple[Reply | None, Outcome, Line]:
+    """Record the submission's version, queue the answer, mark a bounce of ours; say the mail."""
     item, message, verdict = arrival.item, arrival.message, arrival.verdict
     thread = answered_submission(session, app.call.id, message)
     if thread is not None:
         message, verdict = judge_in_thread(app, mail, message, verdict, thread)
         judge_again(mail, verdict)
     outcome = record(session, app.call, app.blobs, mail, message, verdict, thread=thread)
-    if outcome.version is not None and outcome.submission is not None:
+    if outcome.version is not None and outcome.submission is not None and not outcome.created:
         # The letter to an earlier mail still waiting out the settling window says less
-        # than this mail's will: it is kept back.
+        # than this mail's will: it is kept back. (A submission this mail made has none.)
         supersede_waiting(session, outcome.submission.id, mail.id, app.clock())
     reply = queue_answer(app, session, mail, message, outcome)
     mark_bounced(session, app.call.id, mail, message, outcome.verdict, item.raw)
-    log.info(
+    line = (
         "%s %s from %s %r: %s%s",
-        item.folder,
-        item.location,
-        message.sender or "?",
-        message.subject[:80],
-        outcome.verdict.status,
-        f" {outcome.submission.reference}" if outcome.submission else "",
+        (
+            item.folder,
+            item.location,
+            message.sender or "?",
+            message.subject[:80],
+            outcome.verdict.status,
+            f" {outcome.submission.reference}" if outcome.submission else "",
+        ),
     )
-    return reply
+    return reply, outcome, line
 
 
 def _duplicate(original: Mail) -> Problem:

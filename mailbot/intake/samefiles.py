@@ -23,9 +23,12 @@ PROPOSAL_ROLES = (Role.WORD, Role.PDF)
 
 
 def same_files_as(
-    session: Session, call: Call, submission: Submission, verdict: Verdict
+    session: Session, call: Call, submission: Submission | None, verdict: Verdict
 ) -> Problem | None:
-    """The finding when a Word or PDF of ``verdict`` came with another submission's mail."""
+    """The finding when a Word or PDF of ``verdict`` came with another submission's mail.
+
+    ``submission`` is the mail's own, None when the mail is about to make it.
+    """
     files = {a.sha256: a.filename for a in verdict.attachments if a.role in PROPOSAL_ROLES}
     if not files:
         return None
@@ -35,7 +38,7 @@ def same_files_as(
         .join(Attachment, Attachment.mail_id == Mail.id)
         .where(
             Submission.call_id == call.id,
-            Submission.id != submission.id,
+            *([Submission.id != submission.id] if submission is not None else []),
             Attachment.sha256.in_(sorted(files)),
             Attachment.role.in_([str(role) for role in PROPOSAL_ROLES]),
         )
@@ -57,7 +60,7 @@ def same_files_as(
 
 
 def note_same_files(
-    session: Session, call: Call, mail: Mail, submission: Submission, verdict: Verdict
+    session: Session, call: Call, mail: Mail, submission: Submission | None, verdict: Verdict
 ) -> Verdict:
     """The verdict, and the mail's stored problems, with ``same_files_as`` added where due."""
     problem = same_files_as(session, call, submission, verdict)

@@ -41,6 +41,7 @@ class Outcome:
     version: Version | None
     kind: str | None  # new, resubmission, completion; None when no version was made
     replaces: int | None = None  # the version number this one supersedes
+    created: bool = False  # the submission was made by this mail
 
 
 def files_json(verdict: Verdict) -> list[dict[str, Any]]:
@@ -86,10 +87,30 @@ def find(session: Session, call: Call, institution: str, pi: str) -> Submission 
     ).first()
 
 
-def _create(session: Session, call: Call, institution: str, pi: str, status: str) -> Submission:
-    seq = (
-        session.scalar(select(func.max(Submission.seq)).where(Submission.call_id == call.id)) or 0
-    ) + 1
+# Where a transaction keeps the next reference number of each call once it has read it.
+_NEXT_SEQ = "mailbot.next_seq"
+
+
+def _next_seq(session: Session, call: Call) -> int:
+    """The next reference number of the call: read once a transaction, then counted on.
+
+    A transaction that fails is done again in a new session, which reads it anew.
+    """
+    seqs: dict[str, int] = session.info.setdefault(_NEXT_SEQ, {})
+    if call.id not in seqs:
+        latest = session.scalar(
+            select(func.max(Submission.seq)).where(Submission.call_id == call.id)
+        )
+        seqs[call.id] = latest or 0
+    seqs[call.id] += 1
+    return seqs[call.id]
+
+
+def _create(
+    session: Session, call: Call, institution: str, pi: str, status: str, *, flush: bool = True
+) -> Submission:
+    """A new submission with the call's next reference; unflushed when its version follows."""
+    seq = _next_seq(session, call)
     institution = directory(call).canonical(institution)
     submission = Submission(
         call_id=call.id,
@@ -103,7 +124,8 @@ def _create(session: Session, call: Call, institution: str, pi: str, status: str
         current_version=0,
     )
     session.add(submission)
-    session.flush()
+    if flush:
+        session.flush()
     return submission
 
 
@@ -134,9 +156,8 @@ def record(
     kind = "new"
     current: Version | None = None
     effective = verdict
-    if submission is None:
-        submission = _create(session, call, verdict.institution, verdict.pi, str(verdict.status))
-    else:
+    created = submission is None
+    if submission is not None:
         current = next((v for v in reversed(submission.versions) if not v.superseded), None)
         # A submission known only from a late mail (or rebuilt by a reprocess) has no
         # version yet: this one is its first.
@@ -146,10 +167,15 @@ def record(
             if together is not None:
                 effective, kind = together, "completion"
     effective = note_same_files(session, call, mail, submission, effective)
+    if submission is None:
+        # Written once, with its first version: one INSERT, no UPDATE after it.
+        status = str(verdict.status)
+        submission = _create(session, call, verdict.institution, verdict.pi, status, flush=False)
     if current is not None:
         current.superseded = True
     version = _add_version(session, submission, mail, effective, kind)
-    return Outcome(effective, submission, version, kind, current.number if current else None)
+    replaces = current.number if current else None
+    return Outcome(effective, submission, version, kind, replaces, created)
 
 
 def _add_version(

@@ -67,10 +67,40 @@ class Tally:
     domains: Counter[str]
 
 
+# Where a transaction keeps the replies of the hour it read once, and those it queued since:
+# a batch of mails queues many replies, and each is counted without reading them all again.
+_SEEN = "mailbot.recent_replies"
+
+
+@dataclass
+class _Seen:
+    """The counted replies a transaction knows: read for the hour before ``since``, and after."""
+
+    since: datetime
+    replies: list[tuple[datetime, frozenset[str]]]  # when queued, whom it counts against
+
+
 def recent(session: Session, now: datetime) -> Tally:
-    """Count the replies queued in the hour before ``now`` that were not suppressed."""
+    """Count the replies queued in the hour before ``now`` that were not suppressed.
+
+    Read once a transaction; the replies it queues later are added by :func:`counted`.
+    """
+    seen = session.info.get(_SEEN)
+    if not isinstance(seen, _Seen) or now < seen.since:
+        seen = _read(session, now)
+        session.info[_SEEN] = seen
+    addresses: Counter[str] = Counter()
+    domains: Counter[str] = Counter()
+    for queued_at, each in seen.replies:
+        if now - WINDOW < queued_at <= now:
+            addresses.update(each)
+            domains.update({domain(a) for a in each})
+    return Tally(addresses, domains)
+
+
+def _read(session: Session, now: datetime) -> _Seen:
     rows = session.execute(
-        select(Reply.to_address, Mail.sender, Mail.reply_to)
+        select(Reply.queued_at, Reply.to_address, Mail.sender, Mail.reply_to)
         .outerjoin(Mail, Reply.mail_id == Mail.id)
         .where(
             Reply.state != ReplyState.SUPPRESSED,
@@ -78,13 +108,14 @@ def recent(session: Session, now: datetime) -> Tally:
             Reply.queued_at <= now,
         )
     )
-    addresses: Counter[str] = Counter()
-    domains: Counter[str] = Counter()
-    for row in rows:
-        each = charged(row)
-        addresses.update(each)
-        domains.update({domain(a) for a in each})
-    return Tally(addresses, domains)
+    return _Seen(now, [(queued_at, charged(rest)) for queued_at, *rest in rows])
+
+
+def counted(session: Session, queued_at: datetime, named: frozenset[str]) -> None:
+    """A reply this transaction queued that counts (not suppressed): later tallies see it."""
+    seen = session.info.get(_SEEN)
+    if isinstance(seen, _Seen):
+        seen.replies.append((queued_at, named))
 
 
 def over_limit(

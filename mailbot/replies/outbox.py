@@ -19,7 +19,7 @@ from mailbot.calls import Call
 from mailbot.config import ReplySettings
 from mailbot.domain import ReplyState
 from mailbot.errors import MailbotError
-from mailbot.replies.limits import charged, over_limit
+from mailbot.replies.limits import charged, counted, over_limit
 from mailbot.replies.render import single_line
 from mailbot.store.models import Mail, Reply
 
@@ -136,6 +136,8 @@ def queue_reply(
     if held is not None:
         reply.state, reply.last_error = held
         reply.next_attempt_at = None
+    if reply.state != ReplyState.SUPPRESSED:
+        counted(session, now, _named(session, letter, to_address))
     session.add(reply)
     session.flush()
     return reply
@@ -153,14 +155,17 @@ def _held(
     if not usable:
         # Raising would roll back the verdict with it; a failed reply is seen and kept.
         return ReplyState.FAILED, f"cannot reply to {to_address!r}: not a plain e-mail address"
-    # Counted against its recipient and the From and Reply-To of the mail it answers.
-    mail = session.get(Mail, letter.mail_id) if letter.mail_id is not None else None
-    named = charged([to_address, *((mail.sender, mail.reply_to) if mail else ())])
-    reason = over_limit(session, settings, to_address, named, now)
+    reason = over_limit(session, settings, to_address, _named(session, letter, to_address), now)
     if reason is not None:
         # Recorded all the same, so the secretariat can see who was not answered and why.
         return ReplyState.SUPPRESSED, reason
     return None
+
+
+def _named(session: Session, letter: Outgoing, to_address: str) -> frozenset[str]:
+    """Whom a reply counts against: its recipient, the From and Reply-To of the mail it answers."""
+    mail = session.get(Mail, letter.mail_id) if letter.mail_id is not None else None
+    return charged([to_address, *((mail.sender, mail.reply_to) if mail else ())])
 
 
 def supersede_waiting(session: Session, submission_id: int, mail_id: int, now: datetime) -> int:

@@ -7,11 +7,11 @@ no finalizer, no rollback, no log line. Without the variable the hook does
 nothing. The points, in the order a mail passes them:
 
 ``after_fetch``   a mail is judged (a judging process may have stored its files);
-                  nothing is recorded (intake.process)
+                  nothing of its batch is recorded (intake.batch)
 ``after_store``   its raw bytes and attachments are in the blob store; the
-                  transaction that records it has not committed
-``after_verdict`` the mail, its verdict and its reply are committed; the mail
-                  is not yet filed in the mailbox
+                  transaction that records its batch has not committed
+``after_verdict`` the mail, its verdict and its reply are committed with its
+                  batch; the mail is not yet filed in the mailbox
 ``during_send``   the whole reply went over SMTP but not the final dot
                   (the sender's handover, before "handed" is committed)
 ``after_send``    the server answered 250; "sent" is not yet committed
