@@ -108,6 +108,8 @@ def _field(
 
 def _value(hint: Any, raw: Any, loc: tuple[str | int, ...], errors: list[Invalid]) -> Any:
     """``raw`` typed as ``hint``, or None with the reason added to ``errors``."""
+    if hint in _SCALARS:
+        return _scalar(hint, raw, loc, errors)
     origin = typing.get_origin(hint)
     if origin is typing.Annotated:
         base, *extras = typing.get_args(hint)
@@ -126,10 +128,10 @@ def _value(hint: Any, raw: Any, loc: tuple[str | int, ...], errors: list[Invalid
             errors.append(Invalid(loc, "value", "Input should be a valid list"))
             return None
         (item,) = typing.get_args(hint)
+        if item is str and all(isinstance(each, str) for each in raw):
+            return list(raw)  # the lists of names, read in one step
         return [_value(item, each, (*loc, index), errors) for index, each in enumerate(raw)]
-    if isinstance(hint, type) and issubclass(hint, Section):
-        return _section(hint, raw, loc, errors)
-    return _scalar(hint, raw, loc, errors)
+    return _section(hint, raw, loc, errors)
 
 
 def _scalar(hint: type, raw: Any, loc: tuple[str | int, ...], errors: list[Invalid]) -> Any:
