@@ -195,6 +195,24 @@ def test_only_the_first_three_and_last_two_pages_are_looked_at() -> None:
     assert (seen.found, seen.page) == (True, 6)
 
 
+def test_the_ink_is_counted_without_numpy_as_the_finder_counts_it() -> None:
+    """Every one of the 16.7 million colours is red ink, or in colour, for both alike."""
+    import numpy as np
+    from PIL import Image
+
+    from mailbot.documents import ink, seal
+
+    levels = np.arange(256, dtype=np.uint8)
+    r, g, b = np.meshgrid(levels, levels, levels, indexing="ij")
+    every = np.stack([r, g, b], axis=-1).reshape(4096, 4096, 3)
+    image = Image.fromarray(every)
+    assert np.array_equal(np.asarray(ink.red_ink(image)) == 255, seal.red_ink(every))
+    count = ink.count_ink(image)
+    assert count.colour == seal.colour_pixels(every)
+    assert count.red == int(np.count_nonzero(seal.red_ink(every)))
+    assert ink.in_colour(count, 4096, 4096, 20.0) == seal.in_colour(every, 20.0)
+
+
 # Its own limits ----------------------------------------------------------------------
 
 
