@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from mailbot.calls import Call, normalise_name
 from mailbot.errors import MailbotError
-from mailbot.judge.verdict import Problem, Severity, Verdict
-from mailbot.mail.message import split_extension
 from mailbot.mail.names import shown_identity
 
-if TYPE_CHECKING:  # jinja2 is loaded with the first template, not with the App
+if TYPE_CHECKING:  # jinja2 and the verdict are loaded with the first letter, not with the App
     from jinja2 import Environment, Template
+
+    from mailbot.judge.verdict import Problem, Severity, Verdict
 
 # Chinese first: the call is written in Chinese and its applicants read it first.
 LANGUAGES = ("zh", "en")
@@ -182,6 +182,7 @@ def verdict_context(call: Call, verdict: Verdict) -> dict[str, Any]:
     the institution and the PI appear, as shown_identity shows them.
     """
     from mailbot.judge.checks.eligibility import secretariat_only
+    from mailbot.judge.verdict import Severity
 
     received_zh, received_en = call.local_text(verdict.received_at)
     hidden = secretariat_only(call)
@@ -212,6 +213,8 @@ def letter_file(
     shows them); any other file only by its kind (``PDF 文件`` / ``PDF file``).
     ``filename`` is that name, or ``*.pdf`` for templates written before.
     """
+    from mailbot.mail.message import split_extension
+
     base, extension = split_extension(filename)
     extension = extension if _SAFE_EXTENSION.fullmatch(extension) else ""
     own = _own_name(call, verdict, base, extension) if role in ("word", "pdf") else None
