@@ -21,6 +21,7 @@ from sqlalchemy import select
 from bench.desk import Signed
 from mailbot.app import App
 from mailbot.cli import main
+from mailbot.documents import scan as scan_module
 from mailbot.documents.scan import SealLimits, SealReading, pages_to_render, read_seal
 from mailbot.ledger.problem_words import PROBLEM_WORDS
 from mailbot.service.daemon import Daemon
@@ -206,11 +207,29 @@ def test_the_ink_is_counted_without_numpy_as_the_finder_counts_it() -> None:
     r, g, b = np.meshgrid(levels, levels, levels, indexing="ij")
     every = np.stack([r, g, b], axis=-1).reshape(4096, 4096, 3)
     image = Image.fromarray(every)
-    assert np.array_equal(np.asarray(ink.red_ink(image)) == 255, seal.red_ink(every))
-    count = ink.count_ink(image)
-    assert count.colour == seal.colour_pixels(every)
-    assert count.red == int(np.count_nonzero(seal.red_ink(every)))
-    assert ink.in_colour(count, 4096, 4096, 20.0) == seal.in_colour(every, 20.0)
+    red = seal.red_ink(every)
+    assert np.array_equal(np.asarray(ink.red_ink(image)) == 255, red)
+    read = ink.read_ink(image, 20.0)
+    assert read.colour == seal.colour_pixels(every)
+    assert ink.in_colour(read.colour, 4096, 4096, 20.0) == seal.in_colour(every, 20.0)
+    assert read.red is not None
+    assert np.array_equal(np.asarray(read.red) == 255, red)
+    # A page with fewer red pixels than the smallest seal leaves goes to no finder.
+    assert ink.seal_ink(20.0) <= int(np.count_nonzero(red)) < ink.seal_ink(4000.0)
+    assert ink.read_ink(image, 4000.0).red is None
+    assert ink.read_ink(image, 10000.0).red is None
+
+
+def test_a_scan_reads_the_same_whether_numpy_is_loaded_or_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scans = [pdf for _kind, pdf in scanfactory.corpus(2)]
+    with_numpy = [read_seal(pdf, LIMITS) for pdf in scans]
+    monkeypatch.setattr(scan_module, "numpy_loaded", lambda: False)
+    without = [read_seal(pdf, LIMITS) for pdf in scans]
+    assert without == with_numpy
+    assert any(reading is not None and reading.found for reading in without)
+    assert any(reading is not None and reading.colour and not reading.found for reading in without)
 
 
 # Its own limits ----------------------------------------------------------------------

@@ -28,48 +28,64 @@ COLOUR_PIXELS_PER_CM2 = 0.05
 
 
 @dataclass(frozen=True)
-class InkCount:
-    """How many pixels of a page are in colour, and how many are red ink."""
+class Ink:
+    """A page's colour pixels, and its red ink (255, else 0) when there is enough for a seal."""
 
     colour: int
-    red: int
+    red: Image | None
 
 
-def count_ink(rgb: Image) -> InkCount:
-    """The page's colour and red-ink pixels (an RGB image), as the seal finder counts them."""
-    from PIL import ImageChops
+def read_ink(rgb: Image, px_per_cm: float) -> Ink:
+    """Count the page's colour pixels and, when it may hold a seal, mark its red ink.
 
-    r, g, b = rgb.split()
-    hi = ImageChops.lighter(r, ImageChops.lighter(g, b))
-    lo = ImageChops.darker(r, ImageChops.darker(g, b))
-    chroma = ImageChops.subtract(hi, lo)
-    return InkCount(colour=sum(chroma.histogram()[CHROMA:]), red=red_ink(rgb).histogram()[255])
-
-
-def red_ink(rgb: Image) -> Image:
-    """The pixels of red ink (255, else 0), by the seal finder's test.
-
-    Red ink: r - max(g, b) >= RED_MARGIN, r >= RED_MIN and 2 |g - b| <= r - min(g, b).
-    Where the first holds, r - min(g, b) > 0, so its clipped value is exact there.
+    A page whose pixels with red well above green and blue are too few for the
+    smallest seal is left there: the red ink is a part of them.
     """
     from PIL import ImageChops
 
     r, g, b = rgb.split()
     top = ImageChops.lighter(g, b)
-    above = ImageChops.subtract(r, top).point(lambda v: 255 if v >= RED_MARGIN else 0)
+    low = ImageChops.darker(g, b)
+    chroma = ImageChops.subtract(ImageChops.lighter(r, top), ImageChops.darker(r, low))
+    colour = sum(chroma.histogram()[CHROMA:])
+    above = ImageChops.subtract(r, top)
+    if sum(above.histogram()[RED_MARGIN:]) < seal_ink(px_per_cm):
+        return Ink(colour, None)
+    red = _red(r, g, b, top, low, above)
+    return Ink(colour, red if red.histogram()[255] >= seal_ink(px_per_cm) else None)
+
+
+def red_ink(rgb: Image) -> Image:
+    """The pixels of red ink (255, else 0), by the seal finder's test."""
+    from PIL import ImageChops
+
+    r, g, b = rgb.split()
+    top, low = ImageChops.lighter(g, b), ImageChops.darker(g, b)
+    return _red(r, g, b, top, low, ImageChops.subtract(r, top))
+
+
+def _red(r: Image, g: Image, b: Image, top: Image, low: Image, above: Image) -> Image:
+    """Red ink: r - max(g, b) >= RED_MARGIN, r >= RED_MIN and 2 |g - b| <= r - min(g, b).
+
+    ``above`` is r - max(g, b), clipped at 0. Where the first test holds,
+    r - min(g, b) > 0, so its clipped value is exact there.
+    """
+    from PIL import ImageChops
+
+    strong = above.point(lambda v: 255 if v >= RED_MARGIN else 0)
     bright = r.point(lambda v: 255 if v >= RED_MIN else 0)
-    half = ImageChops.subtract(r, ImageChops.darker(g, b), scale=2.0)  # floor((r - min) / 2)
+    half = ImageChops.subtract(r, low, scale=2.0)  # floor((r - min) / 2), 0 when negative
     narrow = ImageChops.subtract(ImageChops.difference(g, b), half)  # 0 iff |g - b| <= half
     hue = narrow.point(lambda v: 255 if v == 0 else 0)
-    return ImageChops.multiply(ImageChops.multiply(above, bright), hue)
+    return ImageChops.multiply(ImageChops.multiply(strong, bright), hue)
 
 
-def may_hold_seal(count: InkCount, px_per_cm: float) -> bool:
-    """Whether the page has red ink enough for the smallest seal (else the finder sees none)."""
-    return count.red >= (MIN_SIZE_CM * px_per_cm) ** 2 * 0.05
+def seal_ink(px_per_cm: float) -> float:
+    """The fewest red-ink pixels the smallest seal leaves (fewer: the finder sees none)."""
+    return (MIN_SIZE_CM * px_per_cm) ** 2 * 0.05
 
 
-def in_colour(count: InkCount, width: int, height: int, px_per_cm: float) -> bool:
-    """Whether the page shows colour at all (a grey scan with JPEG noise does not)."""
+def in_colour(colour: int, width: int, height: int, px_per_cm: float) -> bool:
+    """Whether a page with ``colour`` colour pixels shows colour (grey JPEG noise does not)."""
     area = height * width / (px_per_cm * px_per_cm)
-    return bool(count.colour >= max(20.0, COLOUR_PIXELS_PER_CM2 * area))
+    return bool(colour >= max(20.0, COLOUR_PIXELS_PER_CM2 * area))

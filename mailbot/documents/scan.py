@@ -15,6 +15,7 @@ all. Only the bytes given are read.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,8 +91,6 @@ def read_seal(
 
 
 def _look(document: Any, limits: SealLimits, clock: Callable[[], float]) -> SealReading:
-    from mailbot.documents.ink import count_ink, in_colour, may_hold_seal
-
     started = clock()
     seen: list[int] = []
     colour = False
@@ -106,21 +105,47 @@ def _look(document: Any, limits: SealLimits, clock: Callable[[], float]) -> Seal
             continue
         image, px_per_cm = rendered
         seen.append(index + 1)
-        ink = count_ink(image)
-        mark = _find_seal(image, px_per_cm) if may_hold_seal(ink, px_per_cm) else None
+        mark, in_colour = _read_page(image, px_per_cm)
         if mark is not None:
             return SealReading(True, index + 1, mark.confidence, True, tuple(seen), True, mark)
-        colour = colour or in_colour(ink, image.width, image.height, px_per_cm)
+        colour = colour or in_colour
     return SealReading(False, None, 0.0, colour, tuple(seen), complete)
 
 
-def _find_seal(image: Any, px_per_cm: float) -> SealMark | None:
+def numpy_loaded() -> bool:
+    """Whether numpy is loaded in this process already (a judging process, after a seal)."""
+    return "numpy" in sys.modules
+
+
+def _read_page(image: Any, px_per_cm: float) -> tuple[SealMark | None, bool]:
+    """The seal on one page, if any, and whether the page shows colour.
+
+    Where numpy is loaded, the finder reads the page straight away; else the
+    red ink is counted without it first (mailbot.documents.ink, the same
+    counts), and numpy loads only for a page with red ink enough for a seal.
+    """
+    if numpy_loaded():
+        import numpy as np
+
+        from mailbot.documents import seal
+
+        rgb = np.asarray(image)
+        found = seal.find_seal(rgb, px_per_cm)
+        return found, found is not None or seal.in_colour(rgb, px_per_cm)
+    from mailbot.documents.ink import in_colour, read_ink
+
+    ink = read_ink(image, px_per_cm)
+    mark = None if ink.red is None else _find_seal(image, ink.red, px_per_cm)
+    return mark, mark is not None or in_colour(ink.colour, image.width, image.height, px_per_cm)
+
+
+def _find_seal(image: Any, red: Any, px_per_cm: float) -> SealMark | None:
     """The seal finder on a page with red ink enough for a seal (numpy is loaded here)."""
     import numpy as np
 
     from mailbot.documents.seal import find_seal
 
-    return find_seal(np.asarray(image), px_per_cm)
+    return find_seal(np.asarray(image), px_per_cm, red=np.asarray(red) != 0)
 
 
 def _render(document: Any, index: int, limits: SealLimits) -> tuple[Any, float] | None:

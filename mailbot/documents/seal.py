@@ -76,9 +76,11 @@ def red_ink(rgb: Image) -> npt.NDArray[np.bool_]:
     return red
 
 
-def find_seal(rgb: Image, px_per_cm: float) -> SealMark | None:
-    """The most seal-like region of red ink on the page, or None."""
-    red = red_ink(rgb)
+def find_seal(
+    rgb: Image, px_per_cm: float, red: npt.NDArray[np.bool_] | None = None
+) -> SealMark | None:
+    """The most seal-like region of red ink on the page (``red``, when marked already), or None."""
+    red = red_ink(rgb) if red is None else red
     if np.count_nonzero(red) < (MIN_SIZE_CM * px_per_cm) ** 2 * 0.05:
         return None
     cell = max(1, round(px_per_cm * CELL_MM / 10))
