@@ -111,3 +111,57 @@ def test_the_lists_are_read(call: Call) -> None:
     assert "Institute of Botany" in call.institution_lists.cas_institutes
     assert "Kasetsart University" in call.institution_lists.anso_members
     assert all(not name.startswith("#") for name in call.institution_lists.cas_institutes)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "max_months = ",
+            'max_months = "x" #',
+            "[form] limits.max_months: Input should be a "
+            "valid integer, unable to parse string as an integer",
+        ),
+        (
+            "max_months = ",
+            "max_months = 3.5 #",
+            "[form] limits.max_months: Input should be a "
+            "valid integer, got a number with a fractional part",
+        ),
+        (
+            'pdf_extensions = [".pdf"]',
+            "pdf_extensions = [1]",
+            "[attachments] pdf_extensions.0: Input should be a valid string",
+        ),
+        (
+            'pdf_extensions = [".pdf"]',
+            'pdf_extensions = ".pdf"',
+            "[attachments] pdf_extensions: Input should be a valid list",
+        ),
+        ("[naming]", "[naming]\n[naming.x]", "[naming] x: unknown key"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_named_as_before(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    with pytest.raises(RulesError) as info:
+        load_call(_rules_with(tmp_path, old, new))
+    assert expected in str(info.value)
+
+
+def test_every_wrong_key_is_named_at_once(tmp_path: Path) -> None:
+    text = RULES.read_text(encoding="utf-8")
+    text = text.replace('mailbox = "anso2021program@anso.org.cn"', 'mailbox = "anso"')
+    text = text.replace("[call]", "[call]\ncolour = 'red'")
+    with pytest.raises(RulesError) as info:
+        load_call(write_rules(tmp_path, text, "broken.toml"))
+    assert "[call] mailbox: expected an e-mail address, got 'anso'; " in str(info.value)
+    assert str(info.value).endswith("[call] colour: unknown key")
+
+
+def test_a_numeric_string_and_an_integer_are_read_as_numbers(tmp_path: Path) -> None:
+    text = RULES.read_text(encoding="utf-8").replace("max_months = ", 'max_months = "7" #')
+    call = load_call(write_rules(tmp_path, text, "r.toml"))
+    assert call.form is not None
+    assert call.form.limits.max_months == 7
+    assert isinstance(call.form.limits.budget_min_wan, float)

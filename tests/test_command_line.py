@@ -58,20 +58,19 @@ HEAVY = [
     "pypdf",
     "openpyxl",
 ]
-# What `mailbot check` (parse and judge, print) never uses.
-# python-docx writes the blank form only: the Word form is read from its XML with lxml.
+# What `mailbot check` (parse and judge, print) never uses: the call's rules are
+# read without pydantic (mailbot.schema), which only the settings need; python-docx
+# writes the blank form only: the Word form is read from its XML with lxml.
 NOT_FOR_CHECK = [
-    "sqlalchemy",
-    "alembic",
-    "flask",
-    "waitress",
-    "jinja2",
-    "apscheduler",
-    "argon2",
-    "docx",
+    *("sqlalchemy", "alembic", "flask", "waitress", "jinja2", "apscheduler", "argon2"),
+    *("pydantic", "docx"),
 ]
-# What `mailbot log` (read the database, print) never uses: Alembic changes the schema only.
-NOT_FOR_LOG = ["alembic", "flask", "waitress", "apscheduler", "imapclient", "docx", "lxml", "pypdf"]
+# What `mailbot log` (read the database, print) never uses: Alembic changes the schema only;
+# the replies' templates (jinja2) are read when a reply is written, not when the App is built.
+NOT_FOR_LOG = [
+    *("alembic", "flask", "waitress", "apscheduler", "imapclient", "docx", "lxml", "pypdf"),
+    *("jinja2", "mailparser", "pypdfium2", "numpy"),
+]
 
 LOADED = "import json, sys\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)"
 
@@ -127,6 +126,8 @@ def test_check_judges_a_mail_without_the_database_or_the_desk() -> None:
     assert json.loads(result.stdout)["status"] == "accepted"
     assert "lxml" in modules, "the mail's Word form was read"
     assert "pypdf" in modules, "the mail's PDFs were read"
+    assert "pypdfium2" in modules, "the scan's pages were rendered"
+    assert "numpy" not in modules, "a page without red ink needs no seal finder"
     assert sorted(modules & set(NOT_FOR_CHECK)) == []
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from bench.desk import Signed
 from mailbot.app import App
 from mailbot.cli import main
+from mailbot.documents import scan as scan_module
 from mailbot.documents.scan import SealLimits, SealReading, pages_to_render, read_seal
 from mailbot.ledger.problem_words import PROBLEM_WORDS
 from mailbot.service.daemon import Daemon
@@ -193,6 +194,42 @@ def test_only_the_first_three_and_last_two_pages_are_looked_at() -> None:
     seen = read_seal(late, LIMITS)
     assert seen is not None
     assert (seen.found, seen.page) == (True, 6)
+
+
+def test_the_ink_is_counted_without_numpy_as_the_finder_counts_it() -> None:
+    """Every one of the 16.7 million colours is red ink, or in colour, for both alike."""
+    import numpy as np
+    from PIL import Image
+
+    from mailbot.documents import ink, seal
+
+    levels = np.arange(256, dtype=np.uint8)
+    r, g, b = np.meshgrid(levels, levels, levels, indexing="ij")
+    every = np.stack([r, g, b], axis=-1).reshape(4096, 4096, 3)
+    image = Image.fromarray(every)
+    red = seal.red_ink(every)
+    assert np.array_equal(np.asarray(ink.red_ink(image)) == 255, red)
+    read = ink.read_ink(image, 20.0)
+    assert read.colour == seal.colour_pixels(every)
+    assert ink.in_colour(read.colour, 4096, 4096, 20.0) == seal.in_colour(every, 20.0)
+    assert read.red is not None
+    assert np.array_equal(np.asarray(read.red) == 255, red)
+    # A page with fewer red pixels than the smallest seal leaves goes to no finder.
+    assert ink.seal_ink(20.0) <= int(np.count_nonzero(red)) < ink.seal_ink(4000.0)
+    assert ink.read_ink(image, 4000.0).red is None
+    assert ink.read_ink(image, 10000.0).red is None
+
+
+def test_a_scan_reads_the_same_whether_numpy_is_loaded_or_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scans = [pdf for _kind, pdf in scanfactory.corpus(2)]
+    with_numpy = [read_seal(pdf, LIMITS) for pdf in scans]
+    monkeypatch.setattr(scan_module, "numpy_loaded", lambda: False)
+    without = [read_seal(pdf, LIMITS) for pdf in scans]
+    assert without == with_numpy
+    assert any(reading is not None and reading.found for reading in without)
+    assert any(reading is not None and reading.colour and not reading.found for reading in without)
 
 
 # Its own limits ----------------------------------------------------------------------

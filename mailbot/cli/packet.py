@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import click
@@ -19,6 +18,8 @@ from mailbot.errors import MailbotError
 def packet(ctx: click.Context, out: Path) -> None:
     """Write OUT.zip: a folder per accepted submission with its current Word, PDF and
     supporting files, index.xlsx and SHA256SUMS; each file checked against the store."""
+    import tempfile
+
     from mailbot.ledger.packet import write_packet
 
     if out.suffix.lower() != ".zip":

@@ -2,7 +2,8 @@
 
 pypdfium2 renders what pypdf cannot rasterise (the JPEG, JBIG2 and CCITT
 images scanners write). At most the first 3 and the last 2 pages are
-rendered, at a modest resolution, each handed to the seal finder
+rendered, at a modest resolution, its red ink counted (mailbot.documents.ink)
+and, when there is enough for a seal, handed to the seal finder
 (mailbot.documents.seal) until one shows a seal. The work has its own limits
 (SealLimits, [intake.seal] in the config): no page is rendered once the time
 is spent, a page that would make a bitmap over ``max_page_pixels`` is
@@ -14,12 +15,13 @@ all. Only the bytes given are read.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # numpy is loaded with the first page looked at, not with the judge
+if TYPE_CHECKING:  # numpy is loaded with a page that may show a seal, not with the judge
     from mailbot.documents.seal import SealMark
 
 FIRST_PAGES = 3
@@ -89,8 +91,6 @@ def read_seal(
 
 
 def _look(document: Any, limits: SealLimits, clock: Callable[[], float]) -> SealReading:
-    from mailbot.documents.seal import find_seal, in_colour
-
     started = clock()
     seen: list[int] = []
     colour = False
@@ -103,18 +103,53 @@ def _look(document: Any, limits: SealLimits, clock: Callable[[], float]) -> Seal
         if rendered is None:
             complete = False
             continue
-        rgb, px_per_cm = rendered
+        image, px_per_cm = rendered
         seen.append(index + 1)
-        mark = find_seal(rgb, px_per_cm)
+        mark, in_colour = _read_page(image, px_per_cm)
         if mark is not None:
             return SealReading(True, index + 1, mark.confidence, True, tuple(seen), True, mark)
-        colour = colour or in_colour(rgb, px_per_cm)
+        colour = colour or in_colour
     return SealReading(False, None, 0.0, colour, tuple(seen), complete)
 
 
-def _render(document: Any, index: int, limits: SealLimits) -> tuple[Any, float] | None:
-    """One page as an RGB array and its pixels per cm, or None when it is not to be rendered."""
+def numpy_loaded() -> bool:
+    """Whether numpy is loaded in this process already (a judging process, after a seal)."""
+    return "numpy" in sys.modules
+
+
+def _read_page(image: Any, px_per_cm: float) -> tuple[SealMark | None, bool]:
+    """The seal on one page, if any, and whether the page shows colour.
+
+    Where numpy is loaded, the finder reads the page straight away; else the
+    red ink is counted without it first (mailbot.documents.ink, the same
+    counts), and numpy loads only for a page with red ink enough for a seal.
+    """
+    if numpy_loaded():
+        import numpy as np
+
+        from mailbot.documents import seal
+
+        rgb = np.asarray(image)
+        found = seal.find_seal(rgb, px_per_cm)
+        return found, found is not None or seal.in_colour(rgb, px_per_cm)
+    from mailbot.documents.ink import in_colour, read_ink
+
+    ink = read_ink(image, px_per_cm)
+    mark = None if ink.red is None else _find_seal(image, ink.red, px_per_cm)
+    return mark, mark is not None or in_colour(ink.colour, image.width, image.height, px_per_cm)
+
+
+def _find_seal(image: Any, red: Any, px_per_cm: float) -> SealMark | None:
+    """The seal finder on a page with red ink enough for a seal (numpy is loaded here)."""
     import numpy as np
+
+    from mailbot.documents.seal import find_seal
+
+    return find_seal(np.asarray(image), px_per_cm, red=np.asarray(red) != 0)
+
+
+def _render(document: Any, index: int, limits: SealLimits) -> tuple[Any, float] | None:
+    """One page as an RGB image (Pillow) and its pixels per cm, or None when it is not rendered."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
@@ -136,7 +171,7 @@ def _render(document: Any, index: int, limits: SealLimits) -> tuple[Any, float] 
         # Images sampled, not smoothed, on the way down: half the time, and a seal's
         # strokes (several pixels wide in any scan) keep their colour.
         bitmap = page.render(scale=scale, rev_byteorder=True, no_smoothimage=True)
-        rgb = np.array(bitmap.to_numpy()[..., :3])  # a copy: the bitmap's memory is PDFium's
+        rgb = bitmap.to_pil().convert("RGB")  # a copy: the bitmap's memory is PDFium's
         bitmap.close()
         return rgb, scale * POINTS_PER_INCH / CM_PER_INCH
     except pdfium.PdfiumError:

@@ -1,5 +1,8 @@
 """Find an official seal (公章) on one rendered page: a compact ring of red ink, 3–5 cm across.
 
+mailbot.documents.ink counts the page's red ink first, without numpy; only a
+page with enough of it comes here.
+
 No OCR: the finder looks at shapes of red ink only. A pixel is red ink when
 its red channel stands well above green and blue (faint pink and dark red
 alike, vermilion and crimson, not orange or purple). The red pixels are
@@ -23,21 +26,17 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from mailbot.documents.ink import CHROMA, COLOUR_PIXELS_PER_CM2, MIN_SIZE_CM, RED_MARGIN, RED_MIN
+
 Image = npt.NDArray[np.uint8]  # height x width x 3, RGB
 
 CELL_MM = 1.5
-MIN_SIZE_CM, MAX_SIZE_CM = 2.4, 6.5
+MAX_SIZE_CM = 6.5
 MAX_ASPECT = 1.8
 SECTORS = 72
 MIN_CONFIDENCE = 0.5
 # A seal is drawn in strokes; a logo is mostly solid ink.
 MAX_SOLID = 0.45
-# A pixel with this much more red than green and blue is red ink (faint seals reach ~60).
-RED_MARGIN = 30
-# A pixel whose channels differ this much is in colour; a page with fewer such
-# pixels than COLOUR_PIXELS per square cm of page is read as black and white.
-CHROMA = 48
-COLOUR_PIXELS_PER_CM2 = 0.05
 
 
 @dataclass(frozen=True)
@@ -71,15 +70,17 @@ def red_ink(rgb: Image) -> npt.NDArray[np.bool_]:
     g = rgb[..., 1].astype(np.int16)
     b = rgb[..., 2].astype(np.int16)
     top = np.maximum(g, b)
-    red: npt.NDArray[np.bool_] = (r - top >= RED_MARGIN) & (r >= 90)
+    red: npt.NDArray[np.bool_] = (r - top >= RED_MARGIN) & (r >= RED_MIN)
     # Orange has green far above blue; purple has blue far above green.
     red &= np.abs(g - b) * 2 <= (r - np.minimum(g, b))
     return red
 
 
-def find_seal(rgb: Image, px_per_cm: float) -> SealMark | None:
-    """The most seal-like region of red ink on the page, or None."""
-    red = red_ink(rgb)
+def find_seal(
+    rgb: Image, px_per_cm: float, red: npt.NDArray[np.bool_] | None = None
+) -> SealMark | None:
+    """The most seal-like region of red ink on the page (``red``, when marked already), or None."""
+    red = red_ink(rgb) if red is None else red
     if np.count_nonzero(red) < (MIN_SIZE_CM * px_per_cm) ** 2 * 0.05:
         return None
     cell = max(1, round(px_per_cm * CELL_MM / 10))

@@ -27,13 +27,11 @@ import email.parser
 import email.policy
 import email.utils
 import logging
-import multiprocessing
 import traceback
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mailbot.calls import Call
 from mailbot.errors import MailbotError
@@ -45,6 +43,9 @@ from mailbot.judge.verdict import Problem, Status, Verdict
 from mailbot.mail.message import Message
 from mailbot.mail.parsing import parse_message
 from mailbot.mail.screen import screen
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,8 @@ def run_bounded(
     The result travels pickled; an exception in ``work``
     other than running out of memory is raised again here as JudgeError.
     """
+    import multiprocessing  # here: `mailbot check` judges in its own process
+
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(work, args, memory, sender), daemon=True)

@@ -16,8 +16,6 @@ own, returned to the system when freed, at the cost of a page fault per
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import resource
@@ -30,6 +28,9 @@ THRESHOLD = 256 * 1024
 
 def release_large_blocks() -> bool:
     """Make blocks of 256 KB or more mappings of their own; True where that was done."""
+    import ctypes  # here: only a judging process or the daemon gives memory back
+    import ctypes.util
+
     name = ctypes.util.find_library("c")
     if name is None:
         return False

@@ -6,17 +6,18 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
+from typing import TYPE_CHECKING, Any
 
 from mailbot.calls import Call, normalise_name
 from mailbot.errors import MailbotError
-from mailbot.judge.checks.eligibility import secretariat_only
-from mailbot.judge.verdict import Problem, Severity, Verdict
-from mailbot.mail.message import split_extension
 from mailbot.mail.names import shown_identity
+
+if TYPE_CHECKING:  # jinja2 and the verdict are loaded with the first letter, not with the App
+    from jinja2 import Environment, Template
+
+    from mailbot.judge.verdict import Problem, Severity, Verdict
 
 # Chinese first: the call is written in Chinese and its applicants read it first.
 LANGUAGES = ("zh", "en")
@@ -56,9 +57,15 @@ class Renderer:
         self.templates_dir = templates_dir
         self.languages = tuple(languages)
         self._cache: dict[Path, tuple[int, Template, Template]] = {}
-        self.environment = Environment(
+
+    @cached_property
+    def environment(self) -> Environment:
+        """Jinja2's environment, made when the first template is read (the log needs none)."""
+        from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+        return Environment(
             # For {% include %} only; the reply templates themselves are read by _templates().
-            loader=FileSystemLoader(str(templates_dir)),
+            loader=FileSystemLoader(str(self.templates_dir)),
             undefined=StrictUndefined,
             # Plain text: HTML escaping would turn "A&B" in an institution into "A&amp;B".
             autoescape=False,
@@ -88,6 +95,8 @@ class Renderer:
         return subject, body
 
     def _render_one(self, name: str, lang: str, context: Mapping[str, Any]) -> tuple[str, str]:
+        from jinja2 import TemplateError
+
         path = self.path(name, lang)
         subject, body = self._templates(path)
         try:
@@ -104,6 +113,8 @@ class Renderer:
         Apart, because a variable in the subject may hold a newline: rendered
         whole, its second half would slip into the body.
         """
+        from jinja2 import TemplateError
+
         try:
             stamp = path.stat().st_mtime_ns
             cached = self._cache.get(path)
@@ -170,6 +181,9 @@ def verdict_context(call: Call, verdict: Verdict) -> dict[str, Any]:
     files_on_record (see templates/README.md). Of what the sender wrote, only
     the institution and the PI appear, as shown_identity shows them.
     """
+    from mailbot.judge.checks.eligibility import secretariat_only
+    from mailbot.judge.verdict import Severity
+
     received_zh, received_en = call.local_text(verdict.received_at)
     hidden = secretariat_only(call)
     told = [p for p in verdict.problems if p.code not in hidden]
@@ -199,6 +213,8 @@ def letter_file(
     shows them); any other file only by its kind (``PDF 文件`` / ``PDF file``).
     ``filename`` is that name, or ``*.pdf`` for templates written before.
     """
+    from mailbot.mail.message import split_extension
+
     base, extension = split_extension(filename)
     extension = extension if _SAFE_EXTENSION.fullmatch(extension) else ""
     own = _own_name(call, verdict, base, extension) if role in ("word", "pdf") else None
