@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import random
 import struct
@@ -281,16 +280,20 @@ def _repack(
 def form_docx(form: Form | None = None) -> bytes:
     """The annex-2 proposal form as a .docx built with python-docx, laid out per form.style.
 
-    Without a form it is the default one, built once: the bytes are the same every time and
-    hundreds of tests attach it."""
-    if form is None:
-        return _default_form_docx()
-    return _build_form_docx(form)
+    Each form is built once a session: the bytes are the same every time (fixed zip times),
+    and the pipeline tests attach the same few forms hundreds of times."""
+    return _form_docx_of(repr(form or Form()), form or Form())
 
 
-@functools.cache
-def _default_form_docx() -> bytes:
-    return _build_form_docx(Form())
+_BUILT: dict[str, bytes] = {}
+
+
+def _form_docx_of(key: str, form: Form) -> bytes:
+    # Keyed by the form's repr: Form holds a list, so it is not hashable, and a test may change
+    # a Form after building from it.
+    if key not in _BUILT:
+        _BUILT[key] = _build_form_docx(form)
+    return _BUILT[key]
 
 
 def _build_form_docx(form: Form) -> bytes:
