@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from mailbot.calls import Call, load_call
 from mailbot.cli import main
@@ -45,6 +45,12 @@ def write_rules(folder: Path, text: str, name: str = "rules.toml") -> Path:
 @pytest.fixture(scope="session")
 def call() -> Call:
     return load_call(RULES)
+
+
+def mailbot_in_process(*args: str, env: dict[str, str] | None = None) -> Result:
+    """`mailbot ARGS` as the command line runs it, in this process: where the process itself
+    is not what a test asserts (each command closes the app it builds)."""
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
 CheckRunner = Callable[..., dict[str, Any]]
