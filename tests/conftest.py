@@ -8,7 +8,7 @@ from __future__ import annotations
 import atexit
 import gc
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,9 +47,10 @@ def call() -> Call:
     return load_call(RULES)
 
 
-def mailbot_in_process(*args: str, env: dict[str, str] | None = None) -> Result:
+def mailbot_in_process(*args: str, env: Mapping[str, str | None] | None = None) -> Result:
     """`mailbot ARGS` as the command line runs it, in this process: where the process itself
-    is not what a test asserts (each command closes the app it builds)."""
+    is not what a test asserts (each command closes the app it builds). An env value of None
+    takes that variable out of the environment while the command runs."""
     return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
 
 
