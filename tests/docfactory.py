@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import random
 import struct
@@ -353,8 +354,12 @@ def _minimal_docx(document_xml: bytes) -> bytes:
     )
 
 
+@functools.cache
 def zip_bomb_docx(uncompressed_mb: int = 300) -> bytes:
-    """A .docx whose word/document.xml inflates to at least `uncompressed_mb` MiB."""
+    """A .docx whose word/document.xml inflates to at least `uncompressed_mb` MiB.
+
+    Built once a session per size (about a second for 300 MiB): the bytes are the same
+    every time, and test_form and test_docfactory both attach the 300 MiB one."""
     if uncompressed_mb < 1:
         raise ValueError("uncompressed_mb must be >= 1")
     head = _document_xml(_paragraph(f"{LABELS['zh']['title']}：{Form().title}")).split(
