@@ -281,16 +281,20 @@ def _repack(
 def form_docx(form: Form | None = None) -> bytes:
     """The annex-2 proposal form as a .docx built with python-docx, laid out per form.style.
 
-    Without a form it is the default one, built once: the bytes are the same every time and
-    hundreds of tests attach it."""
-    if form is None:
-        return _default_form_docx()
-    return _build_form_docx(form)
+    Each form is built once a session: the bytes are the same every time (fixed zip times),
+    and the pipeline tests attach the same few forms hundreds of times."""
+    return _form_docx_of(repr(form or Form()), form or Form())
 
 
-@functools.cache
-def _default_form_docx() -> bytes:
-    return _build_form_docx(Form())
+_BUILT: dict[str, bytes] = {}
+
+
+def _form_docx_of(key: str, form: Form) -> bytes:
+    # Keyed by the form's repr: Form holds a list, so it is not hashable, and a test may change
+    # a Form after building from it.
+    if key not in _BUILT:
+        _BUILT[key] = _build_form_docx(form)
+    return _BUILT[key]
 
 
 def _build_form_docx(form: Form) -> bytes:
@@ -350,8 +354,12 @@ def _minimal_docx(document_xml: bytes) -> bytes:
     )
 
 
+@functools.cache
 def zip_bomb_docx(uncompressed_mb: int = 300) -> bytes:
-    """A .docx whose word/document.xml inflates to at least `uncompressed_mb` MiB."""
+    """A .docx whose word/document.xml inflates to at least `uncompressed_mb` MiB.
+
+    Built once a session per size (about a second for 300 MiB): the bytes are the same
+    every time, and test_form and test_docfactory both attach the 300 MiB one."""
     if uncompressed_mb < 1:
         raise ValueError("uncompressed_mb must be >= 1")
     head = _document_xml(_paragraph(f"{LABELS['zh']['title']}：{Form().title}")).split(

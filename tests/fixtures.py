@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from mailbot.app import App
 from mailbot.config import load_settings
+from mailbot.store.db import Database
 from tests.daemon_support import PASSWORD_ENV
 from tests.servers.common import MissingDependencyError
 from tests.servers.dovecot import Dovecot
@@ -132,20 +133,44 @@ def smtp_tls_sink(
 AppFactory = Callable[[dict[str, Any]], App]
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The bytes of an SQLite database the migrations brought to the newest revision, made
+    once a session: Alembic takes half a second a database, and most tests want the schema
+    as it is, not how it was made (tests/test_migrations.py runs the migrations themselves)."""
+    path = tmp_path_factory.mktemp("schema") / "mailbot.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    try:
+        db.upgrade()
+    finally:
+        db.dispose()  # the last connection's close folds the WAL into the file
+    return path.read_bytes()
+
+
 @pytest.fixture
-def make_app() -> Iterator[AppFactory]:
-    """Builds an App from settings values on a fresh schema; closes every one it built."""
+def make_app(migrated_sqlite: bytes) -> Iterator[AppFactory]:
+    """Builds an App from settings values on a fresh schema; closes every one it built.
+    A new SQLite database starts as a copy of the migrated one, then upgrade() finds it at
+    the newest revision, as it would after `mailbot init`."""
     built: list[App] = []
 
     def build(values: dict[str, Any]) -> App:
         app = App.build(load_settings(None, **values))
         built.append(app)
+        path = app.db.engine.url.database or ""
+        if app.db.engine.dialect.name == "sqlite" and _empty_file(path):
+            # Written into the file Database made empty, so its owner-only mode stays.
+            Path(path).write_bytes(migrated_sqlite)
         app.db.upgrade()
         return app
 
     yield build
     for app in reversed(built):
         app.close()
+
+
+def _empty_file(path: str) -> bool:
+    return os.path.isfile(path) and os.path.getsize(path) == 0
 
 
 # --------------------------------------------------------------------------- Chromium

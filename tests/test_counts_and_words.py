@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mailbot.sources.maildir import deliver
-from tests.conftest import ROOT
+from tests.conftest import mailbot_in_process
 from tests.daemon_support import july, proposal, settings_values, toml, with_trace
 
-# The test runs the whole pipeline and `mailbot` in its own process.
+# The test runs the whole pipeline through the `mailbot` commands (in this process).
 pytestmark = pytest.mark.slow
 
 MAILBOX = "anso2021program@anso.org.cn"
@@ -32,15 +30,8 @@ def test_one_of_each_reads_singular_and_the_log_shows_each_problem_once_in_words
     deliver(maildir, with_trace(misnamed, MAILBOX, "cc"), july(20, 10, 1))  # a cc copy
 
     def mailbot(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "mailbot", "--config", str(config), *args],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
+        result = mailbot_in_process("--config", str(config), *args)
+        assert result.exit_code == 0, result.stderr
         return result.stdout
 
     mailbot("init")

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import email
-import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
+from mailbot.cli import main
 from mailbot.service.daemon import Daemon
 from mailbot.store.models import Mail, Reply, Submission
-from tests.conftest import ROOT
 from tests.daemon_support import (
     PASSWORD_ENV,
     daemon_process,
@@ -256,38 +254,31 @@ def test_run_once_cli_and_the_secretariat_commands(
     _fill(imap_env)
     config = tmp_path / "mailbot.toml"
     config.write_text(toml(settings_values(tmp_path, db_url, imap=imap_env, smtp=smtp_sink)))
-    env = {**os.environ, PASSWORD_ENV: imap_env.password}
 
-    def mailbot(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "mailbot", "--config", str(config), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=ROOT,
-            timeout=120,
-            check=False,
-        )
+    def mailbot(*args: str) -> Result:
+        # The commands as the command line runs them, in this process: each closes its app.
+        # The IMAP password comes from the environment, where imap_env put it.
+        return CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
 
     not_ready = mailbot("run", "--once")
-    assert not_ready.returncode == 2
+    assert not_ready.exit_code == 2
     assert "mailbot init" in not_ready.stderr
-    assert mailbot("init").returncode == 0
+    assert mailbot("init").exit_code == 0
     once = mailbot("run", "--once")
-    assert once.returncode == 0, once.stderr
+    assert once.exit_code == 0, once.stderr
     assert f"{len(MIXED)} new" in once.stdout
     log = mailbot("log")
-    assert log.returncode == 0
+    assert log.exit_code == 0
     assert "ANSO2021-0001" in log.stdout
     assert "中国科学院植物研究所" in log.stdout
     assert "2 mails without a submission" in log.stdout
     show = mailbot("show", "ANSO2021-0002")
-    assert show.returncode == 0
+    assert show.exit_code == 0
     assert "attachment_name" in show.stdout
     assert "needs_correction" in show.stdout
-    assert mailbot("show", "ANSO2021-9999").returncode == 2
+    assert mailbot("show", "ANSO2021-9999").exit_code == 2
     for name in ("log.xlsx", "log.csv"):
-        assert mailbot("export", str(tmp_path / name)).returncode == 0
+        assert mailbot("export", str(tmp_path / name)).exit_code == 0
     from openpyxl import load_workbook
 
     sheet = load_workbook(tmp_path / "log.xlsx").active

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 
 from bench.desk import config_file
@@ -24,6 +25,7 @@ from mailbot.web.auth import add_user
 from mailbot.web.server import BackgroundServer
 from tests.conftest import ROOT
 from tests.fixtures import DATABASES
+from tests.servers.postgres import Postgres
 from tests.web_support import NAME, PASSWORD, Client
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -177,16 +179,28 @@ def test_the_log_fits_1366_and_390_pixels_and_its_header_stays(
 # --------------------------------------------------------------------------- on both databases
 
 
-@pytest.fixture(params=DATABASES)
-def filled(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[App]:
+@pytest.fixture(scope="module", params=DATABASES)
+def filled(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[App]:
+    """A log of 80 submissions on each database, filled once for the tests below: they read it."""
+    root = tmp_path_factory.mktemp("filled")
     if request.param == "sqlite":
-        url = "sqlite:///desk.sqlite3"
-    else:
-        url = request.getfixturevalue("database_url")
-    app = App.build(load_settings(config_file(tmp_path, url)))
-    app.db.upgrade()
-    fill(app, 80, 100)
+        yield from _filled(root, "sqlite:///desk.sqlite3")
+        return
+    postgres: Postgres = request.getfixturevalue("postgres")
+    url = postgres.create_database()
     try:
+        yield from _filled(root, url)
+    finally:
+        postgres.drop_database(sa.make_url(url).database or "")
+
+
+def _filled(root: Path, url: str) -> Iterator[App]:
+    app = App.build(load_settings(config_file(root, url)))
+    try:
+        app.db.upgrade()
+        fill(app, 80, 100)
         yield app
     finally:
         app.close()

@@ -295,7 +295,7 @@ def test_legacy_doc_is_accepted_with_a_warning(check: CheckRunner) -> None:
     assert ".docx" in verdict["problems"][0]["message"]
 
 
-UNREADABLE_WORD = {
+UNREADABLE_WORD: dict[str, Callable[[], bytes]] = {
     "not a zip": not_a_zip_docx,
     "encrypted": encrypted_docx,
     "zip without Word": non_word_zip,

@@ -1,24 +1,24 @@
 """One institution under many names, the PI's eligibility, the same files twice.
 
 Mails are built as real clients send them and go through `mailbot run
---once` on a Maildir, on SQLite and on PostgreSQL: the submission's key is
-a database lookup.
+--once` (the command, run in this process) on a Maildir, on SQLite and on
+PostgreSQL: the submission's key is a database lookup.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
-import subprocess
-import sys
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from mailbot.app import App
 from mailbot.calls import Call, RulesError, load_call
+from mailbot.cli import main
 from mailbot.institutes import Directory, directory
 from mailbot.ledger.attention import NEEDS_A_PERSON, needing_a_person
 from mailbot.ledger.problem_words import PROBLEM_WORDS
@@ -51,15 +51,10 @@ def _config(tmp_path: Path, db_url: str, rules: Path = RULES) -> Path:
 
 
 def _mailbot(config: Path, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "mailbot", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    """Run a mailbot command as the command line does, in this process (the command closes
+    the app it builds, so no database connection outlives it)."""
+    result = CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
     return result.stdout
 
 
@@ -108,7 +103,7 @@ def test_an_institute_is_known_by_each_of_its_names(call: Call) -> None:
 # --------------------------------------------------------------------------- one institution
 
 
-@pytest.mark.slow  # `mailbot run --once` in its own process, mail by mail
+@pytest.mark.slow  # `mailbot run --once`, mail by mail, with its judging processes
 def test_one_institute_under_four_names_is_one_submission(
     make_app: AppFactory, tmp_path: Path, db_url: str
 ) -> None:
@@ -140,7 +135,7 @@ def test_one_institute_under_four_names_is_one_submission(
     assert "ANSO2021-0001" not in _mailbot(config, "log", "-q", "微生物所")
 
 
-@pytest.mark.slow  # `mailbot run --once` in its own process, mail by mail
+@pytest.mark.slow  # `mailbot run --once`, mail by mail, with its judging processes
 def test_a_submission_keyed_before_canonical_names_takes_the_next_version(
     make_app: AppFactory, tmp_path: Path, db_url: str
 ) -> None:
@@ -210,7 +205,7 @@ def test_a_broken_or_missing_projects_list_is_one_clear_rules_error(tmp_path: Pa
         load_call(rules)
 
 
-@pytest.mark.slow  # `mailbot run --once` in its own process, mail by mail
+@pytest.mark.slow  # `mailbot run --once`, mail by mail, with its judging processes
 def test_a_pi_leading_an_ongoing_project_is_shown_to_the_secretariat_alone(
     make_app: AppFactory, tmp_path: Path, db_url: str
 ) -> None:
@@ -264,7 +259,7 @@ def _desk_shows(app: App, mail_id: int) -> None:
         assert "ANSO-CR-KP-2020-07" in page
 
 
-@pytest.mark.slow  # `mailbot run --once` in its own process, mail by mail
+@pytest.mark.slow  # `mailbot run --once`, mail by mail, with its judging processes
 def test_the_rules_may_tell_the_applicant_too(tmp_path: Path) -> None:
     config = _config(
         tmp_path, f"sqlite:///{tmp_path / 'm.sqlite3'}", _eligibility_rules(tmp_path, tell=True)
@@ -278,7 +273,7 @@ def test_the_rules_may_tell_the_applicant_too(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the same files twice
 
 
-@pytest.mark.slow  # `mailbot run --once` in its own process, mail by mail
+@pytest.mark.slow  # `mailbot run --once`, mail by mail, with its judging processes
 def test_the_same_files_under_another_institution_and_pi_are_flagged(
     make_app: AppFactory, tmp_path: Path, db_url: str
 ) -> None:

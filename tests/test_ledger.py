@@ -12,8 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +26,7 @@ from mailbot.ledger.facts import Facts
 from mailbot.ledger.log import LogQuery, log_rows
 from mailbot.replies.digest import digest_context
 from mailbot.store.models import Mail, Reply, Submission, Version
-from tests.conftest import ROOT
+from tests.conftest import mailbot_in_process
 from tests.daemon_support import july
 from tests.web_support import Client, RunningDesk, running_desk
 
@@ -82,15 +80,8 @@ def signed_in(desk: RunningDesk) -> Client:
 
 
 def cli(desk: RunningDesk, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "mailbot", "--config", str(desk.root / "mailbot.toml"), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = mailbot_in_process("--config", str(desk.root / "mailbot.toml"), *args)
+    assert result.exit_code == 0, result.stderr
     return result.stdout
 
 

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from email.utils import format_datetime
@@ -40,7 +37,7 @@ from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Mail, Reply
 from mailbot.web.files import content_disposition, content_type
-from tests.conftest import ROOT, RULES, SHARED, CheckRunner, codes, roles
+from tests.conftest import RULES, SHARED, CheckRunner, codes, mailbot_in_process, roles
 from tests.daemon_support import (
     PASSWORD_ENV,
     july,
@@ -407,16 +404,8 @@ CASES: list[tuple[str, Callable[[], bytes], int, str, bool]] = [
 
 
 def _mailbot(config: Path, *args: str, env: dict[str, str] | None = None) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "mailbot", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
-    assert result.returncode == 0, result.stderr
+    result = mailbot_in_process("--config", str(config), *args, env=env)
+    assert result.exit_code == 0, result.stderr
     return result.stdout
 
 
@@ -461,7 +450,7 @@ def _expected_flagged(sent: dict[str, bytes]) -> set[str]:
     return {_message_id(sent[what]) for what, *_rest, flagged in CASES if flagged}
 
 
-@pytest.mark.slow  # `mailbot run --once` in its own process
+@pytest.mark.slow  # `mailbot run --once` over every case, mail by mail
 def test_run_once_on_a_maildir_records_all_answers_only_proposals_flags_the_rest(
     tmp_path: Path,
 ) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import subprocess
-import sys
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import Result
 from sqlalchemy import select
 
 from mailbot.app import App
@@ -26,7 +25,7 @@ from mailbot.web.actions import Acting, accept_by_decision, withdraw
 from mailbot.web.auth import Actor, add_user
 from mailbot.web.dealing import AttachTo, attach
 from mailbot.web.labels import STATUSES
-from tests.conftest import ROOT, RULES, write_rules
+from tests.conftest import RULES, mailbot_in_process, write_rules
 from tests.daemon_support import july, proposal, settings_values
 from tests.fixtures import AppFactory
 
@@ -181,15 +180,8 @@ def test_a_submission_left_without_mail_is_ignored_not_void(
 # The same, as a secretariat runs it: the demo, then the command.
 
 
-def mailbot(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mailbot", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=180,
-        check=False,
-    )
+def mailbot(*args: str) -> Result:
+    return mailbot_in_process(*args)
 
 
 def demo_dump(folder: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -204,11 +196,11 @@ def test_the_demo_reprocessed_under_its_own_rules_is_byte_for_byte_the_same(
     tmp_path: Path,
 ) -> None:
     target = tmp_path / "demo"
-    assert mailbot("demo", "--dir", str(target)).returncode == 0
+    assert mailbot("demo", "--dir", str(target)).exit_code == 0
     config = str(target / "mailbot.toml")
     before = demo_dump(target)
     result = mailbot("--config", config, "reprocess")
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
         "9 mails judged again: 0 verdicts changed, 0 submissions changed"
     ]
@@ -220,7 +212,7 @@ def test_the_demo_reprocessed_under_its_own_rules_is_byte_for_byte_the_same(
 
 def test_the_command_previews_then_saves_then_tells(tmp_path: Path) -> None:
     target = tmp_path / "demo"
-    assert mailbot("demo", "--dir", str(target)).returncode == 0
+    assert mailbot("demo", "--dir", str(target)).exit_code == 0
     config_path = target / "mailbot.toml"
     rules = later_deadline(tmp_path)
     text = config_path.read_text(encoding="utf-8")
@@ -232,7 +224,7 @@ def test_the_command_previews_then_saves_then_tells(tmp_path: Path) -> None:
     before = demo_dump(target)
 
     preview = mailbot("--config", config, "reprocess", "--dry-run")
-    assert preview.returncode == 0, preview.stderr
+    assert preview.exit_code == 0, preview.stderr
     lines = preview.stdout.splitlines()
     assert lines[0] == (
         "9 mails judged again: 1 verdict would change, 1 submission would change "

@@ -60,13 +60,18 @@ class IsoTime(click.ParamType):  # type: ignore[type-arg]
 
 
 def build_app(ctx: click.Context, **overrides: Any) -> App:
-    """The App of the config the command was given (--config or MAILBOT_CONFIG)."""
+    """The App of the config the command was given (--config or MAILBOT_CONFIG), closed when
+    the command ends."""
     from mailbot.app import App
     from mailbot.config import ConfigError, load_settings
 
     if ctx.obj is None:  # never a database made wherever the command happens to run
         raise ConfigError(NO_CONFIG)
-    return App.build(load_settings(ctx.obj, **overrides))
+    app = App.build(load_settings(ctx.obj, **overrides))
+    # The command's app ends with the command: its judging processes stop and its database
+    # connections close, also when the command runs inside another program (click's runner).
+    ctx.call_on_close(app.close)
+    return app
 
 
 def settings_if_given(ctx: click.Context) -> Settings | None:

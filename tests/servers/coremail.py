@@ -43,7 +43,10 @@ class FakeCoremail(ManagedServer):
             handler = type("Session", (_Session,), {"owner": self})
             self._server = socketserver.ThreadingTCPServer((self.host, 0), handler)
             self._server.daemon_threads = True
-            self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+            # stop() waits for the serving loop to look again: every 50 ms, not the default 0.5 s.
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
             self._thread.start()
             self._register_cleanup()
         return self

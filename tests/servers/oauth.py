@@ -95,8 +95,12 @@ class TokenServer(ManagedServer):
             handler = type("Handler", (_Handler,), {"state": state})
             self._httpd = ThreadingHTTPServer((self.host, 0), handler)
             self._httpd.daemon_threads = True
+            # stop() waits for the serving loop to look again: every 50 ms, not the default 0.5 s.
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name="token-server", daemon=True
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="token-server",
+                daemon=True,
             )
             self._thread.start()
             self._register_cleanup()
