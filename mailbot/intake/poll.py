@@ -135,8 +135,12 @@ class _Poll:
         done: list[tuple[str, Filing]] = []
         known = _known(self.app, self.mailbox.name, batch)
         fresh = [item for item in batch if item.location not in known]
-        # The judging processes work ahead while each mail before is stored.
-        judged = self.app.judges.judge_all((item.raw, item.received_at) for item in fresh)
+        # The judging processes work ahead while each mail before is stored. A big
+        # mail they store first is let go of here at once (read back if needed).
+        judged = self.app.judges.judge_all(
+            ((item.raw, item.received_at) for item in fresh),
+            lambda index, sha256: fresh[index].release(sha256),
+        )
         try:
             for position, item in enumerate(batch):
                 if self.stop is not None and self.stop.is_set():

@@ -120,11 +120,14 @@ def process(
         log.debug("%s %s: not stored", source, item.location, exc_info=judged)
         return NotStored(judged)
     arrival = _arrival(app, source, item, judged)
+    if arrival.stored:  # in the store: the daemon holds no copy while it records
+        item.release(arrival.raw_sha256)
     try:
         if not arrival.stored:  # else the judging process wrote them
-            app.blobs.put(item.raw, arrival.raw_sha256)
-            for attachment in arrival.message.attachments:
-                app.blobs.put(attachment.data, attachment.sha256)
+            with app.blobs.batch() as batch:
+                batch.put(_raw_mail(app, item), arrival.raw_sha256)
+                for attachment in arrival.message.attachments:
+                    batch.put(attachment.data, attachment.sha256)
         fault_point("after_store")
         mail, fresh, status, held = _record(app, arrival, lease)
         fault_point("after_verdict")
@@ -174,14 +177,20 @@ def _arrival(app: App, source: str, item: Fetched, judged: Judged | Exception) -
         item.location,
         exc_info=judged,
     )
+    raw = _raw_mail(app, item)
     return Arrival(
         source,
         item,
         parse_message(b""),
         _unjudged(app, item),
-        hashlib.sha256(item.raw).hexdigest(),
-        content_sha256(item.raw),
+        hashlib.sha256(raw).hexdigest(),
+        content_sha256(raw),
     )
+
+
+def _raw_mail(app: App, item: Fetched) -> bytes:
+    """The mail's raw bytes: as fetched, or read back from the store once released."""
+    return item.raw if item.stored_as is None else app.blobs.get(item.stored_as)
 
 
 def _unjudged(app: App, item: Fetched) -> Verdict:
@@ -303,7 +312,7 @@ def _mail_row(app: App, arrival: Arrival, original: Mail | None) -> Mail:
         raw_sha256=arrival.raw_sha256,
         content_sha256=arrival.content_sha256,
         duplicate_of_id=original.id if original is not None else None,
-        raw_size=len(item.raw),
+        raw_size=item.size,
         sender=message.sender,
         sender_name=message.sender_name,
         reply_to=message.reply_to,
@@ -342,7 +351,7 @@ def _answer(app: App, session: Session, mail: Mail, arrival: Arrival) -> Reply |
         # than this mail's will: it is kept back.
         supersede_waiting(session, outcome.submission.id, mail.id, app.clock())
     reply = queue_answer(app, session, mail, message, outcome)
-    mark_bounced(session, app.call.id, mail, message, outcome.verdict, item.raw)
+    mark_bounced(session, app.call.id, mail, message, outcome.verdict, lambda: _raw_mail(app, item))
     log.info(
         "%s %s from %s %r: %s%s",
         item.folder,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import gc
 import hashlib
 import logging
 import multiprocessing
@@ -38,7 +39,7 @@ import time
 import traceback
 import warnings
 import weakref
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
@@ -73,6 +74,10 @@ RECYCLE_AFTER = 200
 # Files bigger than this stay in the blob store once a judging process stored them:
 # the daemon does not need a scan's bytes to record and answer the mail.
 KEEP_IN_STORE = 256 * 1024
+
+# A mail this big is put in the blob store before it is judged, and the daemon is told
+# at once, so that it lets go of its own copy while the judging process parses it.
+STORE_FIRST = 8 * 1024 * 1024
 
 
 class Clock:
@@ -125,10 +130,15 @@ def judge_here(
 
 
 def store(judged: Judged, raw: bytes, blobs: BlobStore) -> Judged:
-    """Write the mail and its files to the blob store; large files then live there only."""
-    blobs.put(raw, judged.raw_sha256)
-    for attachment in judged.message.attachments:
-        blobs.put(attachment.data, attachment.sha256)
+    """Write the mail and its files to the blob store; large files then live there only.
+
+    They are written together and flushed together (BlobStore.batch): on
+    disk when this returns, so the mail's row may be committed.
+    """
+    with blobs.batch() as batch:
+        batch.put(raw, judged.raw_sha256)
+        for attachment in judged.message.attachments:
+            batch.put(attachment.data, attachment.sha256)
     kept = tuple(
         dataclasses.replace(a, data=b"", stored_size=len(a.data))
         if len(a.data) > KEEP_IN_STORE
@@ -159,7 +169,13 @@ class _Worker:
             warnings.filterwarnings(
                 "ignore", r".*fork\(\) may lead to deadlocks", DeprecationWarning
             )
-            self.process.start()
+            # The daemon's objects as they are now stay out of the judging process's
+            # collections, which would otherwise copy every page that holds one.
+            gc.freeze()
+            try:
+                self.process.start()
+            finally:
+                gc.unfreeze()
         theirs.close()
         self.started: float | None = None  # when its current mail was handed over
         self.pid = self.process.pid
@@ -176,21 +192,28 @@ class _Worker:
             pass
         self.served += 1
 
-    def answer(self, timeout: float) -> tuple[str, Any] | Overrun:
-        """The answer for the mail handed over, or an Overrun (the process is then spent)."""
+    def answer(self, timeout: float, stored: Callable[[str], None]) -> tuple[str, Any] | Overrun:
+        """The answer for the mail handed over, or an Overrun (the process is then spent).
+
+        ``stored`` hears first that a big mail is in the blob store (STORE_FIRST).
+        """
         assert self.started is not None
-        left = max(0.0, self.started + timeout - self.clock.now())
+        deadline = self.started + timeout
         self.started = None
         try:
-            if not self.clock.wait(self.conn, left, self.pid):
-                return Overrun(f"took longer than {timeout:g} s")
-            kind, value = self.conn.recv()
+            while True:
+                left = max(0.0, deadline - self.clock.now())
+                if not self.clock.wait(self.conn, left, self.pid):
+                    return Overrun(f"took longer than {timeout:g} s")
+                kind, value = self.conn.recv()
+                if kind != "stored":
+                    return kind, value
+                stored(value)
         except (EOFError, OSError):
             self.process.join(5)
             return Overrun(
                 f"the judging process ended without an answer ({how_it_ended(self.process)})"
             )
-        return kind, value
 
     def stop(self) -> None:
         self.conn.close()
@@ -230,38 +253,44 @@ class Judges:
         return result
 
     def judge_all(
-        self, mails: Iterable[tuple[bytes, datetime | None]]
+        self,
+        mails: Iterable[tuple[bytes, datetime | None]],
+        stored: Callable[[int, str], None] | None = None,
     ) -> Generator[Judged | Exception, None, None]:
         """Judge the mails, up to ``processes`` at once; yield the results in their order.
 
         For a mail mailbot itself failed on, the exception comes in its place
         (JudgeError from a judging process), for the caller's per-mail
         boundary. Closing the iterator early stops the work still under way.
+        ``stored(i, sha256)`` hears when the i-th mail (from 0) is in the
+        blob store before it is judged (a big one, STORE_FIRST): the caller
+        may let go of its bytes, as this does.
         """
         if not self.limits.isolate:
             yield from self._judge_in_turn(mails)
             return
-        waiting = iter(mails)
-        busy: collections.deque[tuple[_Worker, bytes, datetime | None]] = collections.deque()
+        waiting = enumerate(mails)
+        busy: collections.deque[_Handed] = collections.deque()
         try:
             while True:
                 self._hand_out(waiting, busy)
                 if not busy:
                     return
-                worker, raw, received_at = busy.popleft()
-                outcome = worker.answer(self.limits.timeout)
+                handed = busy.popleft()
+                worker = handed.worker
+                outcome = worker.answer(self.limits.timeout, handed.let_go(stored))
                 if _spent(worker, outcome):
                     worker.stop()
                 else:
                     self._idle.append(worker)
                 try:
-                    result: Judged | Exception = self._result(raw, received_at, outcome)
+                    result: Judged | Exception = self._result(handed, outcome)
                 except (JudgeError, StoreError) as exc:
                     result = exc
                 yield result
         finally:
-            for worker, _raw, _received_at in busy:  # the caller stopped early
-                worker.stop()
+            for handed in busy:  # the caller stopped early
+                handed.worker.stop()
 
     def _judge_in_turn(
         self, mails: Iterable[tuple[bytes, datetime | None]]
@@ -275,17 +304,18 @@ class Judges:
 
     def _hand_out(
         self,
-        waiting: Iterator[tuple[bytes, datetime | None]],
-        busy: collections.deque[tuple[_Worker, bytes, datetime | None]],
+        waiting: Iterator[tuple[int, tuple[bytes, datetime | None]]],
+        busy: collections.deque[_Handed],
     ) -> None:
         """Hand waiting mail to judging processes until ``processes`` of them are busy."""
         while len(busy) < self.processes:
             mail = next(waiting, None)
             if mail is None:
                 return
+            index, (raw, received_at) = mail
             worker = self._worker()
-            worker.hand(*mail)
-            busy.append((worker, *mail))
+            worker.hand(raw, received_at)
+            busy.append(_Handed(worker, index, raw, received_at))
 
     def pids(self) -> list[int]:
         """The judging processes waiting for mail."""
@@ -300,9 +330,7 @@ class Judges:
             return self._idle.pop()
         return _Worker(self)
 
-    def _result(
-        self, raw: bytes, received_at: datetime | None, outcome: tuple[str, Any] | Overrun
-    ) -> Judged:
+    def _result(self, handed: _Handed, outcome: tuple[str, Any] | Overrun) -> Judged:
         if not isinstance(outcome, Overrun):
             kind, value = outcome
             if kind == "done":
@@ -313,6 +341,7 @@ class Judges:
             if kind == "store":
                 raise StoreError(value)
             outcome = Overrun(f"needed more than {self.limits.memory / 2**20:.0f} MB of memory")
+        raw, received_at = handed.raw_mail(self.blobs), handed.received_at
         log.warning("a mail of %d bytes went over a limit (%s)", len(raw), outcome.reason)
         limits = self.limits
         head = run_bounded(headers_only, (raw, outcome.reason), limits.timeout, limits.memory)
@@ -320,6 +349,33 @@ class Judges:
         verdict = ignored(message, self.call, received_at, too_complex(outcome.reason))
         judged = Judged(message, verdict, hashlib.sha256(raw).hexdigest(), content_sha256(raw))
         return judged if self.blobs is None else store(judged, raw, self.blobs)
+
+
+@dataclasses.dataclass
+class _Handed:
+    """A mail handed to a judging process, until its answer is read."""
+
+    worker: _Worker
+    index: int  # its place among the mails judge_all was given
+    raw: bytes  # empty once the judging process stored it (``stored_as``)
+    received_at: datetime | None
+    stored_as: str | None = None
+
+    def let_go(self, stored: Callable[[int, str], None] | None) -> Callable[[str], None]:
+        """What to do when the mail is in the blob store: let go of it here, tell the caller."""
+
+        def note(sha256: str) -> None:
+            self.raw, self.stored_as = b"", sha256
+            if stored is not None:
+                stored(self.index, sha256)
+
+        return note
+
+    def raw_mail(self, blobs: BlobStore | None) -> bytes:
+        """The raw mail: as handed over, or read back from the store."""
+        if self.stored_as is None or blobs is None:
+            return self.raw
+        return blobs.get(self.stored_as)
 
 
 def _spent(worker: _Worker, outcome: tuple[str, Any] | Overrun) -> bool:
@@ -359,14 +415,7 @@ def _serve(
         except MemoryError:  # the mail alone is over the limit
             conn.send(("memory", ""))
             return
-        try:
-            answer: tuple[str, Any] = ("done", judge_here(raw, call, received_at, policy, blobs))
-        except MemoryError:
-            answer = ("memory", "")
-        except StoreError as exc:  # the disk: the mail stays in the mailbox for the next poll
-            answer = ("store", str(exc))
-        except BaseException:  # sent to the daemon, which raises it at its per-mail boundary
-            answer = ("error", traceback.format_exc())
+        answer = _judge_one(conn, raw, received_at, call, policy, blobs)
         del raw
         try:
             conn.send(answer)
@@ -374,6 +423,30 @@ def _serve(
             conn.send(("memory", ""))
         if answer[0] not in ("done", "store"):
             return  # a process that ran out of memory or failed is replaced
+
+
+def _judge_one(
+    conn: Connection,
+    raw: bytes,
+    received_at: datetime | None,
+    call: Call,
+    policy: IntakePolicy,
+    blobs: BlobStore | None,
+) -> tuple[str, Any]:
+    """Judge (and store) one mail in a judging process: the answer to send back.
+
+    A big mail is stored first, and the daemon told at once (STORE_FIRST).
+    """
+    try:
+        if blobs is not None and len(raw) >= STORE_FIRST:
+            conn.send(("stored", blobs.put(raw)))
+        return ("done", judge_here(raw, call, received_at, policy, blobs))
+    except MemoryError:
+        return ("memory", "")
+    except StoreError as exc:  # the disk: the mail stays in the mailbox for the next poll
+        return ("store", str(exc))
+    except BaseException:  # sent to the daemon, which raises it at its per-mail boundary
+        return ("error", traceback.format_exc())
 
 
 def _close_inherited(keep: int) -> None:
