@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -130,8 +130,10 @@ def test_the_daemon_lets_go_of_a_mail_once_a_judging_process_stored_it(
     fetched: list[Fetched] = []
     fetch_new = mailbox.fetch_new
 
-    def watched(folder: str, cursor: Cursor) -> Iterator[list[Fetched]]:
-        for batch in fetch_new(folder, cursor):
+    def watched(
+        folder: str, cursor: Cursor, before: Callable[[], None] | None = None
+    ) -> Iterator[list[Fetched]]:
+        for batch in fetch_new(folder, cursor, before):
             fetched.extend(batch)
             yield batch
 

@@ -117,7 +117,9 @@ class _Poll:
                 cursor.uidvalidity,
                 now_validity,
             )
-        for batch in mailbox.fetch_new(folder, cursor):
+        # The judging processes are forked before the mail is fetched: one forked
+        # after would carry a copy of the batch for as long as it lives.
+        for batch in mailbox.fetch_new(folder, cursor, self.app.judges.start):
             done, halted = self.batch(batch)
             if done:
                 mailbox.settle(folder, done)

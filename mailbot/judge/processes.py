@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import gc
 import hashlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -269,11 +270,12 @@ class Judges:
         if not self.limits.isolate:
             yield from self._judge_in_turn(mails)
             return
-        waiting = enumerate(mails)
+        # Not enumerate() or zip(), which keep the last mail they gave out.
+        waiting, places = iter(mails), itertools.count()
         busy: collections.deque[_Handed] = collections.deque()
         try:
             while True:
-                self._hand_out(waiting, busy)
+                self._hand_out(waiting, places, busy)
                 if not busy:
                     return
                 handed = busy.popleft()
@@ -304,7 +306,8 @@ class Judges:
 
     def _hand_out(
         self,
-        waiting: Iterator[tuple[int, tuple[bytes, datetime | None]]],
+        waiting: Iterator[tuple[bytes, datetime | None]],
+        places: Iterator[int],
         busy: collections.deque[_Handed],
     ) -> None:
         """Hand waiting mail to judging processes until ``processes`` of them are busy."""
@@ -312,10 +315,20 @@ class Judges:
             mail = next(waiting, None)
             if mail is None:
                 return
-            index, (raw, received_at) = mail
+            raw, received_at = mail
             worker = self._worker()
             worker.hand(raw, received_at)
-            busy.append(_Handed(worker, index, raw, received_at))
+            busy.append(_Handed(worker, next(places), raw, received_at))
+
+    def start(self) -> None:
+        """Fork the judging processes now, before the mail they will judge is fetched.
+
+        A process forked later carries a copy of the pages the daemon held
+        at the fork, the fetched batch with them, for as long as it lives.
+        """
+        if self.limits.isolate:
+            while len(self._idle) < self.processes:
+                self._idle.append(_Worker(self))
 
     def pids(self) -> list[int]:
         """The judging processes waiting for mail."""

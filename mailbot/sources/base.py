@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -84,11 +84,15 @@ class Mailbox(Protocol):
         """The folder's UIDVALIDITY now (None where the source has none)."""
         ...
 
-    def fetch_new(self, folder: str, cursor: Cursor) -> Iterator[list[Fetched]]:
+    def fetch_new(
+        self, folder: str, cursor: Cursor, before: Callable[[], None] | None = None
+    ) -> Iterator[list[Fetched]]:
         """Mail newer than the cursor, oldest first, in batches; nothing is marked read.
 
         When the folder's UIDVALIDITY differs from the cursor's, every mail in
         the folder is yielded (the caller recognises what it already has).
+        ``before`` is called once there is mail to fetch, before any is read
+        (the intake forks its judging processes then), and not at all if none.
         """
         ...
 
