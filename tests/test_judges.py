@@ -297,7 +297,7 @@ def test_a_big_mail_is_stored_first_and_read_back_when_its_process_overruns(
     call: Call, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The daemon hears a big mail is in the store before it is judged, and keeps no copy."""
-    monkeypatch.setattr(judges_module, "parse_and_judge", slow_or_greedy)
+    monkeypatch.setattr(judges_module, "parse_within_limits", slow_or_greedy)
     monkeypatch.setattr(judges_module, "STORE_FIRST", 0)  # every mail counts as big here
     blobs = BlobStore(tmp_path / "store")
     overrun = build_mail("foxmail", subject=SUBJECT, headers=[("X-Case", "SLOW")])
@@ -318,6 +318,9 @@ def test_a_big_mail_is_stored_first_and_read_back_when_its_process_overruns(
     accepted, too_complex = results
     assert isinstance(accepted, Judged)
     assert accepted.verdict.status is Status.ACCEPTED
+    # Let go of once parsed, it is judged and stored as a mail held throughout is.
+    again = BlobStore(tmp_path / "again")
+    assert accepted == judge_here(mails[0][0], call, ON_TIME, IntakePolicy(), again)
     # Read back from the store for the fallback: the header block, the hash, the stored copy.
     assert isinstance(too_complex, Judged)
     assert [p.code for p in too_complex.verdict.problems] == ["too_complex"]

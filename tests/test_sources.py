@@ -198,6 +198,7 @@ def test_before_is_called_once_ahead_of_the_first_fetch_and_not_without_new_mail
     assert calls == ["before", "batch of 2"]
     assert rest == [1]
     last = first[-1].uid
+    assert last is not None
     assert drain(imap.fetch_new("INBOX", Cursor(validity, last + 1), calls.clear)) == []
     assert calls == ["before", "batch of 2"]
 

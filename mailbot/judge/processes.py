@@ -54,8 +54,10 @@ from mailbot.judge.bounded import (
     how_it_ended,
     ignored,
     parse_and_judge,
+    parse_within_limits,
     run_bounded,
 )
+from mailbot.judge.checks import verdict_for
 from mailbot.judge.checks.limits import too_complex
 from mailbot.judge.memory import limit_memory, release_large_blocks
 from mailbot.judge.policy import IntakePolicy, JudgeLimits
@@ -130,14 +132,35 @@ def judge_here(
     return judged if blobs is None else store(judged, raw, blobs)
 
 
-def store(judged: Judged, raw: bytes, blobs: BlobStore) -> Judged:
+def judge_held(
+    held: list[bytes],
+    call: Call,
+    received_at: datetime | None,
+    policy: IntakePolicy,
+    blobs: BlobStore,
+) -> Judged:
+    """judge_here for a mail stored already, held in ``held`` alone: let go of once parsed.
+
+    The checks then read the decoded files without the raw mail beside them.
+    """
+    raw = held.pop()
+    raw_sha256, content = hashlib.sha256(raw).hexdigest(), content_sha256(raw)
+    message, verdict = parse_within_limits(raw, call, received_at, policy)
+    del raw
+    verdict = verdict or verdict_for(message, call, received_at, policy)
+    return store(Judged(message, verdict, raw_sha256, content), None, blobs)
+
+
+def store(judged: Judged, raw: bytes | None, blobs: BlobStore) -> Judged:
     """Write the mail and its files to the blob store; large files then live there only.
 
     They are written together and flushed together (BlobStore.batch): on
-    disk when this returns, so the mail's row may be committed.
+    disk when this returns, so the mail's row may be committed. ``raw`` is
+    None when the mail is in the store already.
     """
     with blobs.batch() as batch:
-        batch.put(raw, judged.raw_sha256)
+        if raw is not None:
+            batch.put(raw, judged.raw_sha256)
         for attachment in judged.message.attachments:
             batch.put(attachment.data, attachment.sha256)
     kept = tuple(
@@ -428,8 +451,10 @@ def _serve(
         except MemoryError:  # the mail alone is over the limit
             conn.send(("memory", ""))
             return
-        answer = _judge_one(conn, raw, received_at, call, policy, blobs)
-        del raw
+        held = [raw]
+        del raw  # _judge_one may let go of it halfway (judge_held)
+        answer = _judge_one(conn, held, received_at, call, policy, blobs)
+        del held
         try:
             conn.send(answer)
         except MemoryError:
@@ -440,20 +465,22 @@ def _serve(
 
 def _judge_one(
     conn: Connection,
-    raw: bytes,
+    held: list[bytes],
     received_at: datetime | None,
     call: Call,
     policy: IntakePolicy,
     blobs: BlobStore | None,
 ) -> tuple[str, Any]:
-    """Judge (and store) one mail in a judging process: the answer to send back.
+    """Judge (and store) the mail in ``held`` in a judging process: the answer to send back.
 
-    A big mail is stored first, and the daemon told at once (STORE_FIRST).
+    A big mail is stored first, the daemon told at once, and let go of here
+    once it is parsed (STORE_FIRST, judge_held).
     """
     try:
-        if blobs is not None and len(raw) >= STORE_FIRST:
-            conn.send(("stored", blobs.put(raw)))
-        return ("done", judge_here(raw, call, received_at, policy, blobs))
+        if blobs is not None and len(held[0]) >= STORE_FIRST:
+            conn.send(("stored", blobs.put(held[0])))
+            return ("done", judge_held(held, call, received_at, policy, blobs))
+        return ("done", judge_here(held[0], call, received_at, policy, blobs))
     except MemoryError:
         return ("memory", "")
     except StoreError as exc:  # the disk: the mail stays in the mailbox for the next poll
