@@ -131,7 +131,7 @@ def test_the_daemon_lets_go_of_a_mail_once_a_judging_process_stored_it(
     fetch_new = mailbox.fetch_new
 
     def watched(
-        folder: str, cursor: Cursor, before: Callable[[], None] | None = None
+        folder: str, cursor: Cursor, before: Callable[[int], None] | None = None
     ) -> Iterator[list[Fetched]]:
         for batch in fetch_new(folder, cursor, before):
             fetched.extend(batch)

@@ -327,3 +327,14 @@ def test_a_big_mail_is_stored_first_and_read_back_when_its_process_overruns(
     assert too_complex.message.subject == SUBJECT
     assert too_complex.raw_sha256 == hashes[1]
     assert blobs.get(hashes[1]) == overrun
+
+
+def test_start_forks_the_processes_the_coming_mails_need_and_no_more(pool: Judges) -> None:
+    assert children() == set()
+    pool.start(1)
+    assert len(children()) == 1
+    pool.start(5)
+    assert len(children()) == 2
+    results = list(pool.judge_all([(proposal(), ON_TIME)] * 2))
+    assert all(isinstance(r, Judged) for r in results)
+    assert set(pool.pids()) == children()  # the same two, forked before the mail came

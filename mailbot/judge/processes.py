@@ -343,14 +343,14 @@ class Judges:
             worker.hand(raw, received_at)
             busy.append(_Handed(worker, next(places), raw, received_at))
 
-    def start(self) -> None:
-        """Fork the judging processes now, before the mail they will judge is fetched.
+    def start(self, mails: int) -> None:
+        """Fork the judging processes ``mails`` mails need, before the mails are fetched.
 
         A process forked later carries a copy of the pages the daemon held
         at the fork, the fetched batch with them, for as long as it lives.
         """
         if self.limits.isolate:
-            while len(self._idle) < self.processes:
+            while len(self._idle) < min(self.processes, mails):
                 self._idle.append(_Worker(self))
 
     def pids(self) -> list[int]:

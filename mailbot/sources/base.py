@@ -85,14 +85,14 @@ class Mailbox(Protocol):
         ...
 
     def fetch_new(
-        self, folder: str, cursor: Cursor, before: Callable[[], None] | None = None
+        self, folder: str, cursor: Cursor, before: Callable[[int], None] | None = None
     ) -> Iterator[list[Fetched]]:
         """Mail newer than the cursor, oldest first, in batches; nothing is marked read.
 
         When the folder's UIDVALIDITY differs from the cursor's, every mail in
         the folder is yielded (the caller recognises what it already has).
-        ``before`` is called once there is mail to fetch, before any is read
-        (the intake forks its judging processes then), and not at all if none.
+        ``before(n)`` is called once there are n mails to fetch, before any is
+        read (the intake forks its judging processes then), and not if none.
         """
         ...
 

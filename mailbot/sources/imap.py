@@ -121,7 +121,7 @@ class ImapMailbox:
             return self._select(self._connect(), folder, readonly=True)
 
     def fetch_new(
-        self, folder: str, cursor: Cursor, before: Callable[[], None] | None = None
+        self, folder: str, cursor: Cursor, before: Callable[[int], None] | None = None
     ) -> Iterator[list[Fetched]]:
         with self._talking(f"searching {folder}"):
             client = self._connect()
@@ -134,7 +134,7 @@ class ImapMailbox:
                 uids = sorted(int(uid) for uid in client.search("ALL"))
             self._covered[folder] = (validity, max(uidnext, uids[-1] + 1 if uids else 0))
         if uids and before is not None:
-            before()
+            before(len(uids))
         size = self.settings.batch_size
         for start in range(0, len(uids), size):
             chunk = uids[start : start + size]

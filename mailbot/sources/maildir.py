@@ -125,12 +125,12 @@ class MaildirMailbox:
         return None
 
     def fetch_new(
-        self, folder: str, cursor: Cursor, before: Callable[[], None] | None = None
+        self, folder: str, cursor: Cursor, before: Callable[[int], None] | None = None
     ) -> Iterator[list[Fetched]]:
         # Without UIDs every mail is "new"; the caller skips the locations it has.
         entries = sorted(self._entries(folder).values(), key=lambda e: (e.mtime, e.key))
         if entries and before is not None:
-            before()
+            before(len(entries))
         for run in _runs(entries):
             batch: list[Fetched] = []
             for entry in run:
