@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from mailbot.intake.filing import filed_statuses
 from mailbot.intake.poll import PollReport, poll
 from mailbot.intake.record import Known, NotStored, Recorded, process
 from mailbot.judge import processes as judges_module
+from mailbot.judge.bounded import JudgeError
 from mailbot.service.daemon import Daemon
 from mailbot.sources.base import Cursor, Fetched, Flag, MoveTo
 from mailbot.sources.maildir import deliver, folder_path
@@ -146,6 +148,26 @@ def test_the_daemon_lets_go_of_a_mail_once_a_judging_process_stored_it(
         assert item.stored_as == mail.raw_sha256
         assert mail.raw_size == len(raw)
     assert app.blobs.get(mail.raw_sha256) == raw
+
+
+def test_a_mail_let_go_of_and_then_not_judged_is_kept_from_the_store(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    """A big mail is let go of once stored; if its judging then fails, the store has it."""
+    app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"))
+    raw = proposal("coremail")
+    deliver(tmp_path / "Maildir", raw, july(22))
+    mailbox = app.open_mailbox()
+    [[item]] = list(mailbox.fetch_new("INBOX", Cursor()))
+    item.release(app.blobs.put(raw))  # as the judging process's word that it stored it does
+    outcome = process(app, mailbox.name, item, JudgeError("a fault of mailbot's"))
+    assert isinstance(outcome, Recorded)
+    assert outcome.status == "ignored"
+    with app.db.transaction() as session:
+        mail = session.scalars(select(Mail)).one()
+        assert [p["code"] for p in mail.problems] == ["unjudged"]
+        assert mail.raw_sha256 == hashlib.sha256(raw).hexdigest()
+        assert mail.raw_size == len(raw)
 
 
 def test_with_after_flag_a_mail_stays_in_the_inbox_flagged(

@@ -119,11 +119,11 @@ def process(
         # The disk refused the judging process: the mail stays for the next poll.
         log.debug("%s %s: not stored", source, item.location, exc_info=judged)
         return NotStored(judged)
-    arrival = _arrival(app, source, item, judged)
-    if arrival.stored:  # in the store: the daemon holds no copy while it records
-        item.release(arrival.raw_sha256)
     try:
-        if not arrival.stored:  # else the judging process wrote them
+        arrival = _arrival(app, source, item, judged)  # may read the mail back from the store
+        if arrival.stored:  # in the store: the daemon holds no copy while it records
+            item.release(arrival.raw_sha256)
+        else:  # the judging process did not write them
             with app.blobs.batch() as batch:
                 batch.put(_raw_mail(app, item), arrival.raw_sha256)
                 for attachment in arrival.message.attachments:
