@@ -49,7 +49,8 @@ RSS_WRAPPER = """\
 import json, os, sys, threading, time
 began = time.monotonic()
 session = os.getsid(0)
-peak = {"pss_kb": 0, "rss_kb": 0}
+peak = {"pss_kb": 0, "rss_kb": 0, "parts": {}}
+spawned = {"pid": 0}
 done = threading.Event()
 
 def field(text, name):
@@ -62,6 +63,7 @@ def sample():
     # Every process of the measured session but this one: mailbot and its judging processes.
     while not done.wait(0.02):
         pss = rss = 0
+        parts = {}
         for name in os.listdir("/proc"):
             if not name.isdigit() or int(name) == os.getpid():
                 continue
@@ -74,18 +76,23 @@ def sample():
                 continue
             pss += field(text, "Pss:")
             rss += field(text, "Rss:")
+            role = "mailbot" if int(name) == spawned["pid"] else f"child {name}"
+            parts[role] = field(text, "Pss:")
+        if pss > peak["pss_kb"]:
+            peak["parts"] = parts
         peak["pss_kb"] = max(peak["pss_kb"], pss)
         peak["rss_kb"] = max(peak["rss_kb"], rss)
 
 watcher = threading.Thread(target=sample, daemon=True)
 watcher.start()
-pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
+pid = spawned["pid"] = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
 _, status, usage = os.wait4(pid, 0)
 done.set()
 watcher.join()
 with open(sys.argv[1], "w") as out:
     json.dump({"exit": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss,
                "tree_pss_kb": peak["pss_kb"], "tree_rss_kb": peak["rss_kb"],
+               "tree_pss_parts_kb": peak["parts"],
                "cpu_s": usage.ru_utime + usage.ru_stime, "wall_s": time.monotonic() - began}, out)
 """
 
@@ -187,6 +194,10 @@ def run_child(
         # the judging processes share with the daemon once; RSS counts it in each).
         "peak_tree_pss_mb": round(rss["tree_pss_kb"] / 1024, 1),
         "peak_tree_rss_mb": round(rss["tree_rss_kb"] / 1024, 1),
+        # At that peak, each process's share (PSS): "mailbot" and its judging processes.
+        "peak_tree_pss_parts_mb": {
+            role: round(kb / 1024, 1) for role, kb in rss.get("tree_pss_parts_kb", {}).items()
+        },
         "cpu_s": round(rss["cpu_s"], 2),
         "wall_s": round(rss["wall_s"], 2),
     }

@@ -206,6 +206,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 _verdict(times < 4),
             )
         )
+        parts = big.get("peak_tree_pss_parts_mb")
+        if parts:
+            shares = ", ".join(f"{role} {mb:.0f}" for role, mb in parts.items())
+            out.append(("    at that peak, each process (PSS)", shares, "", ""))
     out += _idle_rows(results.get("idle") or [])
     latency = results.get("latency")
     if latency:

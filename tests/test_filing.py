@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,10 @@ from sqlalchemy import func, select
 
 from mailbot.intake.batch import record_batch
 from mailbot.intake.filing import filed_statuses
-from mailbot.intake.poll import PollReport
+from mailbot.intake.poll import PollReport, poll
 from mailbot.intake.record import Known, NotStored, Processed, Recorded
+from mailbot.judge import processes as judges_module
+from mailbot.judge.bounded import JudgeError
 from mailbot.judge.processes import Judged
 from mailbot.service.daemon import Daemon
 from mailbot.sources.base import Cursor, Fetched, Flag, MoveTo
@@ -120,6 +124,57 @@ def test_each_mail_comes_back_as_what_became_of_it(make_app: AppFactory, tmp_pat
     with app.db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Mail)) == 2
         assert session.scalar(select(func.count()).select_from(Reply)) == 1  # one answer
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["judged-then-stored", "stored-first"])
+def test_the_daemon_lets_go_of_a_mail_once_a_judging_process_stored_it(
+    make_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first: bool
+) -> None:
+    if first:  # as a big mail is: stored before it is judged
+        monkeypatch.setattr(judges_module, "STORE_FIRST", 0)
+    app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"))
+    raw = proposal("coremail")
+    deliver(tmp_path / "Maildir", raw, july(22))
+    mailbox = app.open_mailbox()
+    fetched: list[Fetched] = []
+    fetch_new = mailbox.fetch_new
+
+    def watched(
+        folder: str, cursor: Cursor, before: Callable[[int], None] | None = None
+    ) -> Iterator[list[Fetched]]:
+        for batch in fetch_new(folder, cursor, before):
+            fetched.extend(batch)
+            yield batch
+
+    monkeypatch.setattr(mailbox, "fetch_new", watched)
+    assert poll(app, mailbox).summary().startswith("1 new (accepted 1)")
+    [item] = fetched
+    assert item.raw == b""  # released: the store holds the mail
+    with app.db.transaction() as session:
+        mail = session.scalars(select(Mail)).one()
+        assert item.stored_as == mail.raw_sha256
+        assert mail.raw_size == len(raw)
+    assert app.blobs.get(mail.raw_sha256) == raw
+
+
+def test_a_mail_let_go_of_and_then_not_judged_is_kept_from_the_store(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    """A big mail is let go of once stored; if its judging then fails, the store has it."""
+    app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"))
+    raw = proposal("coremail")
+    deliver(tmp_path / "Maildir", raw, july(22))
+    mailbox = app.open_mailbox()
+    [[item]] = list(mailbox.fetch_new("INBOX", Cursor()))
+    item.release(app.blobs.put(raw))  # as the judging process's word that it stored it does
+    [(_, outcome)] = record_batch(app, mailbox.name, [(item, JudgeError("a fault of mailbot's"))])
+    assert isinstance(outcome, Recorded)
+    assert outcome.status == "ignored"
+    with app.db.transaction() as session:
+        mail = session.scalars(select(Mail)).one()
+        assert [p["code"] for p in mail.problems] == ["unjudged"]
+        assert mail.raw_sha256 == hashlib.sha256(raw).hexdigest()
+        assert mail.raw_size == len(raw)
 
 
 def test_with_after_flag_a_mail_stays_in_the_inbox_flagged(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import os
 import signal
 import socket
@@ -290,3 +291,50 @@ def test_a_judging_process_is_replaced_after_so_many_mails(
     assert all(isinstance(r, Judged) and r.verdict.status is Status.ACCEPTED for r in results)
     assert first.isdisjoint(pool.pids())
     assert not first & children()
+
+
+def test_a_big_mail_is_stored_first_and_read_back_when_its_process_overruns(
+    call: Call, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The daemon hears a big mail is in the store before it is judged, and keeps no copy."""
+    monkeypatch.setattr(judges_module, "parse_within_limits", slow_or_greedy)
+    monkeypatch.setattr(judges_module, "STORE_FIRST", 0)  # every mail counts as big here
+    blobs = BlobStore(tmp_path / "store")
+    overrun = build_mail("foxmail", subject=SUBJECT, headers=[("X-Case", "SLOW")])
+    mails = [(proposal(), ON_TIME), (overrun, ON_TIME)]
+    heard: list[tuple[int, str, bool]] = []
+
+    def stored(index: int, sha256: str) -> None:
+        heard.append((index, sha256, blobs.exists(sha256)))
+
+    with StoppedClock() as clock:
+        judges = Judges(call, IntakePolicy(), processes=2, blobs=blobs, clock=clock)
+        try:
+            results = list(judges.judge_all(mails, stored))
+        finally:
+            judges.close()
+    hashes = [hashlib.sha256(raw).hexdigest() for raw, _ in mails]
+    assert heard == [(0, hashes[0], True), (1, hashes[1], True)]
+    accepted, too_complex = results
+    assert isinstance(accepted, Judged)
+    assert accepted.verdict.status is Status.ACCEPTED
+    # Let go of once parsed, it is judged and stored as a mail held throughout is.
+    again = BlobStore(tmp_path / "again")
+    assert accepted == judge_here(mails[0][0], call, ON_TIME, IntakePolicy(), again)
+    # Read back from the store for the fallback: the header block, the hash, the stored copy.
+    assert isinstance(too_complex, Judged)
+    assert [p.code for p in too_complex.verdict.problems] == ["too_complex"]
+    assert too_complex.message.subject == SUBJECT
+    assert too_complex.raw_sha256 == hashes[1]
+    assert blobs.get(hashes[1]) == overrun
+
+
+def test_start_forks_the_processes_the_coming_mails_need_and_no_more(pool: Judges) -> None:
+    assert children() == set()
+    pool.start(1)
+    assert len(children()) == 1
+    pool.start(5)
+    assert len(children()) == 2
+    results = list(pool.judge_all([(proposal(), ON_TIME)] * 2))
+    assert all(isinstance(r, Judged) for r in results)
+    assert set(pool.pids()) == children()  # the same two, forked before the mail came

@@ -182,6 +182,31 @@ def test_empty_folder_yields_nothing(imap: ImapMailbox) -> None:
     assert list(imap.fetch_new("INBOX", Cursor(validity, 5))) == []
 
 
+def test_before_is_called_once_ahead_of_the_first_fetch_and_not_without_new_mail(
+    imap: ImapMailbox, server: Dovecot
+) -> None:
+    validity = imap.uidvalidity("INBOX")
+    calls: list[str] = []
+
+    def before(mails: int) -> None:
+        calls.append(f"before {mails}")
+
+    assert drain(imap.fetch_new("INBOX", Cursor(), before)) == []
+    assert calls == []
+    append_all(server, count=3)
+    batches = imap.fetch_new("INBOX", Cursor(validity, 0), before)
+    first = next(batches)
+    assert calls == ["before 3"]
+    calls.append(f"batch of {len(first)}")
+    rest = [len(batch) for batch in batches]
+    assert calls == ["before 3", "batch of 2"]
+    assert rest == [1]
+    last = first[-1].uid
+    assert last is not None
+    assert drain(imap.fetch_new("INBOX", Cursor(validity, last + 1), before)) == []
+    assert calls == ["before 3", "batch of 2"]
+
+
 def test_new_uidvalidity_yields_everything_again(
     server: Dovecot, open_imap: Callable[..., ImapMailbox]
 ) -> None:
@@ -523,6 +548,13 @@ def test_maildir_deliver_into_a_subfolder_and_bad_names(tmp_path: Path) -> None:
         with pytest.raises(SourceError):
             folder_path(root, bad)
     assert drain(MaildirMailbox(tmp_path / "nothing-yet").fetch_new("INBOX", Cursor())) == []
+    calls: list[int] = []
+    empty = MaildirMailbox(tmp_path / "nothing-yet")
+    assert drain(empty.fetch_new("INBOX", Cursor(), calls.append)) == []
+    assert calls == []
+    items = drain(MaildirMailbox(root).fetch_new("mailbot/late", Cursor(), calls.append))
+    assert len(items) == 1
+    assert calls == [1]
 
 
 def test_maildir_wait(tmp_path: Path, pool: ThreadPoolExecutor) -> None:

@@ -36,6 +36,7 @@ from mailbot.intake.record import (
     Recorded,
     Stored,
     arrival_of,
+    raw_mail,
     store,
     wanted,
 )
@@ -97,12 +98,15 @@ def _prepare(
             log.debug("%s %s: not stored", run.source, item.location, exc_info=judged)
             run.failure = (item, NotStored(judged))
             break
-        arrival = arrival_of(app, run.source, item, judged)
         try:
-            if not arrival.stored:  # else the judging process wrote them
-                app.blobs.put(item.raw, arrival.raw_sha256)
-                for attachment in arrival.message.attachments:
-                    app.blobs.put(attachment.data, attachment.sha256)
+            arrival = arrival_of(app, run.source, item, judged)  # may read the mail back
+            if arrival.stored:  # in the store: the daemon holds no copy while it records
+                item.release(arrival.raw_sha256)
+            else:  # the judging process did not write them
+                with app.blobs.batch() as blobs:
+                    blobs.put(raw_mail(app, item), arrival.raw_sha256)
+                    for attachment in arrival.message.attachments:
+                        blobs.put(attachment.data, attachment.sha256)
         except Exception as exc:  # the disk: the mail stays
             log.debug("%s %s: not stored", run.source, item.location, exc_info=True)
             run.failure = (item, NotStored(exc))

@@ -118,7 +118,9 @@ class _Poll:
                 cursor.uidvalidity,
                 now_validity,
             )
-        for batch in mailbox.fetch_new(folder, cursor):
+        # The judging processes are forked before the mail is fetched: one forked
+        # after would carry a copy of the batch for as long as it lives.
+        for batch in mailbox.fetch_new(folder, cursor, self.app.judges.start):
             done, halted = self.batch(batch)
             if done:
                 mailbox.settle(folder, done)
@@ -136,8 +138,12 @@ class _Poll:
         """
         known = _known(self.app, self.mailbox.name, batch)
         fresh = [item for item in batch if item.location not in known]
-        # The judging processes work ahead while each mail before is made ready.
-        judged = self.app.judges.judge_all((item.raw, item.received_at) for item in fresh)
+        # The judging processes work ahead while each mail before is made ready. A big
+        # mail they store first is let go of here at once (read back if needed).
+        judged = self.app.judges.judge_all(
+            ((item.raw, item.received_at) for item in fresh),
+            lambda index, sha256: fresh[index].release(sha256),
+        )
         try:
             outcomes = dict(
                 (item.location, outcome)

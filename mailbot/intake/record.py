@@ -115,14 +115,20 @@ def arrival_of(app: App, source: str, item: Fetched, judged: Judged | Exception)
         item.location,
         exc_info=judged,
     )
+    raw = raw_mail(app, item)
     return Arrival(
         source,
         item,
         parse_message(b""),
         _unjudged(app, item),
-        hashlib.sha256(item.raw).hexdigest(),
-        content_sha256(item.raw),
+        hashlib.sha256(raw).hexdigest(),
+        content_sha256(raw),
     )
+
+
+def raw_mail(app: App, item: Fetched) -> bytes:
+    """The mail's raw bytes: as fetched, or read back from the store once released."""
+    return item.raw if item.stored_as is None else app.blobs.get(item.stored_as)
 
 
 def _unjudged(app: App, item: Fetched) -> Verdict:
@@ -256,7 +262,7 @@ def _mail_row(app: App, arrival: Arrival, original: Mail | None) -> Mail:
         raw_sha256=arrival.raw_sha256,
         content_sha256=arrival.content_sha256,
         duplicate_of_id=original.id if original is not None else None,
-        raw_size=len(item.raw),
+        raw_size=item.size,
         sender=message.sender,
         sender_name=message.sender_name,
         reply_to=message.reply_to,
@@ -305,7 +311,7 @@ def _answer(
         # than this mail's will: it is kept back. (A submission this mail made has none.)
         supersede_waiting(session, outcome.submission.id, mail.id, app.clock())
     reply = queue_answer(app, session, mail, message, outcome)
-    mark_bounced(session, app.call.id, mail, message, outcome.verdict, item.raw)
+    mark_bounced(session, app.call.id, mail, message, outcome.verdict, lambda: raw_mail(app, item))
     line = (
         "%s %s from %s %r: %s%s",
         (

@@ -69,6 +69,17 @@ def parse_and_judge(
     raw: bytes, call: Call, received_at: datetime | None, policy: IntakePolicy
 ) -> tuple[Message, Verdict]:
     """The work itself, with the size and structure limits; no time or memory limit."""
+    message, verdict = parse_within_limits(raw, call, received_at, policy)
+    return message, verdict or verdict_for(message, call, received_at, policy)
+
+
+def parse_within_limits(
+    raw: bytes, call: Call, received_at: datetime | None, policy: IntakePolicy
+) -> tuple[Message, Verdict | None]:
+    """The mail parsed, and its verdict if the size and structure limits already decide it.
+
+    The first half of parse_and_judge: verdict_for does the rest, without the raw bytes.
+    """
     over = screen(raw, policy)
     if over is not None:
         problem = too_complex(over)
@@ -78,7 +89,7 @@ def parse_and_judge(
     if any("MemoryError" in defect for defect in message.defects):
         # The parsers fell back for want of memory: the mail is over the limit, not unreadable.
         raise MemoryError("the parsers ran out of memory")
-    return message, verdict_for(message, call, received_at, policy)
+    return message, None
 
 
 def headers_only(raw: bytes, reason: str) -> Message:

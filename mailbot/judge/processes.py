@@ -30,7 +30,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import gc
 import hashlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -38,7 +40,7 @@ import time
 import traceback
 import warnings
 import weakref
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
@@ -52,8 +54,10 @@ from mailbot.judge.bounded import (
     how_it_ended,
     ignored,
     parse_and_judge,
+    parse_within_limits,
     run_bounded,
 )
+from mailbot.judge.checks import verdict_for
 from mailbot.judge.checks.limits import too_complex
 from mailbot.judge.memory import limit_memory, release_large_blocks
 from mailbot.judge.policy import IntakePolicy, JudgeLimits
@@ -73,6 +77,10 @@ RECYCLE_AFTER = 200
 # Files bigger than this stay in the blob store once a judging process stored them:
 # the daemon does not need a scan's bytes to record and answer the mail.
 KEEP_IN_STORE = 256 * 1024
+
+# A mail this big is put in the blob store before it is judged, and the daemon is told
+# at once, so that it lets go of its own copy while the judging process parses it.
+STORE_FIRST = 8 * 1024 * 1024
 
 
 class Clock:
@@ -124,11 +132,37 @@ def judge_here(
     return judged if blobs is None else store(judged, raw, blobs)
 
 
-def store(judged: Judged, raw: bytes, blobs: BlobStore) -> Judged:
-    """Write the mail and its files to the blob store; large files then live there only."""
-    blobs.put(raw, judged.raw_sha256)
-    for attachment in judged.message.attachments:
-        blobs.put(attachment.data, attachment.sha256)
+def judge_held(
+    held: list[bytes],
+    call: Call,
+    received_at: datetime | None,
+    policy: IntakePolicy,
+    blobs: BlobStore,
+) -> Judged:
+    """judge_here for a mail stored already, held in ``held`` alone: let go of once parsed.
+
+    The checks then read the decoded files without the raw mail beside them.
+    """
+    raw = held.pop()
+    raw_sha256, content = hashlib.sha256(raw).hexdigest(), content_sha256(raw)
+    message, verdict = parse_within_limits(raw, call, received_at, policy)
+    del raw
+    verdict = verdict or verdict_for(message, call, received_at, policy)
+    return store(Judged(message, verdict, raw_sha256, content), None, blobs)
+
+
+def store(judged: Judged, raw: bytes | None, blobs: BlobStore) -> Judged:
+    """Write the mail and its files to the blob store; large files then live there only.
+
+    They are written together and flushed together (BlobStore.batch): on
+    disk when this returns, so the mail's row may be committed. ``raw`` is
+    None when the mail is in the store already.
+    """
+    with blobs.batch() as batch:
+        if raw is not None:
+            batch.put(raw, judged.raw_sha256)
+        for attachment in judged.message.attachments:
+            batch.put(attachment.data, attachment.sha256)
     kept = tuple(
         dataclasses.replace(a, data=b"", stored_size=len(a.data))
         if len(a.data) > KEEP_IN_STORE
@@ -159,7 +193,13 @@ class _Worker:
             warnings.filterwarnings(
                 "ignore", r".*fork\(\) may lead to deadlocks", DeprecationWarning
             )
-            self.process.start()
+            # The daemon's objects as they are now stay out of the judging process's
+            # collections, which would otherwise copy every page that holds one.
+            gc.freeze()
+            try:
+                self.process.start()
+            finally:
+                gc.unfreeze()
         theirs.close()
         self.started: float | None = None  # when its current mail was handed over
         self.pid = self.process.pid
@@ -176,21 +216,28 @@ class _Worker:
             pass
         self.served += 1
 
-    def answer(self, timeout: float) -> tuple[str, Any] | Overrun:
-        """The answer for the mail handed over, or an Overrun (the process is then spent)."""
+    def answer(self, timeout: float, stored: Callable[[str], None]) -> tuple[str, Any] | Overrun:
+        """The answer for the mail handed over, or an Overrun (the process is then spent).
+
+        ``stored`` hears first that a big mail is in the blob store (STORE_FIRST).
+        """
         assert self.started is not None
-        left = max(0.0, self.started + timeout - self.clock.now())
+        deadline = self.started + timeout
         self.started = None
         try:
-            if not self.clock.wait(self.conn, left, self.pid):
-                return Overrun(f"took longer than {timeout:g} s")
-            kind, value = self.conn.recv()
+            while True:
+                left = max(0.0, deadline - self.clock.now())
+                if not self.clock.wait(self.conn, left, self.pid):
+                    return Overrun(f"took longer than {timeout:g} s")
+                kind, value = self.conn.recv()
+                if kind != "stored":
+                    return kind, value
+                stored(value)
         except (EOFError, OSError):
             self.process.join(5)
             return Overrun(
                 f"the judging process ended without an answer ({how_it_ended(self.process)})"
             )
-        return kind, value
 
     def stop(self) -> None:
         self.conn.close()
@@ -230,38 +277,45 @@ class Judges:
         return result
 
     def judge_all(
-        self, mails: Iterable[tuple[bytes, datetime | None]]
+        self,
+        mails: Iterable[tuple[bytes, datetime | None]],
+        stored: Callable[[int, str], None] | None = None,
     ) -> Generator[Judged | Exception, None, None]:
         """Judge the mails, up to ``processes`` at once; yield the results in their order.
 
         For a mail mailbot itself failed on, the exception comes in its place
         (JudgeError from a judging process), for the caller's per-mail
         boundary. Closing the iterator early stops the work still under way.
+        ``stored(i, sha256)`` hears when the i-th mail (from 0) is in the
+        blob store before it is judged (a big one, STORE_FIRST): the caller
+        may let go of its bytes, as this does.
         """
         if not self.limits.isolate:
             yield from self._judge_in_turn(mails)
             return
-        waiting = iter(mails)
-        busy: collections.deque[tuple[_Worker, bytes, datetime | None]] = collections.deque()
+        # Not enumerate() or zip(), which keep the last mail they gave out.
+        waiting, places = iter(mails), itertools.count()
+        busy: collections.deque[_Handed] = collections.deque()
         try:
             while True:
-                self._hand_out(waiting, busy)
+                self._hand_out(waiting, places, busy)
                 if not busy:
                     return
-                worker, raw, received_at = busy.popleft()
-                outcome = worker.answer(self.limits.timeout)
+                handed = busy.popleft()
+                worker = handed.worker
+                outcome = worker.answer(self.limits.timeout, handed.let_go(stored))
                 if _spent(worker, outcome):
                     worker.stop()
                 else:
                     self._idle.append(worker)
                 try:
-                    result: Judged | Exception = self._result(raw, received_at, outcome)
+                    result: Judged | Exception = self._result(handed, outcome)
                 except (JudgeError, StoreError) as exc:
                     result = exc
                 yield result
         finally:
-            for worker, _raw, _received_at in busy:  # the caller stopped early
-                worker.stop()
+            for handed in busy:  # the caller stopped early
+                handed.worker.stop()
 
     def _judge_in_turn(
         self, mails: Iterable[tuple[bytes, datetime | None]]
@@ -276,16 +330,28 @@ class Judges:
     def _hand_out(
         self,
         waiting: Iterator[tuple[bytes, datetime | None]],
-        busy: collections.deque[tuple[_Worker, bytes, datetime | None]],
+        places: Iterator[int],
+        busy: collections.deque[_Handed],
     ) -> None:
         """Hand waiting mail to judging processes until ``processes`` of them are busy."""
         while len(busy) < self.processes:
             mail = next(waiting, None)
             if mail is None:
                 return
+            raw, received_at = mail
             worker = self._worker()
-            worker.hand(*mail)
-            busy.append((worker, *mail))
+            worker.hand(raw, received_at)
+            busy.append(_Handed(worker, next(places), raw, received_at))
+
+    def start(self, mails: int) -> None:
+        """Fork the judging processes ``mails`` mails need, before the mails are fetched.
+
+        A process forked later carries a copy of the pages the daemon held
+        at the fork, the fetched batch with them, for as long as it lives.
+        """
+        if self.limits.isolate:
+            while len(self._idle) < min(self.processes, mails):
+                self._idle.append(_Worker(self))
 
     def pids(self) -> list[int]:
         """The judging processes waiting for mail."""
@@ -300,9 +366,7 @@ class Judges:
             return self._idle.pop()
         return _Worker(self)
 
-    def _result(
-        self, raw: bytes, received_at: datetime | None, outcome: tuple[str, Any] | Overrun
-    ) -> Judged:
+    def _result(self, handed: _Handed, outcome: tuple[str, Any] | Overrun) -> Judged:
         if not isinstance(outcome, Overrun):
             kind, value = outcome
             if kind == "done":
@@ -313,6 +377,7 @@ class Judges:
             if kind == "store":
                 raise StoreError(value)
             outcome = Overrun(f"needed more than {self.limits.memory / 2**20:.0f} MB of memory")
+        raw, received_at = handed.raw_mail(self.blobs), handed.received_at
         log.warning("a mail of %d bytes went over a limit (%s)", len(raw), outcome.reason)
         limits = self.limits
         head = run_bounded(headers_only, (raw, outcome.reason), limits.timeout, limits.memory)
@@ -320,6 +385,33 @@ class Judges:
         verdict = ignored(message, self.call, received_at, too_complex(outcome.reason))
         judged = Judged(message, verdict, hashlib.sha256(raw).hexdigest(), content_sha256(raw))
         return judged if self.blobs is None else store(judged, raw, self.blobs)
+
+
+@dataclasses.dataclass
+class _Handed:
+    """A mail handed to a judging process, until its answer is read."""
+
+    worker: _Worker
+    index: int  # its place among the mails judge_all was given
+    raw: bytes  # empty once the judging process stored it (``stored_as``)
+    received_at: datetime | None
+    stored_as: str | None = None
+
+    def let_go(self, stored: Callable[[int, str], None] | None) -> Callable[[str], None]:
+        """What to do when the mail is in the blob store: let go of it here, tell the caller."""
+
+        def note(sha256: str) -> None:
+            self.raw, self.stored_as = b"", sha256
+            if stored is not None:
+                stored(self.index, sha256)
+
+        return note
+
+    def raw_mail(self, blobs: BlobStore | None) -> bytes:
+        """The raw mail: as handed over, or read back from the store."""
+        if self.stored_as is None or blobs is None:
+            return self.raw
+        return blobs.get(self.stored_as)
 
 
 def _spent(worker: _Worker, outcome: tuple[str, Any] | Overrun) -> bool:
@@ -359,21 +451,42 @@ def _serve(
         except MemoryError:  # the mail alone is over the limit
             conn.send(("memory", ""))
             return
-        try:
-            answer: tuple[str, Any] = ("done", judge_here(raw, call, received_at, policy, blobs))
-        except MemoryError:
-            answer = ("memory", "")
-        except StoreError as exc:  # the disk: the mail stays in the mailbox for the next poll
-            answer = ("store", str(exc))
-        except BaseException:  # sent to the daemon, which raises it at its per-mail boundary
-            answer = ("error", traceback.format_exc())
-        del raw
+        held = [raw]
+        del raw  # _judge_one may let go of it halfway (judge_held)
+        answer = _judge_one(conn, held, received_at, call, policy, blobs)
+        del held
         try:
             conn.send(answer)
         except MemoryError:
             conn.send(("memory", ""))
         if answer[0] not in ("done", "store"):
             return  # a process that ran out of memory or failed is replaced
+
+
+def _judge_one(
+    conn: Connection,
+    held: list[bytes],
+    received_at: datetime | None,
+    call: Call,
+    policy: IntakePolicy,
+    blobs: BlobStore | None,
+) -> tuple[str, Any]:
+    """Judge (and store) the mail in ``held`` in a judging process: the answer to send back.
+
+    A big mail is stored first, the daemon told at once, and let go of here
+    once it is parsed (STORE_FIRST, judge_held).
+    """
+    try:
+        if blobs is not None and len(held[0]) >= STORE_FIRST:
+            conn.send(("stored", blobs.put(held[0])))
+            return ("done", judge_held(held, call, received_at, policy, blobs))
+        return ("done", judge_here(held[0], call, received_at, policy, blobs))
+    except MemoryError:
+        return ("memory", "")
+    except StoreError as exc:  # the disk: the mail stays in the mailbox for the next poll
+        return ("store", str(exc))
+    except BaseException:  # sent to the daemon, which raises it at its per-mail boundary
+        return ("error", traceback.format_exc())
 
 
 def _close_inherited(keep: int) -> None:

@@ -20,6 +20,7 @@ import email.parser
 import email.policy
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
@@ -56,6 +57,10 @@ class Report:
     def only_delayed(self) -> bool:
         """A report whose every recipient is still being tried (or was delivered)."""
         return bool(self.actions) and all(a in _NOT_FAILED for a in self.actions)
+
+
+# How mark_bounced gets a mail's raw bytes, only when it needs them.
+RawMail = Callable[[], bytes]
 
 
 def read_report(raw: bytes) -> Report:
@@ -129,16 +134,18 @@ def reason_text(report: Report, message: Message) -> str:
 
 
 def mark_bounced(
-    session: Session, call_id: str, mail: Mail, message: Message, verdict: Verdict, raw: bytes
+    session: Session, call_id: str, mail: Mail, message: Message, verdict: Verdict, raw: RawMail
 ) -> list[Reply]:
     """If this mail is a bounce of our replies, mark them bounced; return them.
 
+    ``raw`` gives the mail's raw bytes, asked for only when it is a bounce
+    (the daemon may have let go of them: they are read from the store).
     Runs in the transaction that records the bounce, so the reply's new state
     and the bounce are committed together.
     """
     if "bounce" not in verdict.codes():
         return []
-    report = read_report(raw)
+    report = read_report(raw())
     if report.only_delayed:
         log.info("mail %s: a delay notice, not a bounce: no reply marked", mail.id)
         return []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -25,7 +25,12 @@ class Cursor:
 
 @dataclass(frozen=True)
 class Fetched:
-    """One mail as it sits in the mailbox, with its raw bytes and receipt time."""
+    """One mail as it sits in the mailbox, with its raw bytes and receipt time.
+
+    Once the mail is in the blob store, release() lets go of the bytes (a
+    big mail need not be held while it is judged and recorded): ``raw`` is
+    then empty and ``stored_as`` names the blob; ``size`` stays.
+    """
 
     folder: str
     location: str  # unique in the source: "UIDVALIDITY:UID" (IMAP) or the file key (Maildir)
@@ -33,6 +38,16 @@ class Fetched:
     received_at: datetime  # aware: IMAP INTERNALDATE, the Maildir file's time
     uid: int | None = None
     uidvalidity: int | None = None
+    size: int = field(init=False)  # of the raw mail, released or not
+    stored_as: str | None = field(default=None, init=False)  # its sha256 once released
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", len(self.raw))
+
+    def release(self, sha256: str) -> None:
+        """The raw mail is in the blob store under ``sha256``: let go of the bytes here."""
+        object.__setattr__(self, "stored_as", sha256)
+        object.__setattr__(self, "raw", b"")
 
 
 @dataclass(frozen=True)
@@ -69,11 +84,15 @@ class Mailbox(Protocol):
         """The folder's UIDVALIDITY now (None where the source has none)."""
         ...
 
-    def fetch_new(self, folder: str, cursor: Cursor) -> Iterator[list[Fetched]]:
+    def fetch_new(
+        self, folder: str, cursor: Cursor, before: Callable[[int], None] | None = None
+    ) -> Iterator[list[Fetched]]:
         """Mail newer than the cursor, oldest first, in batches; nothing is marked read.
 
         When the folder's UIDVALIDITY differs from the cursor's, every mail in
         the folder is yielded (the caller recognises what it already has).
+        ``before(n)`` is called once there are n mails to fetch, before any is
+        read (the intake forks its judging processes then), and not if none.
         """
         ...
 

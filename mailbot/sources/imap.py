@@ -6,7 +6,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -120,7 +120,9 @@ class ImapMailbox:
                 return selected[1]
             return self._select(self._connect(), folder, readonly=True)
 
-    def fetch_new(self, folder: str, cursor: Cursor) -> Iterator[list[Fetched]]:
+    def fetch_new(
+        self, folder: str, cursor: Cursor, before: Callable[[int], None] | None = None
+    ) -> Iterator[list[Fetched]]:
         with self._talking(f"searching {folder}"):
             client = self._connect()
             validity, uidnext = self._refresh(client, folder)
@@ -131,6 +133,8 @@ class ImapMailbox:
             else:
                 uids = sorted(int(uid) for uid in client.search("ALL"))
             self._covered[folder] = (validity, max(uidnext, uids[-1] + 1 if uids else 0))
+        if uids and before is not None:
+            before(len(uids))
         size = self.settings.batch_size
         for start in range(0, len(uids), size):
             chunk = uids[start : start + size]

@@ -8,7 +8,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -124,9 +124,13 @@ class MaildirMailbox:
     def uidvalidity(self, folder: str) -> int | None:
         return None
 
-    def fetch_new(self, folder: str, cursor: Cursor) -> Iterator[list[Fetched]]:
+    def fetch_new(
+        self, folder: str, cursor: Cursor, before: Callable[[int], None] | None = None
+    ) -> Iterator[list[Fetched]]:
         # Without UIDs every mail is "new"; the caller skips the locations it has.
         entries = sorted(self._entries(folder).values(), key=lambda e: (e.mtime, e.key))
+        if entries and before is not None:
+            before(len(entries))
         for run in _runs(entries):
             batch: list[Fetched] = []
             for entry in run:

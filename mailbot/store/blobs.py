@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from mailbot.errors import MailbotError
@@ -21,9 +23,13 @@ class BlobStore:
     """Files named by their sha256, never by a name a sender chose.
 
     A blob is written to a temporary file, flushed to disk and renamed into
-    place, so a blob either is whole or is not there. Mail holds applicants'
-    addresses and proposals: every file is readable by the daemon's user
-    alone (0600), in folders only that user can enter (0700).
+    place, and the folder that names it is flushed too, so a blob either is
+    whole or is not there, and once put() returns it stays there through a
+    crash. A mail's blobs are written together (batch()): every file first,
+    then each file flushed once, renamed, and each folder flushed once.
+    Mail holds applicants' addresses and proposals: every file is readable
+    by the daemon's user alone (0600), in folders only that user can enter
+    (0700).
     """
 
     def __init__(self, root: Path) -> None:
@@ -39,38 +45,98 @@ class BlobStore:
 
         Raises StoreError, naming the store, when the disk refuses the write.
         """
-        digest = sha256 or hashlib.sha256(data).hexdigest()
-        target = self.path(digest)
-        if target.exists():
-            return digest
-        try:
-            self._write(data, target, sync)
-        except OSError as exc:
-            raise StoreError(f"cannot write to the store {self.root}: {exc}") from exc
-        return digest
+        with self.batch(sync=sync) as batch:
+            return batch.put(data, sha256)
 
-    def _write(self, data: bytes, target: Path, sync: bool) -> None:
-        # mkdir(parents=True) would give the parents the umask's mode, not ours.
-        for folder in (self.root, target.parent.parent, target.parent):
-            if not folder.is_dir():
-                folder.mkdir(mode=DIR_MODE, parents=folder == self.root, exist_ok=True)
-                os.chmod(folder, DIR_MODE)
-        # mkstemp creates the file 0600 whatever the umask.
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+    @contextlib.contextmanager
+    def batch(self, *, sync: bool = True) -> Iterator[BlobBatch]:
+        """Blobs put in the ``with`` block are in place and on disk when it ends.
+
+        If the block raises, none of the blobs it put is left behind.
+        """
+        batch = BlobBatch(self, sync)
         try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(data)
-                if sync:
-                    out.flush()
-                    os.fsync(out.fileno())
-            os.chmod(temporary, FILE_MODE)
-            os.replace(temporary, target)
+            yield batch
         except BaseException:
-            Path(temporary).unlink(missing_ok=True)
+            batch.abort()
             raise
+        batch.commit()
 
     def get(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()
+
+
+class BlobBatch:
+    """Blobs written now and made durable together by commit() (BlobStore.batch)."""
+
+    def __init__(self, store: BlobStore, sync: bool) -> None:
+        self.store = store
+        self.sync = sync
+        self._pending: dict[Path, tuple[int, str]] = {}  # target: (open handle, temporary file)
+        self._folders: dict[Path, None] = {}  # folders whose entries change, in order
+
+    def put(self, data: bytes, sha256: str | None = None) -> str:
+        """Write data to a temporary file beside its place; return its sha256."""
+        digest = sha256 or hashlib.sha256(data).hexdigest()
+        target = self.store.path(digest)
+        if target in self._pending or target.exists():
+            return digest
+        try:
+            self._write(data, target)
+        except OSError as exc:
+            raise StoreError(f"cannot write to the store {self.store.root}: {exc}") from exc
+        return digest
+
+    def _write(self, data: bytes, target: Path) -> None:
+        root = self.store.root
+        # mkdir(parents=True) would give the parents the umask's mode, not ours.
+        for folder in (root, target.parent.parent, target.parent):
+            if not folder.is_dir():
+                folder.mkdir(mode=DIR_MODE, parents=folder == root, exist_ok=True)
+                os.chmod(folder, DIR_MODE)
+                self._folders[folder.parent] = None  # it names a new folder
+        self._folders[target.parent] = None
+        # mkstemp creates the file 0600 whatever the umask.
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        self._pending[target] = (handle, temporary)
+        with os.fdopen(handle, "wb", closefd=False) as out:
+            out.write(data)
+
+    def commit(self) -> None:
+        """Flush every file, rename each into place, flush each folder once."""
+        try:
+            if self.sync:
+                for handle, _temporary in self._pending.values():
+                    os.fsync(handle)
+            while self._pending:
+                target, (handle, temporary) = next(iter(self._pending.items()))
+                os.chmod(temporary, FILE_MODE)
+                os.replace(temporary, target)
+                del self._pending[target]
+                os.close(handle)
+            if self.sync:
+                for folder in self._folders:
+                    _sync_folder(folder)
+        except OSError as exc:
+            raise StoreError(f"cannot write to the store {self.store.root}: {exc}") from exc
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        """Remove the files not yet in place."""
+        for handle, temporary in self._pending.values():
+            with contextlib.suppress(OSError):
+                os.close(handle)
+            Path(temporary).unlink(missing_ok=True)
+        self._pending.clear()
+
+
+def _sync_folder(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
