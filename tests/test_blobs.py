@@ -70,3 +70,41 @@ def test_a_disk_that_refuses_is_a_store_error_naming_the_store(tmp_path: Path) -
     digest = hashlib.sha256(b"mail").hexdigest()
     with pytest.raises(StoreError, match="cannot write to the store"):
         store.put(b"mail", digest)
+
+
+def test_blobs_written_without_their_folders_are_named_on_disk_by_one_later_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A judging process flushes each file; the daemon flushes the batch's folders once."""
+    store = BlobStore(tmp_path / "store")
+    flushed: list[str] = []
+    fsync = os.fsync
+
+    def counted(handle: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{handle}"))
+        fsync(handle)
+
+    monkeypatch.setattr(os, "fsync", counted)
+    names = []
+    for mail in (b"first mail", b"second mail", b"third mail"):
+        with store.batch(folders=False) as batch:
+            names += [batch.put(mail), batch.put(mail + b" attachment")]
+    assert len(flushed) == 6
+    assert all(".incoming-" in path for path in flushed), "no folder is flushed yet"
+    assert all(store.exists(name) for name in names)
+
+    flushed.clear()
+    store.sync_folders([*names, *names])
+    leaves = {str(store.path(name).parent) for name in names}
+    assert leaves <= set(flushed)
+    assert str(store.root) in flushed
+    assert len(flushed) == len(set(flushed)), "each folder is flushed once"
+
+
+def test_a_folder_flush_the_disk_refuses_is_a_store_error(tmp_path: Path) -> None:
+    store = BlobStore(tmp_path / "store")
+    name = store.put(b"mail", folders=False)
+    store.path(name).unlink()
+    store.path(name).parent.rmdir()
+    with pytest.raises(StoreError, match="cannot write to the store"):
+        store.sync_folders([name])

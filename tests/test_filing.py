@@ -195,3 +195,30 @@ def test_with_after_flag_a_mail_stays_in_the_inbox_flagged(
         mail = session.scalars(select(Mail)).one()
         assert mail.settled
         assert mail.settled_folder is None
+
+
+def test_a_batch_flushes_the_folders_naming_its_blobs_once_before_its_commit(
+    make_app: AppFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The judging processes leave the folders: one flush covers every mail of the batch."""
+    app = make_app(settings_values(tmp_path, f"sqlite:///{tmp_path / 'mailbot.sqlite3'}"))
+    for hour in (9, 10, 11):
+        deliver(tmp_path / "Maildir", proposal("coremail", pi=f"张{hour}"), july(22, hour))
+    calls: list[tuple[list[str], int]] = []
+    sync_folders = app.blobs.sync_folders
+
+    def watched(sha256s: Iterator[str]) -> None:
+        with app.db.transaction() as session:
+            recorded = session.scalar(select(func.count()).select_from(Mail)) or 0
+        calls.append((list(sha256s), recorded))
+        sync_folders(calls[-1][0])
+
+    monkeypatch.setattr(app.blobs, "sync_folders", watched)
+    assert poll(app, app.open_mailbox()).new == 3
+    assert len(calls) == 1, "one flush for the batch"
+    [(flushed, recorded_before)] = calls
+    assert recorded_before == 0, "the folders are flushed before the commit"
+    with app.db.transaction() as session:
+        mails = session.scalars(select(Mail)).all()
+        assert {m.raw_sha256 for m in mails} <= set(flushed)
+        assert {a.sha256 for m in mails for a in m.attachments} <= set(flushed)

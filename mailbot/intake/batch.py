@@ -113,6 +113,26 @@ def _prepare(
             break
         fault_point("after_store")
         ready.append(arrival)
+    return _named_on_disk(app, run, ready)
+
+
+def _named_on_disk(app: App, run: _Run, ready: list[Arrival]) -> list[Arrival]:
+    """Flush the folders naming the ready mails' blobs, once for the batch, before the commit.
+
+    The judging processes flush each file but leave its folder to this one
+    flush (mailbot.store.blobs). If the disk refuses it, no mail is ready.
+    """
+    try:
+        app.blobs.sync_folders(
+            sha256
+            for arrival in ready
+            for sha256 in (arrival.raw_sha256, *(a.sha256 for a in arrival.message.attachments))
+        )
+    except StoreError as exc:
+        log.debug("%s: the batch's folders cannot be flushed", run.source, exc_info=True)
+        if ready:
+            run.failure = (ready[0].item, NotStored(exc))
+        return []
     return ready
 
 

@@ -155,10 +155,11 @@ def store(judged: Judged, raw: bytes | None, blobs: BlobStore) -> Judged:
     """Write the mail and its files to the blob store; large files then live there only.
 
     They are written together and flushed together (BlobStore.batch): on
-    disk when this returns, so the mail's row may be committed. ``raw`` is
-    None when the mail is in the store already.
+    disk when this returns. The folders that name them are flushed by the
+    daemon, once for its whole batch, before it commits the rows
+    (mailbot.intake.batch). ``raw`` is None when the mail is in the store already.
     """
-    with blobs.batch() as batch:
+    with blobs.batch(folders=False) as batch:
         if raw is not None:
             batch.put(raw, judged.raw_sha256)
         for attachment in judged.message.attachments:
@@ -478,7 +479,7 @@ def _judge_one(
     """
     try:
         if blobs is not None and len(held[0]) >= STORE_FIRST:
-            conn.send(("stored", blobs.put(held[0])))
+            conn.send(("stored", blobs.put(held[0], folders=False)))
             return ("done", judge_held(held, call, received_at, policy, blobs))
         return ("done", judge_here(held[0], call, received_at, policy, blobs))
     except MemoryError:

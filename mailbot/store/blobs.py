@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from mailbot.errors import MailbotError
@@ -26,7 +26,11 @@ class BlobStore:
     place, and the folder that names it is flushed too, so a blob either is
     whole or is not there, and once put() returns it stays there through a
     crash. A mail's blobs are written together (batch()): every file first,
-    then each file flushed once, renamed, and each folder flushed once.
+    then each file flushed once, renamed, and each folder flushed once. A
+    writer that commits the rows naming many mails' blobs at once may leave
+    the folders to one sync_folders() call before that commit (the intake's
+    batch does): flushing a folder writes the file system's journal, and one
+    flush of it carries every rename made before.
     Mail holds applicants' addresses and proposals: every file is readable
     by the daemon's user alone (0600), in folders only that user can enter
     (0700).
@@ -40,27 +44,46 @@ class BlobStore:
             raise ValueError(f"not a sha256: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
-    def put(self, data: bytes, sha256: str | None = None, *, sync: bool = True) -> str:
+    def put(
+        self, data: bytes, sha256: str | None = None, *, sync: bool = True, folders: bool = True
+    ) -> str:
         """Store data (its hash may be given when already known); return its sha256.
 
         Raises StoreError, naming the store, when the disk refuses the write.
         """
-        with self.batch(sync=sync) as batch:
+        with self.batch(sync=sync, folders=folders) as batch:
             return batch.put(data, sha256)
 
     @contextlib.contextmanager
-    def batch(self, *, sync: bool = True) -> Iterator[BlobBatch]:
+    def batch(self, *, sync: bool = True, folders: bool = True) -> Iterator[BlobBatch]:
         """Blobs put in the ``with`` block are in place and on disk when it ends.
 
-        If the block raises, none of the blobs it put is left behind.
+        With ``folders=False`` their names are not yet: sync_folders() makes
+        them durable. If the block raises, none of the blobs it put is left behind.
         """
-        batch = BlobBatch(self, sync)
+        batch = BlobBatch(self, sync, folders)
         try:
             yield batch
         except BaseException:
             batch.abort()
             raise
         batch.commit()
+
+    def sync_folders(self, sha256s: Iterable[str]) -> None:
+        """Flush the folders that name these blobs (and the folders above), each once.
+
+        After it, blobs written with ``folders=False`` stay where they are
+        through a crash. Raises StoreError when the disk refuses.
+        """
+        folders: dict[Path, None] = {}
+        for sha256 in sha256s:
+            leaf = self.path(sha256).parent
+            folders.update(dict.fromkeys((leaf, leaf.parent, self.root)))
+        try:
+            for folder in folders:
+                _sync_folder(folder)
+        except OSError as exc:
+            raise StoreError(f"cannot write to the store {self.root}: {exc}") from exc
 
     def get(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
@@ -72,9 +95,10 @@ class BlobStore:
 class BlobBatch:
     """Blobs written now and made durable together by commit() (BlobStore.batch)."""
 
-    def __init__(self, store: BlobStore, sync: bool) -> None:
+    def __init__(self, store: BlobStore, sync: bool, folders: bool = True) -> None:
         self.store = store
         self.sync = sync
+        self.sync_folders = sync and folders
         self._pending: dict[Path, tuple[int, str]] = {}  # target: (open handle, temporary file)
         self._folders: dict[Path, None] = {}  # folders whose entries change, in order
 
@@ -117,7 +141,7 @@ class BlobBatch:
                 os.replace(temporary, target)
                 del self._pending[target]
                 os.close(handle)
-            if self.sync:
+            if self.sync_folders:
                 for folder in self._folders:
                     _sync_folder(folder)
         except OSError as exc:
