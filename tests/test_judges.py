@@ -329,6 +329,42 @@ def test_a_big_mail_is_stored_first_and_read_back_when_its_process_overruns(
     assert blobs.get(hashes[1]) == overrun
 
 
+def test_a_big_mail_goes_to_the_store_not_down_the_pipe_and_the_daemon_lets_go_first(
+    call: Call, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The daemon and its judging process never hold a big mail's bytes at once."""
+    big, small = proposal(), auto_reply()
+    assert len(big) > len(small)
+    monkeypatch.setattr(judges_module, "STORE_FIRST", (len(big) + len(small)) // 2)
+    through_the_pipe: list[int] = []
+    send_bytes = Connection.send_bytes
+
+    def counted(conn: Connection, buf: bytes, *args: int) -> None:
+        through_the_pipe.append(len(buf))
+        send_bytes(conn, buf, *args)
+
+    monkeypatch.setattr(Connection, "send_bytes", counted)
+    blobs = BlobStore(tmp_path / "store")
+    heard: list[tuple[int, str]] = []
+    judges = Judges(call, IntakePolicy(), processes=1, blobs=blobs)
+    try:
+        results = list(
+            judges.judge_all([(big, ON_TIME), (small, ON_TIME)], lambda i, h: heard.append((i, h)))
+        )
+    finally:
+        judges.close()
+    assert heard == [(0, hashlib.sha256(big).hexdigest())]
+    assert len(small) in through_the_pipe
+    assert len(big) not in through_the_pipe, "the big mail is read back from the store"
+    proposal_judged, reply_judged = results
+    assert isinstance(proposal_judged, Judged)
+    assert isinstance(reply_judged, Judged)
+    assert proposal_judged == judge_here(
+        big, call, ON_TIME, IntakePolicy(), BlobStore(tmp_path / "b")
+    )
+    assert blobs.get(proposal_judged.raw_sha256) == big
+
+
 def test_start_forks_the_processes_the_coming_mails_need_and_no_more(pool: Judges) -> None:
     assert children() == set()
     pool.start(1)

@@ -4,7 +4,9 @@ A fetched batch is judged by a few processes at once ([intake]
 judge_processes; by default one per CPU but the daemon's own) while the
 daemon records and answers the mail judged before it; the results come
 back in the batch's order. A judging process also writes the mail and its
-files to the blob store, and sends back only the small files' bytes. Each
+files to the blob store, and sends back only the small files' bytes; a big
+mail (STORE_FIRST) the daemon writes itself and lets go of before handing
+it over, and the process reads it back, so the two never hold it at once. Each
 process is forked once, imports the document readers once, and judges mail
 after mail under the limits mailbot.judge.bounded sets for one: the memory limit
 is set when it starts (judge_memory beyond what it then holds), the time
@@ -206,11 +208,13 @@ class _Worker:
         self.pid = self.process.pid
         self.served = 0  # mails judged
 
-    def hand(self, raw: bytes, received_at: datetime | None) -> None:
+    def hand(self, raw: bytes, received_at: datetime | None, stored_as: str | None = None) -> None:
+        """Hand over a mail: its bytes, or where the blob store holds it (``stored_as``)."""
         self.started = self.clock.now()
         try:
-            self.conn.send(received_at)
-            self.conn.send_bytes(raw)
+            self.conn.send((received_at, stored_as))
+            if stored_as is None:
+                self.conn.send_bytes(raw)
         except OSError:
             # It stopped reading: ended, or could not hold the mail. What it
             # answered before, if anything, is still there for answer().
@@ -299,7 +303,7 @@ class Judges:
         busy: collections.deque[_Handed] = collections.deque()
         try:
             while True:
-                self._hand_out(waiting, places, busy)
+                self._hand_out(waiting, places, busy, stored)
                 if not busy:
                     return
                 handed = busy.popleft()
@@ -333,16 +337,37 @@ class Judges:
         waiting: Iterator[tuple[bytes, datetime | None]],
         places: Iterator[int],
         busy: collections.deque[_Handed],
+        stored: Callable[[int, str], None] | None,
     ) -> None:
-        """Hand waiting mail to judging processes until ``processes`` of them are busy."""
+        """Hand waiting mail to judging processes until ``processes`` of them are busy.
+
+        A big mail (STORE_FIRST) is put in the blob store here and let go of
+        before the judging process reads it back: the two never hold it at once.
+        """
         while len(busy) < self.processes:
             mail = next(waiting, None)
             if mail is None:
                 return
-            raw, received_at = mail
-            worker = self._worker()
-            worker.hand(raw, received_at)
-            busy.append(_Handed(worker, next(places), raw, received_at))
+            handed = _Handed(self._worker(), next(places), *mail)
+            del mail
+            stored_as = self._store_first(handed.raw)
+            if stored_as is not None:
+                handed.let_go(stored)(stored_as)
+            handed.worker.hand(handed.raw, handed.received_at, stored_as)
+            busy.append(handed)
+
+    def _store_first(self, raw: bytes) -> str | None:
+        """Where the blob store holds a big mail now; None for a small one, or a refusal.
+
+        A disk that refuses is left for the judging process to meet again: its
+        StoreError then comes in the mail's place.
+        """
+        if self.blobs is None or len(raw) < STORE_FIRST:
+            return None
+        try:
+            return self.blobs.put(raw, folders=False)
+        except StoreError:
+            return None
 
     def start(self, mails: int) -> None:
         """Fork the judging processes ``mails`` mails need, before the mails are fetched.
@@ -445,8 +470,8 @@ def _serve(
     limit_memory(memory)
     while True:
         try:
-            received_at = conn.recv()
-            raw = conn.recv_bytes()
+            received_at, stored_as = conn.recv()
+            raw = conn.recv_bytes() if stored_as is None else b""
         except (EOFError, OSError):
             return
         except MemoryError:  # the mail alone is over the limit
@@ -454,7 +479,7 @@ def _serve(
             return
         held = [raw]
         del raw  # _judge_one may let go of it halfway (judge_held)
-        answer = _judge_one(conn, held, received_at, call, policy, blobs)
+        answer = _judge_one(conn, held, received_at, call, policy, blobs, stored_as)
         del held
         try:
             conn.send(answer)
@@ -471,13 +496,22 @@ def _judge_one(
     call: Call,
     policy: IntakePolicy,
     blobs: BlobStore | None,
+    stored_as: str | None = None,
 ) -> tuple[str, Any]:
     """Judge (and store) the mail in ``held`` in a judging process: the answer to send back.
 
-    A big mail is stored first, the daemon told at once, and let go of here
-    once it is parsed (STORE_FIRST, judge_held).
+    A big mail is in the blob store already (``stored_as``: the daemon put it
+    there) and is read back from it; one the daemon could not store is stored
+    first here, the daemon told at once. Either is let go of here once it is
+    parsed (STORE_FIRST, judge_held).
     """
     try:
+        if blobs is not None and stored_as is not None:
+            try:
+                held[0] = blobs.get(stored_as)
+            except OSError as exc:
+                return ("store", f"cannot read the mail back from the store {blobs.root}: {exc}")
+            return ("done", judge_held(held, call, received_at, policy, blobs))
         if blobs is not None and len(held[0]) >= STORE_FIRST:
             conn.send(("stored", blobs.put(held[0], folders=False)))
             return ("done", judge_held(held, call, received_at, policy, blobs))
