@@ -8,6 +8,8 @@ from __future__ import annotations
 import atexit
 import gc
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +33,20 @@ def pytest_configure(config: pytest.Config) -> None:
     # unclosed): the interpreter's collections while it shuts down then skip the half a
     # million objects the imports made, which took seconds after the summary for nothing.
     atexit.register(gc.freeze)
+
+
+def run_bench(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`python -m bench ARGS` from the checkout, as a user runs it; the test fails on an error."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
 
 
 def write_rules(folder: Path, text: str, name: str = "rules.toml") -> Path:

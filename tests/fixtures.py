@@ -133,6 +133,15 @@ def smtp_tls_sink(
 AppFactory = Callable[[dict[str, Any]], App]
 
 
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """A migrated SQLite database in the test's folder, disposed of afterwards."""
+    database = Database(f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
 @pytest.fixture(scope="session")
 def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """The bytes of an SQLite database the migrations brought to the newest revision, made

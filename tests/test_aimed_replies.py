@@ -254,14 +254,6 @@ def test_addresses_count_normalised(address: str, expected: str | None) -> None:
     assert normalised(address) == expected
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
 def _answer(
     db: Database, call: Call, settings: ReplySettings, sender: str, reply_to: str | None, at: int
 ) -> str:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_bench
 
 # The benchmark starts its own Dovecot, PostgreSQL and SMTP server, and runs for minutes.
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
@@ -37,15 +35,7 @@ class QuickRun:
 def quick(tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
     """One quick run of the benchmark for every test of this module (it runs for minutes)."""
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    result = run_bench("--quick", "--json", str(out), timeout=900)
     return QuickRun(result.stdout, json.loads(out.read_text(encoding="utf-8")))
 
 

@@ -4,27 +4,17 @@ table and writes JSON. It holds no figure to a target (the README has the figure
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_bench
 
 
 @pytest.mark.slow  # a demo and ten processes: about ten seconds
 def test_the_command_line_benchmark_times_each_command(tmp_path: Path) -> None:
     out = tmp_path / "cli.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "cli", "--runs", "1", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    result = run_bench("cli", "--runs", "1", "--json", str(out))
     data = json.loads(out.read_text(encoding="utf-8"))
     assert list(data["commands"]) == ["help", "check", "log", "show"]
     for name, found in data["commands"].items():

@@ -5,13 +5,11 @@ a target (the README has the figures for 20,000 submissions)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_bench
 
 # The benchmark starts its own PostgreSQL and fills both databases.
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
@@ -20,15 +18,7 @@ pytestmark = [pytest.mark.servers, pytest.mark.slow]
 def test_the_desk_benchmark_runs_on_sqlite_and_postgresql(tmp_path: Path) -> None:
     out = tmp_path / "desk.json"
     counts = ["--submissions", "60", "--mails", "100", "--repeats", "3"]
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "desk", *counts, "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    result = run_bench("desk", *counts, "--json", str(out))
     data = json.loads(out.read_text(encoding="utf-8"))
     assert set(data["databases"]) == {"sqlite", "postgresql"}
     for kind, found in data["databases"].items():

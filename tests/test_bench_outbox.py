@@ -4,28 +4,18 @@ prints its table and writes JSON. It holds no figure to a target (the README has
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import run_bench
 
 
 @pytest.mark.slow  # a process that starts the sink and sends 2 x 6 replies: a few seconds
 def test_the_outbox_benchmark_counts_the_sessions_of_each_run(tmp_path: Path) -> None:
     out = tmp_path / "outbox.json"
     options = ["--replies", "6", "--rounds", "1", "--close-after", "4", "--json", str(out)]
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "outbox", *options],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    result = run_bench("outbox", *options)
     one_session, closing = json.loads(out.read_text(encoding="utf-8"))["cases"]
     (run,) = one_session["runs"]
     assert (run["sent"], run["connections"], run["ehlos"], run["logins"]) == (6, 1, 1, 1)

@@ -7,7 +7,7 @@ import email.message
 import email.policy
 import logging
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,14 +57,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.moment += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -44,14 +43,6 @@ INSTITUTES = [
     ("中国科学院大气物理研究所", "王堃"),
     ("中国科学院昆明动物研究所", "赵磊"),
 ]
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'mailbot.sqlite3'}")
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 def queue_many(db: Database, call: Call, sink: SmtpSink, n: int, **values: Any) -> list[str]:

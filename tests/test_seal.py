@@ -9,8 +9,6 @@ import email.policy
 import itertools
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ from mailbot.service.daemon import Daemon
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Mail, Submission
 from tests import scanfactory
-from tests.conftest import ROOT, RULES, CheckRunner, codes
+from tests.conftest import ROOT, RULES, CheckRunner, codes, run_bench
 from tests.daemon_support import july, settings_values, toml
 from tests.docfactory import form_docx
 from tests.fixtures import AppFactory
@@ -357,15 +355,7 @@ def test_the_reply_warns_and_the_desk_shows_the_seal(app: App, tmp_path: Path) -
 @pytest.mark.slow  # draws and reads a corpus of scans
 def test_the_seal_benchmark_prints_recall_false_alarms_and_time(tmp_path: Path) -> None:
     out = tmp_path / "seal.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench", "seal", "--per-class", "1", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    result = run_bench("seal", "--per-class", "1", "--json", str(out))
     data = json.loads(out.read_text(encoding="utf-8"))["found"]
     assert data["pdfs"] == len(scanfactory.CLASSES)
     assert data["pages"] == 5 * len(scanfactory.CLASSES)
