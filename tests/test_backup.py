@@ -16,6 +16,7 @@ from mailbot.cli import main
 from mailbot.config import load_settings
 from mailbot.intake.poll import PollReport, poll
 from mailbot.service.daemon import Daemon
+from mailbot.sources import maildir as maildir_module
 from mailbot.sources.maildir import deliver
 from mailbot.store.models import Attachment, Mail
 from tests.daemon_support import (
@@ -99,8 +100,10 @@ class HeldIntake:
 
 
 def test_a_backup_during_intake_restores_its_log_and_every_file(
-    tmp_path: Path, make_app: AppFactory
+    tmp_path: Path, make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A batch of mail is committed at once: batches of PAUSE_AT mails put the hold between two.
+    monkeypatch.setattr(maildir_module, "BATCH_SIZE", PAUSE_AT)
     source = config_at(tmp_path / "live")
     make_app(
         settings_values(tmp_path / "live", f"sqlite:///{tmp_path / 'live' / 'mailbot.sqlite3'}")
