@@ -8,6 +8,8 @@ import hashlib
 import os
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -24,6 +26,7 @@ from mailbot.judge.policy import MB, IntakePolicy, JudgeLimits
 from mailbot.judge.processes import KEEP_IN_STORE, Clock, Judged, Judges, judge_here
 from mailbot.judge.verdict import Status
 from mailbot.store.blobs import BlobStore, StoreError
+from tests.conftest import ROOT
 from tests.mailfactory import build_mail
 from tests.mailfactory.base import Att
 from tests.test_bounded import ON_TIME, SUBJECT, proposal
@@ -363,6 +366,60 @@ def test_a_big_mail_goes_to_the_store_not_down_the_pipe_and_the_daemon_lets_go_f
         big, call, ON_TIME, IntakePolicy(), BlobStore(tmp_path / "b")
     )
     assert blobs.get(proposal_judged.raw_sha256) == big
+
+
+IMPORTS_IN_A_JUDGING_PROCESS = """
+import os, sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from mailbot.bundled import DEFAULT_CALL
+from mailbot.calls import load_call
+from mailbot.judge.policy import IntakePolicy
+from mailbot.judge.processes import Judges
+
+log = Path(sys.argv[1])
+daemon = os.getpid()
+
+
+class Recorder:
+    # On sys.meta_path before the fork: the judging process inherits it.
+    def find_spec(self, name, path=None, target=None):
+        if os.getpid() != daemon:
+            with log.open("a") as out:
+                out.write(name + "\\n")
+        return None
+
+
+sys.meta_path.insert(0, Recorder())
+mails = [(Path(p).read_bytes(), datetime(2021, 7, 20, tzinfo=timezone.utc)) for p in sys.argv[2:]]
+judges = Judges(load_call(DEFAULT_CALL), IntakePolicy(), processes=1)
+try:
+    results = list(judges.judge_all(mails))
+finally:
+    judges.close()
+print(sum(1 for r in results if not isinstance(r, Exception)))
+"""
+
+
+@pytest.mark.slow  # a Python of its own judges the sample mails
+def test_a_judging_process_imports_nothing_so_no_lock_of_the_daemons_threads_can_hold_it(
+    tmp_path: Path,
+) -> None:
+    """A fork keeps the locks other threads held; an import would wait on one forever."""
+    log = tmp_path / "imports.log"
+    mails = sorted(str(path) for path in (ROOT / "tests" / "data").glob("*.eml"))
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTS_IN_A_JUDGING_PROCESS, str(log), *mails],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert int(result.stdout) == len(mails)
+    imported = log.read_text().split() if log.exists() else []
+    assert imported == [], "imported in a judging process: " + ", ".join(sorted(set(imported)))
 
 
 def test_start_forks_the_processes_the_coming_mails_need_and_no_more(pool: Judges) -> None:

@@ -7,7 +7,8 @@ back in the batch's order. A judging process also writes the mail and its
 files to the blob store, and sends back only the small files' bytes; a big
 mail (STORE_FIRST) the daemon writes itself and lets go of before handing
 it over, and the process reads it back, so the two never hold it at once. Each
-process is forked once, imports the document readers once, and judges mail
+process is forked once, with the document readers the daemon imported for it
+(preload: it imports nothing, so no lock of another thread can hold it), and judges mail
 after mail under the limits mailbot.judge.bounded sets for one: the memory limit
 is set when it starts (judge_memory beyond what it then holds), the time
 limit is counted per mail from the moment the mail is handed over, on a
@@ -34,6 +35,7 @@ import contextlib
 import dataclasses
 import gc
 import hashlib
+import importlib
 import itertools
 import logging
 import multiprocessing
@@ -83,6 +85,44 @@ KEEP_IN_STORE = 256 * 1024
 # A mail this big is put in the blob store before it is judged, and the daemon is told
 # at once, so that it lets go of its own copy while the judging process parses it.
 STORE_FIRST = 8 * 1024 * 1024
+
+
+# What a judging process would otherwise import while it judges: the readers of the
+# proposal's files, and what they and the mail's text load on first use. The daemon
+# imports them before it forks one (preload), so that a judging process imports nothing.
+PRELOADED = (
+    "lxml.etree",
+    "numpy",
+    "pypdf",
+    "pypdfium2",
+    "pypdf.filters",
+    "pypdf._codecs._codecs",
+    "PIL.Image",
+    "PIL.ImageFile",
+    "mailbot.documents.ink",
+    "mailbot.documents.opc",
+    "mailbot.documents.scan",
+    "mailbot.documents.seal",
+    "_strptime",
+    *(f"encodings.{codec}" for codec in ("gbk", "gb18030", "gb2312", "big5", "hz", "utf_16")),
+    *(f"encodings.{codec}" for codec in ("utf_32", "iso2022_jp", "shift_jis", "euc_kr")),
+    *(f"encodings.{codec}" for codec in ("ascii", "cp437", "raw_unicode_escape", "latin_1")),
+    *(f"encodings.{codec}" for codec in ("cp1252", "utf_8_sig", "unicode_escape")),
+)
+
+
+def preload() -> None:
+    """Import, in the daemon, everything a judging process would import while judging.
+
+    A fork copies only the thread that forks. A lock another of the daemon's
+    threads held at that moment (the sender's, importing a module on its
+    first reply) stays held for good in the judging process, and an import
+    takes such a lock: a judging process that imported that module waited
+    until its mail went over the time limit. What is imported before the
+    fork is found in sys.modules after it, without a lock.
+    """
+    for name in PRELOADED:
+        importlib.import_module(name)
 
 
 class Clock:
@@ -187,12 +227,13 @@ class _Worker:
 
     def __init__(self, judges: Judges) -> None:
         self.clock = judges.clock
+        preload()
         context = multiprocessing.get_context("fork")
         self.conn, theirs = context.Pipe(duplex=True)
         args = (theirs, judges.call, judges.policy, judges.limits.memory, judges.blobs)
         self.process = context.Process(target=_serve, args=args, daemon=True, name="mailbot-judge")
         with warnings.catch_warnings():
-            # Python 3.12 warns of any fork while threads run; the child is safe (docstring).
+            # Python 3.12 warns of any fork while threads run; the child is safe (preload).
             warnings.filterwarnings(
                 "ignore", r".*fork\(\) may lead to deadlocks", DeprecationWarning
             )
@@ -460,13 +501,7 @@ def _serve(
     """A judging process: mail after mail until the pipe closes or a limit is reached."""
     logging.disable(logging.CRITICAL)
     _close_inherited(conn.fileno())
-    release_large_blocks()
-    # The readers of the proposal's files, imported once for every mail to come.
-    import lxml.etree  # noqa: F401
-    import numpy  # noqa: F401
-    import pypdf  # noqa: F401
-    import pypdfium2  # noqa: F401
-
+    release_large_blocks()  # the readers were imported before the fork (preload)
     limit_memory(memory)
     while True:
         try:
