@@ -176,17 +176,19 @@ def judge_here(
 
 def judge_held(
     held: list[bytes],
+    raw_sha256: str,
     call: Call,
     received_at: datetime | None,
     policy: IntakePolicy,
     blobs: BlobStore,
 ) -> Judged:
-    """judge_here for a mail stored already, held in ``held`` alone: let go of once parsed.
+    """judge_here for a mail stored already (under ``raw_sha256``), held in ``held`` alone:
+    let go of once parsed.
 
     The checks then read the decoded files without the raw mail beside them.
     """
     raw = held.pop()
-    raw_sha256, content = hashlib.sha256(raw).hexdigest(), content_sha256(raw)
+    content = content_sha256(raw)
     message, verdict = parse_within_limits(raw, call, received_at, policy)
     del raw
     verdict = verdict or verdict_for(message, call, received_at, policy)
@@ -541,16 +543,20 @@ def _judge_one(
     parsed (STORE_FIRST, judge_held).
     """
     try:
-        if blobs is not None and stored_as is not None:
+        if blobs is None:
+            return ("done", judge_here(held[0], call, received_at, policy))
+        if stored_as is not None:
             try:
                 held[0] = blobs.get(stored_as)
             except OSError as exc:
                 return ("store", f"cannot read the mail back from the store {blobs.root}: {exc}")
-            return ("done", judge_held(held, call, received_at, policy, blobs))
-        if blobs is not None and len(held[0]) >= STORE_FIRST:
-            conn.send(("stored", blobs.put(held[0], folders=False)))
-            return ("done", judge_held(held, call, received_at, policy, blobs))
-        return ("done", judge_here(held[0], call, received_at, policy, blobs))
+        elif len(held[0]) >= STORE_FIRST:
+            stored_as = blobs.put(held[0], folders=False)
+            conn.send(("stored", stored_as))
+        else:
+            return ("done", judge_here(held[0], call, received_at, policy, blobs))
+        # The store named it by its sha256: the mail is not hashed again.
+        return ("done", judge_held(held, stored_as, call, received_at, policy, blobs))
     except MemoryError:
         return ("memory", "")
     except StoreError as exc:  # the disk: the mail stays in the mailbox for the next poll
